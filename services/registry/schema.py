@@ -1,0 +1,8 @@
+"""Every table of the shared database in one MetaData, for Alembic and the model check."""
+
+from __future__ import annotations
+
+from services.registry import models as _registry_models  # noqa: F401 - registers tables
+from shared.db import Base
+
+metadata = Base.metadata
