@@ -1,0 +1,60 @@
+"""Intake: the public REST API where authorities register cases and platforms respond."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from services.intake.routes import router
+from services.intake.settings import IntakeSettings
+from services.registry.cases import Context
+from shared.auth.validation import TokenValidator
+from shared.checks import broker_check, database_check
+from shared.db import create_engine, create_sessionmaker
+from shared.web import health_router, install_common
+
+
+def create_app(settings: IntakeSettings) -> FastAPI:
+    """Build the app; the lifespan owns the engine and the token validator's HTTP client."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        http = httpx.AsyncClient(timeout=5)
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.context = Context(
+            hmac_key=settings.selector_hmac_key.get_secret_value().encode(),
+            topic_prefix=settings.topic_prefix,
+        )
+        app.state.token_validator = TokenValidator(
+            issuer=settings.oauth_issuer, audience=settings.oauth_audience,
+            leeway_seconds=settings.oauth_leeway_seconds,
+            jwks_ttl_seconds=settings.oauth_jwks_ttl_seconds, http=http,
+        )
+        app.state.checks = {
+            "database": database_check(engine),
+            "broker": broker_check(settings.kafka_bootstrap_servers),
+        }
+        try:
+            yield
+        finally:
+            await http.aclose()
+            await engine.dispose()
+
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="caseshare intake",
+        version="1.0.0",
+        summary="Register cases, submit cooperation responses, read and acknowledge the inbox.",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    install_common(app, max_body_bytes=settings.max_body_bytes, service="intake")
+    app.include_router(health_router(lambda: app.state.checks))
+    app.include_router(router)
+    return app

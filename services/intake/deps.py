@@ -1,0 +1,60 @@
+"""Annotated dependencies of the intake routes: the caller as an actor, the use-case context."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.registry.cases import Actor, Context
+from shared.auth.deps import require
+from shared.auth.principal import Principal
+from shared.auth.scopes import Scope
+from shared.errors import Forbidden
+
+
+def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    sm: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sm
+
+
+def _context(request: Request) -> Context:
+    ctx: Context = request.app.state.context
+    return ctx
+
+
+def _authority(principal: Principal) -> Actor:
+    if principal.jurisdiction is None:
+        raise Forbidden("this operation is for national authorities (jurisdiction claim)")
+    return Actor(client_id=principal.client_id, jurisdiction=principal.jurisdiction)
+
+
+def _writer(principal: Annotated[Principal, require(Scope.CASES_WRITE)]) -> Actor:
+    return _authority(principal)
+
+
+def _reader(principal: Annotated[Principal, require(Scope.CASES_READ)]) -> Actor:
+    return _authority(principal)
+
+
+def _inbox(principal: Annotated[Principal, require(Scope.INBOX_READ)]) -> Actor:
+    return _authority(principal)
+
+
+def _platform(principal: Annotated[Principal, require(Scope.RESPONSES_WRITE)]) -> Principal:
+    if principal.platform is None:
+        raise Forbidden("responses are submitted by platforms (platform claim)")
+    return principal
+
+
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
+ContextDep = Annotated[Context, Depends(_context)]
+CaseWriterDep = Annotated[Actor, Depends(_writer)]
+CaseReaderDep = Annotated[Actor, Depends(_reader)]
+InboxReaderDep = Annotated[Actor, Depends(_inbox)]
+PlatformDep = Annotated[Principal, Depends(_platform)]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Retries with the same key get the first answer"),
+]

@@ -1,0 +1,150 @@
+"""Intake's REST surface: thin adapters from HTTP to the registry's use cases."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from services.intake.deps import (
+    CaseReaderDep,
+    CaseWriterDep,
+    ContextDep,
+    IdempotencyKeyHeader,
+    InboxReaderDep,
+    PlatformDep,
+    SessionmakerDep,
+)
+from services.registry import cases, idempotency, inbox, responses
+from services.registry.rules import CaseStatus
+from services.registry.schemas import (
+    MAX_PAGE,
+    Acknowledgement,
+    CaseCreate,
+    CaseOut,
+    CaseStatusUpdate,
+    InboxItem,
+    Page,
+    ResponseAccepted,
+    ResponseCreate,
+)
+from shared.db import transaction
+from shared.errors import ValidationFailed
+
+router = APIRouter(prefix="/v1")
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
+
+
+def _replayable(status: int, body: dict[str, Any], replayed: bool, location: str) -> JSONResponse:
+    headers = {"Location": location}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+@router.post("/cases", status_code=201, response_model=CaseOut, tags=["cases"])
+async def register_case(
+    data: CaseCreate, request: Request, actor: CaseWriterDep, sm: SessionmakerDep,
+    ctx: ContextDep, idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Register a case for the caller's jurisdiction; links to matching cases are reported."""
+    async with transaction(sm) as session:
+
+        async def act() -> tuple[int, dict[str, Any]]:
+            out = await cases.register(session, actor=actor, data=data, ctx=ctx)
+            return 201, out.model_dump(mode="json")
+
+        status, body, replayed = await idempotency.run_once(
+            session, client_id=actor.client_id, key=idempotency_key, method="POST",
+            path=request.url.path, body=data.model_dump(mode="json"), action=act,
+        )
+    return _replayable(status, body, replayed, f"/v1/cases/{body['id']}")
+
+
+@router.get("/cases", response_model=Page[CaseOut], tags=["cases"])
+async def list_cases(
+    actor: CaseReaderDep, sm: SessionmakerDep, limit: Limit = 50, cursor: str | None = None,
+    platform: str | None = None, status: CaseStatus | None = None,
+) -> Page[CaseOut]:
+    """The caller's own cases, newest first."""
+    async with transaction(sm) as session:
+        items, nxt = await cases.list_for(session, jurisdiction=actor.jurisdiction, limit=limit,
+                                          cursor=cursor, platform=platform, status=status)
+    return Page[CaseOut](items=items, next_cursor=nxt)
+
+
+@router.get("/cases/{case_id}", response_model=CaseOut, tags=["cases"])
+async def get_case(case_id: uuid.UUID, actor: CaseReaderDep, sm: SessionmakerDep) -> JSONResponse:
+    async with transaction(sm) as session:
+        out = await cases.read(session, case_id=case_id, jurisdiction=actor.jurisdiction)
+    return JSONResponse(out.model_dump(mode="json"), headers={"ETag": f'"{out.version}"'})
+
+
+@router.patch("/cases/{case_id}", response_model=CaseOut, tags=["cases"])
+async def update_case_status(
+    case_id: uuid.UUID, data: CaseStatusUpdate, actor: CaseWriterDep, sm: SessionmakerDep,
+    ctx: ContextDep, if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+) -> JSONResponse:
+    """Suspend, reopen or close a case; a stale If-Match or version gets 412."""
+    expected = data.version
+    if if_match is not None:
+        tag = if_match.strip().removeprefix("W/").strip('"')
+        if not tag.isdigit():
+            raise ValidationFailed("If-Match must carry the case version as its ETag")
+        expected = int(tag)
+    async with transaction(sm) as session:
+        out = await cases.change_status(session, actor=actor, case_id=case_id,
+                                        status=data.status, expected_version=expected, ctx=ctx)
+    return JSONResponse(out.model_dump(mode="json"), headers={"ETag": f'"{out.version}"'})
+
+
+@router.post("/responses", status_code=202, response_model=ResponseAccepted, tags=["responses"])
+async def submit_response(
+    data: ResponseCreate, request: Request, principal: PlatformDep, sm: SessionmakerDep,
+    ctx: ContextDep, idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Accept a platform's cooperation response; fan-out follows asynchronously."""
+    assert principal.platform is not None
+    async with transaction(sm) as session:
+
+        async def act() -> tuple[int, dict[str, Any]]:
+            out = await responses.submit(session, platform=principal.platform or "",
+                                         client_id=principal.client_id, data=data, ctx=ctx)
+            return 202, out.model_dump(mode="json")
+
+        status, body, replayed = await idempotency.run_once(
+            session, client_id=principal.client_id, key=idempotency_key, method="POST",
+            path=request.url.path, body=data.model_dump(mode="json"), action=act,
+        )
+    return _replayable(status, body, replayed, f"/v1/responses/{body['id']}")
+
+
+@router.get("/inbox", response_model=Page[InboxItem], tags=["inbox"])
+async def list_inbox(
+    actor: InboxReaderDep, sm: SessionmakerDep, limit: Limit = 50, cursor: str | None = None,
+    unacknowledged: bool = False,
+) -> Page[InboxItem]:
+    """Deliveries addressed to the caller's jurisdiction, oldest first."""
+    async with transaction(sm) as session:
+        items, nxt = await inbox.list_for(session, jurisdiction=actor.jurisdiction, limit=limit,
+                                          cursor=cursor, unacknowledged=unacknowledged)
+    return Page[InboxItem](items=items, next_cursor=nxt)
+
+
+@router.get("/inbox/{delivery_id}", response_model=InboxItem, tags=["inbox"])
+async def get_delivery(
+    delivery_id: uuid.UUID, actor: InboxReaderDep, sm: SessionmakerDep
+) -> InboxItem:
+    async with transaction(sm) as session:
+        return await inbox.read(session, delivery_id=delivery_id, jurisdiction=actor.jurisdiction)
+
+
+@router.post("/inbox/{delivery_id}/ack", response_model=Acknowledgement, tags=["inbox"])
+async def acknowledge(
+    delivery_id: uuid.UUID, actor: InboxReaderDep, sm: SessionmakerDep, ctx: ContextDep
+) -> Acknowledgement:
+    """Proof of retrieval; acknowledging again returns the original time."""
+    async with transaction(sm) as session:
+        return await inbox.acknowledge(session, actor=actor, delivery_id=delivery_id, ctx=ctx)

@@ -1,0 +1,23 @@
+"""Intake's settings, composed from the shared pieces and built only at the entry point."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import (
+    CommonSettings,
+    DatabaseSettings,
+    KafkaSettings,
+    OAuthSettings,
+    SelectorSettings,
+)
+
+
+class IntakeSettings(CommonSettings, DatabaseSettings, KafkaSettings, OAuthSettings,
+                     SelectorSettings):
+    """Where intake listens and the limits it enforces on callers."""
+
+    host: str = Field(default="127.0.0.1", alias="INTAKE_HOST")
+    port: int = Field(default=8000, alias="INTAKE_PORT")
+    max_body_bytes: int = Field(default=1024 * 1024, alias="INTAKE_MAX_BODY_BYTES", ge=1024)
+    docs_enabled: bool = Field(default=True, alias="INTAKE_DOCS_ENABLED")

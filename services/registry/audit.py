@@ -1,0 +1,98 @@
+"""Appending to the hash-chained audit log and verifying it from the database.
+
+Appends are serialised by a transaction-scoped advisory lock so each entry can carry its
+predecessor's hash; callers append last in their transaction to hold the lock briefly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.models import AuditEntry
+from shared import audit_chain
+
+AUDIT_LOCK_KEY = 0x0CA5E5A0D17  # arbitrary, stable: the one advisory lock of the audit chain
+VERIFY_BATCH = 2000
+
+
+async def append(
+    session: AsyncSession,
+    *,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    """Add one entry chained to the current head; never carries personal data."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
+    head = (
+        await session.execute(
+            select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+        )
+    ).first()
+    prev_hash = head.hash if head else audit_chain.GENESIS_HASH
+    seq = (head.seq + 1) if head else 1
+    at = datetime.now(UTC)
+    body = dict(details or {})
+    entry = AuditEntry(
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        details=body,
+        prev_hash=prev_hash,
+        hash=audit_chain.chain_next(
+            prev_hash, seq, at, actor, action, subject_type, subject_id, body
+        ),
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def append_many(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
+    """Append several entries under one lock acquisition (a fan-out decides many at once)."""
+    for entry in entries:
+        await append(session, **entry)
+
+
+async def _records(session: AsyncSession) -> AsyncIterator[audit_chain.AuditRecord]:
+    last = 0
+    while True:
+        rows = (
+            await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.seq > last)
+                .order_by(AuditEntry.seq)
+                .limit(VERIFY_BATCH)
+            )
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield audit_chain.AuditRecord(
+                seq=row.seq,
+                at=row.at,
+                actor=row.actor,
+                action=row.action,
+                subject_type=row.subject_type,
+                subject_id=row.subject_id,
+                details=row.details,
+                prev_hash=row.prev_hash,
+                hash=row.hash,
+            )
+        last = rows[-1].seq
+
+
+async def verify(session: AsyncSession) -> audit_chain.VerifyResult:
+    """Walk the whole chain in batches and report the first broken entry, if any."""
+    records = [r async for r in _records(session)]
+    return audit_chain.verify(records)

@@ -1,0 +1,349 @@
+"""Case use cases: register (with cross-matching), read, list, change status.
+
+Every function takes the caller's session and runs inside the caller's transaction; the
+opener always comes from the authenticated principal, never from the request body.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry import audit, outbox, selectors
+from services.registry.models import Case, CaseLink, CaseSelector, Jurisdiction, Platform
+from services.registry.rules import CaseStatus, JurisdictionStatus
+from services.registry.schemas import CaseCreate, CaseOut, SelectorOut
+from shared.errors import NotFound, PreconditionFailed, ValidationFailed
+from shared.events import CaseLinkFound, CaseRegistered, CaseStatusChanged
+
+ACTIVE = {JurisdictionStatus.MEMBER.value, JurisdictionStatus.PARTNER.value}
+ALLOWED_TRANSITIONS = {
+    ("open", "suspended"),
+    ("suspended", "open"),
+    ("open", "closed"),
+    ("suspended", "closed"),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: the OAuth client and, for authorities, the jurisdiction of its token."""
+
+    client_id: str
+    jurisdiction: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the use cases need besides the session: the selector key and topic namespace."""
+
+    hmac_key: bytes
+    topic_prefix: str
+
+
+async def _jurisdiction(session: AsyncSession, code: str) -> Jurisdiction:
+    found = await session.get(Jurisdiction, code)
+    if found is None:
+        raise ValidationFailed(f"unknown jurisdiction {code}")
+    return found
+
+
+async def _check_opener(session: AsyncSession, actor: Actor, data: CaseCreate) -> None:
+    opener = await _jurisdiction(session, actor.jurisdiction)
+    if opener.status == JurisdictionStatus.SUSPENDED:
+        raise ValidationFailed(f"jurisdiction {opener.code} is suspended and cannot open cases")
+    coordinator_code = data.coordinating_jurisdiction
+    if opener.status == JurisdictionStatus.ASSOCIATED:
+        if coordinator_code is None:
+            raise ValidationFailed(
+                f"{opener.code} takes part through a coordinating member state:"
+                " coordinating_jurisdiction is required"
+            )
+    if coordinator_code is not None:
+        if coordinator_code == opener.code:
+            raise ValidationFailed("a case cannot be coordinated by its own opener")
+        coordinator = await _jurisdiction(session, coordinator_code)
+        if coordinator.status != JurisdictionStatus.MEMBER:
+            raise ValidationFailed(
+                f"coordinating jurisdiction {coordinator_code} must be an active member state"
+                f" (it is {coordinator.status})"
+            )
+
+
+async def _check_refs(session: AsyncSession, data: CaseCreate) -> None:
+    if await session.get(Platform, data.platform) is None:
+        raise ValidationFailed(f"unknown platform {data.platform!r}")
+    if data.lead_case_id is not None:
+        lead = await session.get(Case, data.lead_case_id)
+        if lead is None or lead.platform != data.platform:
+            raise ValidationFailed("lead_case_id must name an existing case on the same platform")
+
+
+def _hashed_selectors(ctx: Context, data: CaseCreate) -> dict[tuple[str, str], str]:
+    """(kind, hash) -> masked form; invalid selectors are refused with their position."""
+    out: dict[tuple[str, str], str] = {}
+    for index, sel in enumerate(data.selectors):
+        try:
+            normalised = selectors.normalise(sel.kind, sel.value)
+        except selectors.InvalidSelector as exc:
+            raise ValidationFailed(f"selectors[{index}]: {exc}") from exc
+        digest = selectors.selector_hash(ctx.hmac_key, sel.kind, normalised)
+        out[(sel.kind.value, digest)] = selectors.mask(sel.kind, normalised)
+    return out
+
+
+async def register(
+    session: AsyncSession, *, actor: Actor, data: CaseCreate, ctx: Context
+) -> CaseOut:
+    """Register a case, its selectors, links to matching cases, audit entry and events."""
+    await _check_opener(session, actor, data)
+    await _check_refs(session, data)
+    hashed = _hashed_selectors(ctx, data)
+    duplicate = await session.scalar(
+        select(Case.id).where(
+            Case.opened_by == actor.jurisdiction, Case.reference == data.reference
+        )
+    )
+    if duplicate is not None:
+        raise ValidationFailed(
+            f"{actor.jurisdiction} already registered reference {data.reference!r}"
+        )
+    case = Case(
+        id=uuid.uuid4(),
+        reference=data.reference,
+        opened_by=actor.jurisdiction,
+        platform=data.platform,
+        coordinating_jurisdiction=data.coordinating_jurisdiction,
+        lead_case_id=data.lead_case_id,
+        offence_categories=list(data.offence_categories),
+        legal_basis=data.legal_basis,
+        status="open",
+        emergency=data.emergency,
+        version=1,
+        created_by_client=actor.client_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(case)
+    session.add_all(
+        CaseSelector(case_id=case.id, kind=kind, value_hash=digest, masked=masked)
+        for (kind, digest), masked in hashed.items()
+    )
+    await session.flush()
+    await _cross_match(session, case, {digest for _, digest in hashed}, ctx)
+    registered = CaseRegistered(
+        case_id=case.id,
+        reference=case.reference,
+        opened_by=case.opened_by,
+        platform=case.platform,
+        coordinating_jurisdiction=case.coordinating_jurisdiction,
+        lead_case_id=case.lead_case_id,
+        emergency=case.emergency,
+        registered_at=case.created_at,
+    )
+    outbox.add(session, registered, key=str(case.id), subject=str(case.id), prefix=ctx.topic_prefix)
+    await audit.append(
+        session,
+        actor=actor.client_id,
+        action="case.registered",
+        subject_type="case",
+        subject_id=str(case.id),
+        details={
+            "opened_by": case.opened_by,
+            "platform": case.platform,
+            "selectors": len(hashed),
+            "coordinator": case.coordinating_jurisdiction,
+        },
+    )
+    return await read(session, case_id=case.id, jurisdiction=actor.jurisdiction)
+
+
+async def _cross_match(session: AsyncSession, case: Case, hashes: set[str], ctx: Context) -> None:
+    """Link open cases of other jurisdictions on the same platform that share a selector."""
+    others = (
+        await session.scalars(
+            select(Case)
+            .join(CaseSelector, CaseSelector.case_id == Case.id)
+            .where(
+                CaseSelector.value_hash.in_(hashes),
+                Case.platform == case.platform,
+                Case.opened_by != case.opened_by,
+                Case.status == "open",
+            )
+            .distinct()
+        )
+    ).all()
+    for other in sorted(others, key=lambda c: c.id):
+        a, b = sorted((case.id, other.id))
+        link = CaseLink(
+            id=uuid.uuid5(a, str(b)),
+            case_a=a,
+            case_b=b,
+            platform=case.platform,
+            created_at=datetime.now(UTC),
+        )
+        session.add(link)
+        for mine, theirs in ((case, other), (other, case)):
+            event = CaseLinkFound(
+                link_id=link.id,
+                jurisdiction=mine.opened_by,
+                case_id=mine.id,
+                case_reference=mine.reference,
+                other_jurisdiction=theirs.opened_by,
+                other_case_reference=theirs.reference,
+                platform=case.platform,
+                found_at=datetime.now(UTC),
+            )
+            outbox.add(
+                session,
+                event,
+                key=str(mine.id),
+                subject=str(mine.id),
+                prefix=ctx.topic_prefix,
+                jurisdiction=mine.opened_by,
+            )
+        await audit.append(
+            session,
+            actor="caseshare",
+            action="case.linked",
+            subject_type="case_link",
+            subject_id=str(link.id),
+            details={
+                "cases": [str(a), str(b)],
+                "jurisdictions": sorted({case.opened_by, other.opened_by}),
+            },
+        )
+
+
+async def read(session: AsyncSession, *, case_id: uuid.UUID, jurisdiction: str) -> CaseOut:
+    """A case as its opener sees it; any other jurisdiction gets NotFound (no existence leak)."""
+    case = await session.get(Case, case_id)
+    if case is None or case.opened_by != jurisdiction:
+        raise NotFound("no such case")
+    sels = (
+        await session.scalars(
+            select(CaseSelector).where(CaseSelector.case_id == case.id).order_by(CaseSelector.id)
+        )
+    ).all()
+    return _out(case, sels)
+
+
+def _out(case: Case, sels: list[CaseSelector] | tuple[CaseSelector, ...]) -> CaseOut:
+    return CaseOut(
+        id=case.id,
+        reference=case.reference,
+        opened_by=case.opened_by,
+        platform=case.platform,
+        coordinating_jurisdiction=case.coordinating_jurisdiction,
+        lead_case_id=case.lead_case_id,
+        offence_categories=list(case.offence_categories),
+        legal_basis=case.legal_basis,
+        selectors=[SelectorOut(kind=s.kind, masked=s.masked) for s in sels],
+        status=CaseStatus(case.status),
+        emergency=case.emergency,
+        version=case.version,
+        created_at=case.created_at,
+        updated_at=case.updated_at,
+    )
+
+
+def encode_cursor(created_at: datetime, case_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{case_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, ident = raw.split("|", 1)
+        return datetime.fromisoformat(at), uuid.UUID(ident)
+    except ValueError as exc:
+        raise ValidationFailed("invalid cursor") from exc
+
+
+async def list_for(
+    session: AsyncSession,
+    *,
+    jurisdiction: str,
+    limit: int,
+    cursor: str | None = None,
+    platform: str | None = None,
+    status: CaseStatus | None = None,
+) -> tuple[list[CaseOut], str | None]:
+    """The opener's own cases, newest first, keyset-paginated."""
+    query = select(Case).where(Case.opened_by == jurisdiction)
+    if platform:
+        query = query.where(Case.platform == platform)
+    if status:
+        query = query.where(Case.status == status.value)
+    if cursor:
+        at, ident = decode_cursor(cursor)
+        query = query.where(func.row(Case.created_at, Case.id) < func.row(at, ident))
+    rows = (
+        await session.scalars(
+            query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit + 1)
+        )
+    ).all()
+    page = list(rows[:limit])
+    sels = (
+        await session.scalars(
+            select(CaseSelector)
+            .where(CaseSelector.case_id.in_([c.id for c in page]))
+            .order_by(CaseSelector.id)
+        )
+    ).all()
+    by_case: dict[uuid.UUID, list[CaseSelector]] = {}
+    for s in sels:
+        by_case.setdefault(s.case_id, []).append(s)
+    items = [_out(c, by_case.get(c.id, [])) for c in page]
+    nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return items, nxt
+
+
+async def change_status(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    case_id: uuid.UUID,
+    status: CaseStatus,
+    expected_version: int | None,
+    ctx: Context,
+) -> CaseOut:
+    """Move a case between states under optimistic concurrency (stale version: 412)."""
+    case = await session.get(Case, case_id, with_for_update=True)
+    if case is None or case.opened_by != actor.jurisdiction:
+        raise NotFound("no such case")
+    if expected_version is not None and expected_version != case.version:
+        raise PreconditionFailed(
+            f"case is at version {case.version}, not {expected_version}",
+            extra={"current_version": case.version},
+        )
+    if case.status == status.value:
+        return await read(session, case_id=case.id, jurisdiction=actor.jurisdiction)
+    if (case.status, status.value) not in ALLOWED_TRANSITIONS:
+        raise ValidationFailed(f"a {case.status} case cannot become {status.value}")
+    previous = case.status
+    case.status, case.version, case.updated_at = status.value, case.version + 1, datetime.now(UTC)
+    event = CaseStatusChanged(
+        case_id=case.id,
+        opened_by=case.opened_by,
+        status=case.status,
+        version=case.version,
+        changed_at=case.updated_at,
+    )
+    outbox.add(session, event, key=str(case.id), subject=str(case.id), prefix=ctx.topic_prefix)
+    await audit.append(
+        session,
+        actor=actor.client_id,
+        action="case.status_changed",
+        subject_type="case",
+        subject_id=str(case.id),
+        details={"from": previous, "to": case.status, "version": case.version},
+    )
+    await session.flush()
+    return await read(session, case_id=case.id, jurisdiction=actor.jurisdiction)

@@ -1,0 +1,272 @@
+"""Fan-out of one cooperation response: decide standing, record and seal, publish, confirm.
+
+Each step is idempotent, so a crash anywhere replays safely: decisions are recorded once per
+response (guarded by its `fanout_state`), delivery ids are derived from (response,
+jurisdiction), and publishing a delivery twice carries the same `ce_id`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.registry import audit, outbox, rules
+from services.registry.models import (
+    Case,
+    CaseSelector,
+    CooperationResponse,
+    Delivery,
+    Exclusion,
+    Jurisdiction,
+)
+from shared import sealing
+from shared.db import transaction
+from shared.events import DeliveryPublished, JurisdictionExcluded, ResponseDelivered, topic_name
+from shared.kafka import TopicProvisioner, encode
+
+logger = logging.getLogger(__name__)
+
+DELIVERY_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e0a-9c3b-2d8e1f0a7b61")
+
+
+def delivery_id(response_id: uuid.UUID, jurisdiction: str) -> uuid.UUID:
+    """Deterministic, so every replay of a fan-out names the same delivery."""
+    return uuid.uuid5(DELIVERY_NAMESPACE, f"delivery:{response_id}:{jurisdiction}")
+
+
+def exclusion_id(response_id: uuid.UUID, jurisdiction: str) -> uuid.UUID:
+    return uuid.uuid5(DELIVERY_NAMESPACE, f"exclusion:{response_id}:{jurisdiction}")
+
+
+class UnknownResponse(Exception):
+    """The event names a response the registry does not hold: a poison message."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Re-publication timing: first wait, exponential growth, cap."""
+
+    ack_timeout: timedelta
+    backoff_cap: timedelta
+
+    def next_attempt(self, attempts: int, now: datetime) -> datetime:
+        factor = 2 ** max(attempts - 1, 0)
+        wait = min(self.ack_timeout * factor, self.backoff_cap)
+        return now + wait
+
+
+def _to_rule_response(resp: CooperationResponse) -> rules.Response:
+    return rules.Response(
+        id=resp.id,
+        platform=resp.platform,
+        handling_code=rules.HandlingCode(resp.handling_code),
+        scope=rules.ResponseScope(
+            case_ids=frozenset(resp.scope_case_ids),
+            selector_hashes=frozenset(resp.scope_selector_hashes),
+            lead_case_id=resp.scope_lead_case_id,
+        ),
+        requesting_case_id=resp.requesting_case_id,
+    )
+
+
+async def _candidates(session: AsyncSession, resp: CooperationResponse) -> list[rules.Case]:
+    """Cases on the platform, plus any case the scope could reach on another platform (so a
+    mismatch can be explained)."""
+    hashes = list(resp.scope_selector_hashes)
+    by_selector = select(CaseSelector.case_id).where(CaseSelector.value_hash.in_(hashes))
+    conditions = [Case.platform == resp.platform, Case.id.in_(resp.scope_case_ids or [])]
+    if hashes:
+        conditions.append(Case.id.in_(by_selector))
+    if resp.scope_lead_case_id is not None:
+        conditions.append(Case.lead_case_id == resp.scope_lead_case_id)
+    found = (await session.scalars(select(Case).where(or_(*conditions)))).all()
+    sels = (await session.execute(
+        select(CaseSelector.case_id, CaseSelector.value_hash).where(
+            CaseSelector.case_id.in_([c.id for c in found]))
+    )).all()
+    hashes_by_case: dict[uuid.UUID, set[str]] = {}
+    for case_id, value_hash in sels:
+        hashes_by_case.setdefault(case_id, set()).add(value_hash)
+    return [
+        rules.Case(
+            id=c.id, opened_by=c.opened_by, platform=c.platform,
+            status=rules.CaseStatus(c.status), coordinator=c.coordinating_jurisdiction,
+            lead_case_id=c.lead_case_id, selector_hashes=frozenset(hashes_by_case.get(c.id, ())),
+        )
+        for c in found
+    ]
+
+
+async def decide_and_record(session: AsyncSession, *, response_id: uuid.UUID, prefix: str) -> bool:
+    """Run the standing rules once and record every decision; False if already decided."""
+    resp = await session.get(CooperationResponse, response_id, with_for_update=True)
+    if resp is None:
+        raise UnknownResponse(f"response {response_id} is not in the registry")
+    if resp.fanout_state != "received":
+        return False
+    juris = (await session.scalars(select(Jurisdiction))).all()
+    keys = {j.code: j.public_jwk for j in juris}
+    decisions = rules.decide(
+        _to_rule_response(resp),
+        cases=await _candidates(session, resp),
+        jurisdictions={j.code: rules.Jurisdiction(j.code, rules.JurisdictionStatus(j.status))
+                       for j in juris},
+    )
+    now = datetime.now(UTC)
+    entries: list[dict[str, Any]] = []
+    for d in decisions:
+        if d.included:
+            session.add(_delivery(resp, d, keys.get(d.jurisdiction), now))
+        else:
+            _exclude(session, resp, d, now, prefix)
+        entries.append(_audit_entry(resp.id, d))
+    resp.disclosures, resp.fanout_state, resp.routed_at = None, "routed", now
+    await session.flush()
+    await audit.append_many(session, entries)
+    return True
+
+
+def _delivery(
+    resp: CooperationResponse, d: rules.Decision, jwk: dict[str, Any] | None, now: datetime
+) -> Delivery:
+    assert d.matched_case_id is not None
+    sealed, kid = None, None
+    if jwk is not None and resp.disclosures is not None:
+        sealed = sealing.seal(resp.disclosures, jwk)
+        kid = jwk.get("kid")
+    else:
+        logger.warning("no public key registered; disclosures withheld",
+                       extra={"jurisdiction": d.jurisdiction, "response_id": str(resp.id)})
+    return Delivery(
+        id=delivery_id(resp.id, d.jurisdiction), response_id=resp.id,
+        jurisdiction=d.jurisdiction, case_id=d.matched_case_id, rule=d.reason.value,
+        detail=d.detail, sealed_disclosures=sealed, recipient_kid=kid, state="pending",
+        attempts=0, created_at=now,
+    )
+
+
+def _exclude(
+    session: AsyncSession, resp: CooperationResponse, d: rules.Decision, now: datetime,
+    prefix: str,
+) -> None:
+    ident = exclusion_id(resp.id, d.jurisdiction)
+    session.add(Exclusion(id=ident, response_id=resp.id, jurisdiction=d.jurisdiction,
+                          case_id=d.matched_case_id, reason=d.reason.value, detail=d.detail,
+                          created_at=now))
+    event = JurisdictionExcluded(exclusion_id=ident, response_id=resp.id,
+                                 jurisdiction=d.jurisdiction, reason=d.reason.value,
+                                 detail=d.detail, decided_at=now)
+    outbox.add(session, event, key=str(resp.id), subject=str(ident), prefix=prefix,
+               event_id=ident)
+
+
+def _audit_entry(response_id: uuid.UUID, d: rules.Decision) -> dict[str, Any]:
+    return {
+        "actor": "router",
+        "action": "routing.included" if d.included else "routing.excluded",
+        "subject_type": "response",
+        "subject_id": str(response_id),
+        "details": {"jurisdiction": d.jurisdiction, "reason": d.reason.value,
+                    "case_id": str(d.matched_case_id) if d.matched_case_id else None},
+    }
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    delivery_id: uuid.UUID
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+async def load_outgoing(
+    session: AsyncSession, *, prefix: str, delivery_ids: list[uuid.UUID]
+) -> list[Outgoing]:
+    """The inbox records for these deliveries (disclosures already sealed)."""
+    rows = (await session.execute(
+        select(Delivery, Case, CooperationResponse)
+        .join(Case, Case.id == Delivery.case_id)
+        .join(CooperationResponse, CooperationResponse.id == Delivery.response_id)
+        .where(Delivery.id.in_(delivery_ids))
+    )).all()
+    out = []
+    for d, c, r in rows:
+        event = ResponseDelivered(
+            delivery_id=d.id, response_id=r.id, jurisdiction=d.jurisdiction, case_id=c.id,
+            case_reference=c.reference, platform=r.platform, handling_code=r.handling_code,
+            rule=d.rule, emergency=r.emergency, issued_at=r.issued_at,
+            disclosure_count=r.disclosure_count, recipient_kid=d.recipient_kid,
+            sealed_disclosures=d.sealed_disclosures,
+        )
+        value, headers = encode(event, ce_id=d.id, subject=str(c.id))
+        out.append(Outgoing(d.id, topic_name(prefix, "inbox", d.jurisdiction),
+                            str(c.id).encode(), value, headers))
+    return out
+
+
+async def produce(
+    producer: AIOKafkaProducer, provisioner: TopicProvisioner, records: list[Outgoing]
+) -> None:
+    """Send every record and wait for the broker's acknowledgement of each."""
+    if not records:
+        return
+    await provisioner.ensure({r.topic for r in records})
+    futures = [
+        await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records
+    ]
+    for fut in futures:
+        await fut
+
+
+async def mark_published(
+    session: AsyncSession, *, records: list[Outgoing], policy: Policy, prefix: str
+) -> None:
+    """Record the publication, its fan-out log event and audit entry, in one transaction."""
+    now = datetime.now(UTC)
+    entries = []
+    for r in records:
+        d = await session.get(Delivery, r.delivery_id, with_for_update=True)
+        if d is None or d.state not in ("pending", "published"):
+            continue
+        d.attempts += 1
+        d.state, d.published_at = "published", d.published_at or now
+        d.next_attempt_at = policy.next_attempt(d.attempts, now)
+        event = DeliveryPublished(delivery_id=d.id, response_id=d.response_id,
+                                  jurisdiction=d.jurisdiction, rule=d.rule, attempt=d.attempts,
+                                  published_at=now)
+        outbox.add(session, event, key=str(d.response_id), subject=str(d.id), prefix=prefix)
+        entries.append({"actor": "router", "action": "delivery.published",
+                        "subject_type": "delivery", "subject_id": str(d.id),
+                        "details": {"jurisdiction": d.jurisdiction, "attempt": d.attempts}})
+    await audit.append_many(session, entries)
+
+
+async def process_response(
+    sm: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer,
+    provisioner: TopicProvisioner, *, response_id: uuid.UUID, prefix: str, policy: Policy,
+) -> int:
+    """The whole fan-out of one response; returns how many deliveries were produced."""
+    async with transaction(sm) as session:
+        await decide_and_record(session, response_id=response_id, prefix=prefix)
+    async with transaction(sm) as session:
+        pending = list((await session.scalars(select(Delivery.id).where(
+            Delivery.response_id == response_id, Delivery.state == "pending"))).all())
+        records = await load_outgoing(session, prefix=prefix, delivery_ids=pending)
+    await produce(producer, provisioner, records)
+    async with transaction(sm) as session:
+        await mark_published(session, records=records, policy=policy, prefix=prefix)
+        await session.execute(
+            update(CooperationResponse)
+            .where(CooperationResponse.id == response_id,
+                   CooperationResponse.fanout_state == "routed")
+            .values(fanout_state="completed")
+        )
+    return len(records)

@@ -1,0 +1,35 @@
+"""Prometheus metrics of the router, on a registry of its own (no global state in tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+@dataclass
+class RouterMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.consumed = Counter("caseshare_router_consumed", "Records consumed", registry=r)
+        self.delivered = Counter(
+            "caseshare_router_delivered", "Deliveries produced to inbox topics", registry=r
+        )
+        self.excluded = Counter(
+            "caseshare_router_excluded", "Jurisdictions excluded with a reason", registry=r
+        )
+        self.redrives = Counter(
+            "caseshare_router_reconciler_redrives", "Fan-outs and deliveries re-driven",
+            ["kind"], registry=r,
+        )
+        self.dlq = Counter("caseshare_router_dlq", "Records sent to the DLQ", registry=r)
+        self.relayed = Counter(
+            "caseshare_router_outbox_published", "Outbox events published", registry=r
+        )
+        self.lag = Gauge("caseshare_router_lag", "Consumer lag in records", registry=r)
+        self.failed = Counter(
+            "caseshare_router_deliveries_failed", "Deliveries given up after max attempts",
+            registry=r,
+        )

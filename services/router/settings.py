@@ -1,0 +1,25 @@
+"""Router settings: consumer group, re-publication policy, health port."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import CommonSettings, DatabaseSettings, KafkaSettings
+
+
+class RouterSettings(CommonSettings, DatabaseSettings, KafkaSettings):
+    """How the router consumes, re-drives and re-publishes."""
+
+    host: str = Field(default="127.0.0.1", alias="ROUTER_HOST")
+    port: int = Field(default=8002, alias="ROUTER_PORT")
+    group_id: str = Field(default="caseshare-router", alias="ROUTER_GROUP_ID")
+    partitions: int = Field(default=6, alias="KAFKA_PARTITIONS", ge=1, le=64)
+    ack_timeout_seconds: float = Field(default=300, alias="ROUTER_ACK_TIMEOUT_SECONDS", gt=0)
+    backoff_cap_seconds: float = Field(default=3600, alias="ROUTER_BACKOFF_CAP_SECONDS", gt=0)
+    max_attempts: int = Field(default=8, alias="ROUTER_MAX_ATTEMPTS", ge=1)
+    redrive_after_seconds: float = Field(default=10, alias="ROUTER_REDRIVE_AFTER_SECONDS", gt=0)
+    reconcile_interval_seconds: float = Field(
+        default=2, alias="ROUTER_RECONCILE_INTERVAL_SECONDS", gt=0
+    )
+    relay_batch: int = Field(default=500, alias="RELAY_BATCH", ge=1, le=5000)
+    replay_window_seconds: float = Field(default=3600, alias="ROUTER_REPLAY_WINDOW_SECONDS", ge=0)

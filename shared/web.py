@@ -1,0 +1,131 @@
+"""What every HTTP service shares: problem+json errors, security headers, a body-size cap,
+request ids for the logs, and the liveness/readiness endpoints."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.logs import request_id_var
+from shared.problems import install_problem_handlers, problem_response
+
+logger = logging.getLogger(__name__)
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+Check = Callable[[], Awaitable[None]]
+
+
+class BodySizeLimit:
+    """Refuse bodies over `limit` bytes with 413 before they are read into memory."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem_response(
+            413,
+            "Payload too large",
+            f"request bodies are limited to {self.limit} bytes",
+            type_slug="payload-too-large",
+            instance=scope.get("path"),
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def install_common(app: FastAPI, *, max_body_bytes: int, service: str) -> None:
+    """Errors, headers, request ids and the size cap, in one call per app."""
+    install_problem_handlers(app)
+
+    @app.middleware("http")
+    async def _headers_and_ids(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        token = request_id_var.set(rid[:64])
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            request_id_var.reset(token)
+        response.headers["X-Request-Id"] = rid[:64]
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        logger.info(
+            "request",
+            extra={
+                "service": service,
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "request_id": rid[:64],
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        return response
+
+    app.add_middleware(BodySizeLimit, limit=max_body_bytes)
+
+
+def health_router(checks: Callable[[], dict[str, Check]]) -> APIRouter:
+    """`/healthz` says the process is alive; `/readyz` runs each dependency check."""
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", response_model=None)
+    async def readyz() -> Response | dict[str, object]:
+        results: dict[str, str] = {}
+        for name, check in checks().items():
+            try:
+                await check()
+                results[name] = "ok"
+            except Exception as exc:  # readiness reports any failure, whatever its type
+                results[name] = f"unavailable: {exc.__class__.__name__}"
+        if all(v == "ok" for v in results.values()):
+            return {"status": "ready", "checks": results}
+        return problem_response(
+            503, "Not ready", "a dependency is unavailable", type_slug="not-ready", checks=results
+        )
+
+    return router
