@@ -1,0 +1,230 @@
+"""Sealed disclosures: disclosed personal data encrypted for one recipient jurisdiction.
+
+After fan-out the registry keeps only these per-recipient ciphertexts, so a reader of the
+wrong topic, a coordinator or the operator learns nothing from them. Each jurisdiction
+registers a public key; a delivery's disclosures are a compact JWE (RFC 7516) that only
+the matching private key opens.
+
+The profile is deliberately narrow, and ``unseal`` accepts nothing else:
+- ``alg`` ECDH-ES+A256KW (ephemeral-static key agreement, the CEK wrapped with AES-KW),
+- ``enc`` A256GCM,
+- recipient keys on P-256 (``kty`` EC) or X25519 (``kty`` OKP). P-384/P-521 are refused:
+  one curve per key type keeps the profile small and every member state can produce them,
+- ``kid`` is the RFC 7638 thumbprint of the recipient key, never a caller-chosen name, so
+  two jurisdictions cannot register colliding kids,
+- ``cty`` application/json: the payload is any JSON value.
+All randomness (ephemeral keys, CEK, IV) comes from joserfc and cryptography.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from cryptography.exceptions import InvalidTag
+from joserfc import jwe
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, KeyParameters, OKPKey
+
+__all__ = [
+    "ALG",
+    "CONTENT_TYPE",
+    "ENC",
+    "MAX_PAYLOAD_BYTES",
+    "InvalidKey",
+    "KeyPair",
+    "SealError",
+    "generate_keypair",
+    "public_from_private",
+    "seal",
+    "unseal",
+    "validate_public_jwk",
+]
+
+ALG: Final = "ECDH-ES+A256KW"
+ENC: Final = "A256GCM"
+CONTENT_TYPE: Final = "application/json"
+#: Largest JSON payload we seal. joserfc refuses to *decrypt* ciphertexts over 64 KiB by
+#: default, which a traffic-data disclosure easily exceeds, so both sides use this limit.
+MAX_PAYLOAD_BYTES: Final = 8 * 1024 * 1024
+
+_SUPPORTED_CURVES: Final = {"EC": "P-256", "OKP": "X25519"}
+_PRIVATE_MEMBERS: Final = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+_ENCRYPTION_OPS: Final = {"deriveKey", "deriveBits", "wrapKey", "encrypt"}
+# Header members a token of ours may carry; anything else (zip, crit, jku, jwk, x5u, ...) is
+# refused before any key is touched.
+_ALLOWED_HEADER: Final = {"alg", "enc", "kid", "cty", "epk"}
+
+
+class InvalidKey(ValueError):
+    """A JWK that cannot serve as a sealing key; the message says why."""
+
+
+class SealError(Exception):
+    """A token that cannot be sealed or opened: wrong key, tampered or off-profile."""
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """A recipient key pair; ``private_jwk`` stays out of ``repr`` so it never reaches logs."""
+
+    private_jwk: dict[str, Any] = field(repr=False)
+    public_jwk: dict[str, Any]
+    kid: str
+
+
+def _registry() -> jwe.JWERegistry:
+    registry = jwe.JWERegistry(algorithms=[ALG, ENC])
+    # Base64url of MAX_PAYLOAD_BYTES plus the 16-byte GCM block slack.
+    registry.max_ciphertext_length = (MAX_PAYLOAD_BYTES + 16) * 4 // 3 + 4
+    return registry
+
+
+def generate_keypair(*, curve: Literal["P-256", "X25519"] = "P-256") -> KeyPair:
+    """Create a recipient key pair, for jurisdictions without their own tooling and tests."""
+    parameters: KeyParameters = {"use": "enc", "alg": ALG}
+    key: ECKey | OKPKey
+    if curve == "P-256":
+        key = ECKey.generate_key("P-256", parameters=parameters)
+    else:
+        key = OKPKey.generate_key("X25519", parameters=parameters)
+    kid = key.thumbprint()
+    private_jwk: dict[str, Any] = {**key.as_dict(private=True), "kid": kid}
+    public_jwk = validate_public_jwk(dict(key.as_dict(private=False)))
+    return KeyPair(private_jwk=private_jwk, public_jwk=public_jwk, kid=kid)
+
+
+def public_from_private(private_jwk: dict[str, Any]) -> dict[str, Any]:
+    """Derive the public JWK to register from a private one (never the other way round)."""
+    key = _import_private(private_jwk)
+    return validate_public_jwk(dict(key.as_dict(private=False)))
+
+
+def validate_public_jwk(jwk: dict[str, Any]) -> dict[str, Any]:
+    """Check a JWK a jurisdiction registers and return its normalised public form.
+
+    Registration is where a mistake is cheapest to catch: a private key pasted by accident,
+    a signing key, a shared secret or an invalid curve point must be refused here, not when
+    the first disclosure is sealed. The result holds only kty, crv, x, (y), use, alg and a
+    kid equal to the thumbprint; any caller-supplied kid and other members are dropped.
+    """
+    if not isinstance(jwk, dict):
+        raise InvalidKey("a JWK must be a JSON object")
+    leaked = [name for name in _PRIVATE_MEMBERS if name in jwk]
+    if leaked:
+        raise InvalidKey(
+            f"JWK contains private key material ({', '.join(leaked)}); register the public key only"
+        )
+    key = _import_checked(jwk)
+    public = dict(key.as_dict(private=False))
+    normalised = {name: public[name] for name in ("kty", "crv", "x", "y") if name in public}
+    return {**normalised, "use": "enc", "alg": ALG, "kid": key.thumbprint()}
+
+
+def seal(payload: Any, public_jwk: dict[str, Any]) -> str:
+    """Encrypt a JSON-serialisable payload so that only the holder of the private key reads it.
+
+    Raises InvalidKey for an unusable key, TypeError/ValueError for a payload JSON cannot
+    represent (including NaN/Infinity), and SealError for one over MAX_PAYLOAD_BYTES.
+    """
+    recipient = validate_public_jwk(public_jwk)
+    plaintext = json.dumps(
+        payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    ).encode("utf-8")
+    if len(plaintext) > MAX_PAYLOAD_BYTES:
+        raise SealError(f"payload is {len(plaintext)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+    header = {"alg": ALG, "enc": ENC, "kid": recipient["kid"], "cty": CONTENT_TYPE}
+    return jwe.encrypt_compact(header, plaintext, _import_checked(recipient), registry=_registry())
+
+
+def unseal(token: str, private_jwk: dict[str, Any]) -> Any:
+    """Decrypt a sealed token with the recipient's private key and return the payload.
+
+    Anything but our exact profile is refused before decryption is attempted; a token for
+    another key, or with any bit changed, fails authentication. All of these raise SealError,
+    with a message that never includes the plaintext. An unusable private key is InvalidKey.
+    """
+    key = _import_private(private_jwk)
+    _check_header(token, kid=key.thumbprint())
+    try:
+        plaintext = jwe.decrypt_compact(token, key, registry=_registry()).plaintext
+    except (JoseError, InvalidTag, ValueError, TypeError, KeyError) as exc:
+        raise SealError(f"cannot open sealed token: {type(exc).__name__}") from exc
+    if plaintext is None:
+        raise SealError("cannot open sealed token: no plaintext")
+    try:
+        return json.loads(plaintext)
+    except ValueError as exc:
+        raise SealError("sealed payload is not JSON") from exc
+
+
+def _check_header(token: str, *, kid: str) -> None:
+    if not isinstance(token, str) or token.count(".") != 4:
+        raise SealError("not a compact JWE (expected five dot-separated parts)")
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise SealError("unreadable JWE header") from exc
+    if not isinstance(header, dict):
+        raise SealError("JWE header is not a JSON object")
+    if header.get("alg") != ALG or header.get("enc") != ENC:
+        raise SealError(
+            f"unexpected algorithm alg={header.get('alg')!r} enc={header.get('enc')!r}; "
+            f"only {ALG} with {ENC} is accepted"
+        )
+    unexpected = sorted(set(header) - _ALLOWED_HEADER)
+    if unexpected:
+        raise SealError(f"unexpected JWE header members: {', '.join(unexpected)}")
+    if header.get("cty", CONTENT_TYPE) != CONTENT_TYPE:
+        raise SealError(f"unexpected content type {header.get('cty')!r}")
+    if header.get("kid") != kid:
+        raise SealError("token was sealed for a different key (kid does not match)")
+
+
+def _import_checked(jwk: dict[str, Any]) -> ECKey | OKPKey:
+    """Import an EC P-256 or OKP X25519 JWK meant for encryption, or raise InvalidKey."""
+    kty = jwk.get("kty")
+    if kty == "oct":
+        raise InvalidKey(
+            "symmetric keys (kty 'oct') cannot be used: a shared secret is not a public key"
+        )
+    if kty not in _SUPPORTED_CURVES:
+        raise InvalidKey(f"unsupported key type {kty!r}; use kty 'EC' (P-256) or 'OKP' (X25519)")
+    crv = jwk.get("crv")
+    if crv != _SUPPORTED_CURVES[kty]:
+        expected = _SUPPORTED_CURVES[kty]
+        raise InvalidKey(f"unsupported curve {crv!r} for kty {kty!r}; use {expected!r}")
+    if jwk.get("use", "enc") != "enc":
+        raise InvalidKey(f"key is meant for use {jwk.get('use')!r}, not encryption ('enc')")
+    if jwk.get("alg", ALG) != ALG:
+        raise InvalidKey(f"key is bound to alg {jwk.get('alg')!r}; sealing uses {ALG}")
+    ops = jwk.get("key_ops")
+    if ops is not None and not (isinstance(ops, list) and _ENCRYPTION_OPS & set(ops)):
+        raise InvalidKey(f"key_ops {ops!r} do not allow key agreement")
+    members = {name: jwk[name] for name in ("kty", "crv", "x", "y", "d") if name in jwk}
+    try:
+        if kty == "EC":
+            return ECKey.import_key(members)
+        return OKPKey.import_key(members)
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        # cryptography rejects points off the curve here (invalid-curve attacks).
+        raise InvalidKey(f"malformed {kty} key: {exc}") from exc
+
+
+def _import_private(private_jwk: dict[str, Any]) -> ECKey | OKPKey:
+    if not isinstance(private_jwk, dict) or "d" not in private_jwk:
+        raise InvalidKey("a private JWK (with 'd') is required")
+    key = _import_checked(private_jwk)
+    if not key.is_private:
+        raise InvalidKey("a private JWK (with 'd') is required")
+    # cryptography checks that an EC 'd' matches x and y; for X25519 only 'd' is read, so a
+    # stale 'x' would silently give the wrong kid. Refuse the mismatch instead.
+    if isinstance(key, OKPKey) and "x" in private_jwk:
+        x = base64.urlsafe_b64encode(key.public_key.public_bytes_raw()).rstrip(b"=").decode()
+        if x != private_jwk["x"]:
+            raise InvalidKey("private JWK: 'x' does not belong to 'd'")
+    return key
