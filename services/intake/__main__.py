@@ -12,8 +12,13 @@ from shared import logs
 def main() -> None:
     settings = IntakeSettings()  # type: ignore[call-arg]  # values come from the environment
     logs.configure(level=settings.log_level, fmt=settings.log_format, service="intake")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=10)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
 
 
 if __name__ == "__main__":

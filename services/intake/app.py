@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from shared.auth.validation import TokenValidator
 
 from services.intake.routes import router
 from services.intake.settings import IntakeSettings
 from services.registry.cases import Context
-from shared.auth.validation import TokenValidator
 from shared.checks import broker_check, database_check
 from shared.db import create_engine, create_sessionmaker
 from shared.web import health_router, install_common
@@ -30,9 +30,11 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             topic_prefix=settings.topic_prefix,
         )
         app.state.token_validator = TokenValidator(
-            issuer=settings.oauth_issuer, audience=settings.oauth_audience,
+            issuer=settings.oauth_issuer,
+            audience=settings.oauth_audience,
             leeway_seconds=settings.oauth_leeway_seconds,
-            jwks_ttl_seconds=settings.oauth_jwks_ttl_seconds, http=http,
+            jwks_ttl_seconds=settings.oauth_jwks_ttl_seconds,
+            http=http,
         )
         app.state.checks = {
             "database": database_check(engine),

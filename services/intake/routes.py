@@ -46,8 +46,12 @@ def _replayable(status: int, body: dict[str, Any], replayed: bool, location: str
 
 @router.post("/cases", status_code=201, response_model=CaseOut, tags=["cases"])
 async def register_case(
-    data: CaseCreate, request: Request, actor: CaseWriterDep, sm: SessionmakerDep,
-    ctx: ContextDep, idempotency_key: IdempotencyKeyHeader = None,
+    data: CaseCreate,
+    request: Request,
+    actor: CaseWriterDep,
+    sm: SessionmakerDep,
+    ctx: ContextDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Register a case for the caller's jurisdiction; links to matching cases are reported."""
     async with transaction(sm) as session:
@@ -57,21 +61,36 @@ async def register_case(
             return 201, out.model_dump(mode="json")
 
         status, body, replayed = await idempotency.run_once(
-            session, client_id=actor.client_id, key=idempotency_key, method="POST",
-            path=request.url.path, body=data.model_dump(mode="json"), action=act,
+            session,
+            client_id=actor.client_id,
+            key=idempotency_key,
+            method="POST",
+            path=request.url.path,
+            body=data.model_dump(mode="json"),
+            action=act,
         )
     return _replayable(status, body, replayed, f"/v1/cases/{body['id']}")
 
 
 @router.get("/cases", response_model=Page[CaseOut], tags=["cases"])
 async def list_cases(
-    actor: CaseReaderDep, sm: SessionmakerDep, limit: Limit = 50, cursor: str | None = None,
-    platform: str | None = None, status: CaseStatus | None = None,
+    actor: CaseReaderDep,
+    sm: SessionmakerDep,
+    limit: Limit = 50,
+    cursor: str | None = None,
+    platform: str | None = None,
+    status: CaseStatus | None = None,
 ) -> Page[CaseOut]:
     """The caller's own cases, newest first."""
     async with transaction(sm) as session:
-        items, nxt = await cases.list_for(session, jurisdiction=actor.jurisdiction, limit=limit,
-                                          cursor=cursor, platform=platform, status=status)
+        items, nxt = await cases.list_for(
+            session,
+            jurisdiction=actor.jurisdiction,
+            limit=limit,
+            cursor=cursor,
+            platform=platform,
+            status=status,
+        )
     return Page[CaseOut](items=items, next_cursor=nxt)
 
 
@@ -84,8 +103,12 @@ async def get_case(case_id: uuid.UUID, actor: CaseReaderDep, sm: SessionmakerDep
 
 @router.patch("/cases/{case_id}", response_model=CaseOut, tags=["cases"])
 async def update_case_status(
-    case_id: uuid.UUID, data: CaseStatusUpdate, actor: CaseWriterDep, sm: SessionmakerDep,
-    ctx: ContextDep, if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+    case_id: uuid.UUID,
+    data: CaseStatusUpdate,
+    actor: CaseWriterDep,
+    sm: SessionmakerDep,
+    ctx: ContextDep,
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
 ) -> JSONResponse:
     """Suspend, reopen or close a case; a stale If-Match or version gets 412."""
     expected = data.version
@@ -95,41 +118,69 @@ async def update_case_status(
             raise ValidationFailed("If-Match must carry the case version as its ETag")
         expected = int(tag)
     async with transaction(sm) as session:
-        out = await cases.change_status(session, actor=actor, case_id=case_id,
-                                        status=data.status, expected_version=expected, ctx=ctx)
+        out = await cases.change_status(
+            session,
+            actor=actor,
+            case_id=case_id,
+            status=data.status,
+            expected_version=expected,
+            ctx=ctx,
+        )
     return JSONResponse(out.model_dump(mode="json"), headers={"ETag": f'"{out.version}"'})
 
 
 @router.post("/responses", status_code=202, response_model=ResponseAccepted, tags=["responses"])
 async def submit_response(
-    data: ResponseCreate, request: Request, principal: PlatformDep, sm: SessionmakerDep,
-    ctx: ContextDep, idempotency_key: IdempotencyKeyHeader = None,
+    data: ResponseCreate,
+    request: Request,
+    principal: PlatformDep,
+    sm: SessionmakerDep,
+    ctx: ContextDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Accept a platform's cooperation response; fan-out follows asynchronously."""
     assert principal.platform is not None
     async with transaction(sm) as session:
 
         async def act() -> tuple[int, dict[str, Any]]:
-            out = await responses.submit(session, platform=principal.platform or "",
-                                         client_id=principal.client_id, data=data, ctx=ctx)
+            out = await responses.submit(
+                session,
+                platform=principal.platform or "",
+                client_id=principal.client_id,
+                data=data,
+                ctx=ctx,
+            )
             return 202, out.model_dump(mode="json")
 
         status, body, replayed = await idempotency.run_once(
-            session, client_id=principal.client_id, key=idempotency_key, method="POST",
-            path=request.url.path, body=data.model_dump(mode="json"), action=act,
+            session,
+            client_id=principal.client_id,
+            key=idempotency_key,
+            method="POST",
+            path=request.url.path,
+            body=data.model_dump(mode="json"),
+            action=act,
         )
     return _replayable(status, body, replayed, f"/v1/responses/{body['id']}")
 
 
 @router.get("/inbox", response_model=Page[InboxItem], tags=["inbox"])
 async def list_inbox(
-    actor: InboxReaderDep, sm: SessionmakerDep, limit: Limit = 50, cursor: str | None = None,
+    actor: InboxReaderDep,
+    sm: SessionmakerDep,
+    limit: Limit = 50,
+    cursor: str | None = None,
     unacknowledged: bool = False,
 ) -> Page[InboxItem]:
     """Deliveries addressed to the caller's jurisdiction, oldest first."""
     async with transaction(sm) as session:
-        items, nxt = await inbox.list_for(session, jurisdiction=actor.jurisdiction, limit=limit,
-                                          cursor=cursor, unacknowledged=unacknowledged)
+        items, nxt = await inbox.list_for(
+            session,
+            jurisdiction=actor.jurisdiction,
+            limit=limit,
+            cursor=cursor,
+            unacknowledged=unacknowledged,
+        )
     return Page[InboxItem](items=items, next_cursor=nxt)
 
 

@@ -13,8 +13,9 @@ from shared.settings import (
 )
 
 
-class IntakeSettings(CommonSettings, DatabaseSettings, KafkaSettings, OAuthSettings,
-                     SelectorSettings):
+class IntakeSettings(
+    CommonSettings, DatabaseSettings, KafkaSettings, OAuthSettings, SelectorSettings
+):
     """Where intake listens and the limits it enforces on callers."""
 
     host: str = Field(default="127.0.0.1", alias="INTAKE_HOST")

@@ -47,15 +47,23 @@ async def run_once(
     fingerprint = request_hash(method, path, body)
     claimed = await session.scalar(
         insert(IdempotencyKey)
-        .values(client_id=client_id, key=key, method=method, path=path,
-                request_hash=fingerprint, status_code=0, response_body={})
+        .values(
+            client_id=client_id,
+            key=key,
+            method=method,
+            path=path,
+            request_hash=fingerprint,
+            status_code=0,
+            response_body={},
+        )
         .on_conflict_do_nothing()
         .returning(IdempotencyKey.key)
     )
     if claimed is None:
         first = await session.scalar(
-            select(IdempotencyKey).where(IdempotencyKey.client_id == client_id,
-                                         IdempotencyKey.key == key)
+            select(IdempotencyKey).where(
+                IdempotencyKey.client_id == client_id, IdempotencyKey.key == key
+            )
         )
         assert first is not None
         if first.request_hash != fingerprint:

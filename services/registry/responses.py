@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.registry import audit, outbox, selectors
 from services.registry.cases import Context
 from services.registry.models import Case, CooperationResponse, Platform
-from services.registry.schemas import ResponseAccepted, ResponseCreate, SelectorIn
 from services.registry.rules import HandlingCode
+from services.registry.schemas import ResponseAccepted, ResponseCreate, SelectorIn
 from shared.errors import ValidationFailed
 from shared.events import ResponseReceived
 

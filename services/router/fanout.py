@@ -87,18 +87,25 @@ async def _candidates(session: AsyncSession, resp: CooperationResponse) -> list[
     if resp.scope_lead_case_id is not None:
         conditions.append(Case.lead_case_id == resp.scope_lead_case_id)
     found = (await session.scalars(select(Case).where(or_(*conditions)))).all()
-    sels = (await session.execute(
-        select(CaseSelector.case_id, CaseSelector.value_hash).where(
-            CaseSelector.case_id.in_([c.id for c in found]))
-    )).all()
+    sels = (
+        await session.execute(
+            select(CaseSelector.case_id, CaseSelector.value_hash).where(
+                CaseSelector.case_id.in_([c.id for c in found])
+            )
+        )
+    ).all()
     hashes_by_case: dict[uuid.UUID, set[str]] = {}
     for case_id, value_hash in sels:
         hashes_by_case.setdefault(case_id, set()).add(value_hash)
     return [
         rules.Case(
-            id=c.id, opened_by=c.opened_by, platform=c.platform,
-            status=rules.CaseStatus(c.status), coordinator=c.coordinating_jurisdiction,
-            lead_case_id=c.lead_case_id, selector_hashes=frozenset(hashes_by_case.get(c.id, ())),
+            id=c.id,
+            opened_by=c.opened_by,
+            platform=c.platform,
+            status=rules.CaseStatus(c.status),
+            coordinator=c.coordinating_jurisdiction,
+            lead_case_id=c.lead_case_id,
+            selector_hashes=frozenset(hashes_by_case.get(c.id, ())),
         )
         for c in found
     ]
@@ -116,8 +123,9 @@ async def decide_and_record(session: AsyncSession, *, response_id: uuid.UUID, pr
     decisions = rules.decide(
         _to_rule_response(resp),
         cases=await _candidates(session, resp),
-        jurisdictions={j.code: rules.Jurisdiction(j.code, rules.JurisdictionStatus(j.status))
-                       for j in juris},
+        jurisdictions={
+            j.code: rules.Jurisdiction(j.code, rules.JurisdictionStatus(j.status)) for j in juris
+        },
     )
     now = datetime.now(UTC)
     entries: list[dict[str, Any]] = []
@@ -142,29 +150,53 @@ def _delivery(
         sealed = sealing.seal(resp.disclosures, jwk)
         kid = jwk.get("kid")
     else:
-        logger.warning("no public key registered; disclosures withheld",
-                       extra={"jurisdiction": d.jurisdiction, "response_id": str(resp.id)})
+        logger.warning(
+            "no public key registered; disclosures withheld",
+            extra={"jurisdiction": d.jurisdiction, "response_id": str(resp.id)},
+        )
     return Delivery(
-        id=delivery_id(resp.id, d.jurisdiction), response_id=resp.id,
-        jurisdiction=d.jurisdiction, case_id=d.matched_case_id, rule=d.reason.value,
-        detail=d.detail, sealed_disclosures=sealed, recipient_kid=kid, state="pending",
-        attempts=0, created_at=now,
+        id=delivery_id(resp.id, d.jurisdiction),
+        response_id=resp.id,
+        jurisdiction=d.jurisdiction,
+        case_id=d.matched_case_id,
+        rule=d.reason.value,
+        detail=d.detail,
+        sealed_disclosures=sealed,
+        recipient_kid=kid,
+        state="pending",
+        attempts=0,
+        created_at=now,
     )
 
 
 def _exclude(
-    session: AsyncSession, resp: CooperationResponse, d: rules.Decision, now: datetime,
+    session: AsyncSession,
+    resp: CooperationResponse,
+    d: rules.Decision,
+    now: datetime,
     prefix: str,
 ) -> None:
     ident = exclusion_id(resp.id, d.jurisdiction)
-    session.add(Exclusion(id=ident, response_id=resp.id, jurisdiction=d.jurisdiction,
-                          case_id=d.matched_case_id, reason=d.reason.value, detail=d.detail,
-                          created_at=now))
-    event = JurisdictionExcluded(exclusion_id=ident, response_id=resp.id,
-                                 jurisdiction=d.jurisdiction, reason=d.reason.value,
-                                 detail=d.detail, decided_at=now)
-    outbox.add(session, event, key=str(resp.id), subject=str(ident), prefix=prefix,
-               event_id=ident)
+    session.add(
+        Exclusion(
+            id=ident,
+            response_id=resp.id,
+            jurisdiction=d.jurisdiction,
+            case_id=d.matched_case_id,
+            reason=d.reason.value,
+            detail=d.detail,
+            created_at=now,
+        )
+    )
+    event = JurisdictionExcluded(
+        exclusion_id=ident,
+        response_id=resp.id,
+        jurisdiction=d.jurisdiction,
+        reason=d.reason.value,
+        detail=d.detail,
+        decided_at=now,
+    )
+    outbox.add(session, event, key=str(resp.id), subject=str(ident), prefix=prefix, event_id=ident)
 
 
 def _audit_entry(response_id: uuid.UUID, d: rules.Decision) -> dict[str, Any]:
@@ -173,8 +205,11 @@ def _audit_entry(response_id: uuid.UUID, d: rules.Decision) -> dict[str, Any]:
         "action": "routing.included" if d.included else "routing.excluded",
         "subject_type": "response",
         "subject_id": str(response_id),
-        "details": {"jurisdiction": d.jurisdiction, "reason": d.reason.value,
-                    "case_id": str(d.matched_case_id) if d.matched_case_id else None},
+        "details": {
+            "jurisdiction": d.jurisdiction,
+            "reason": d.reason.value,
+            "case_id": str(d.matched_case_id) if d.matched_case_id else None,
+        },
     }
 
 
@@ -191,24 +226,41 @@ async def load_outgoing(
     session: AsyncSession, *, prefix: str, delivery_ids: list[uuid.UUID]
 ) -> list[Outgoing]:
     """The inbox records for these deliveries (disclosures already sealed)."""
-    rows = (await session.execute(
-        select(Delivery, Case, CooperationResponse)
-        .join(Case, Case.id == Delivery.case_id)
-        .join(CooperationResponse, CooperationResponse.id == Delivery.response_id)
-        .where(Delivery.id.in_(delivery_ids))
-    )).all()
+    rows = (
+        await session.execute(
+            select(Delivery, Case, CooperationResponse)
+            .join(Case, Case.id == Delivery.case_id)
+            .join(CooperationResponse, CooperationResponse.id == Delivery.response_id)
+            .where(Delivery.id.in_(delivery_ids))
+        )
+    ).all()
     out = []
     for d, c, r in rows:
         event = ResponseDelivered(
-            delivery_id=d.id, response_id=r.id, jurisdiction=d.jurisdiction, case_id=c.id,
-            case_reference=c.reference, platform=r.platform, handling_code=r.handling_code,
-            rule=d.rule, emergency=r.emergency, issued_at=r.issued_at,
-            disclosure_count=r.disclosure_count, recipient_kid=d.recipient_kid,
+            delivery_id=d.id,
+            response_id=r.id,
+            jurisdiction=d.jurisdiction,
+            case_id=c.id,
+            case_reference=c.reference,
+            platform=r.platform,
+            handling_code=r.handling_code,
+            rule=d.rule,
+            emergency=r.emergency,
+            issued_at=r.issued_at,
+            disclosure_count=r.disclosure_count,
+            recipient_kid=d.recipient_kid,
             sealed_disclosures=d.sealed_disclosures,
         )
         value, headers = encode(event, ce_id=d.id, subject=str(c.id))
-        out.append(Outgoing(d.id, topic_name(prefix, "inbox", d.jurisdiction),
-                            str(c.id).encode(), value, headers))
+        out.append(
+            Outgoing(
+                d.id,
+                topic_name(prefix, "inbox", d.jurisdiction),
+                str(c.id).encode(),
+                value,
+                headers,
+            )
+        )
     return out
 
 
@@ -219,9 +271,7 @@ async def produce(
     if not records:
         return
     await provisioner.ensure({r.topic for r in records})
-    futures = [
-        await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records
-    ]
+    futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]
     for fut in futures:
         await fut
 
@@ -239,34 +289,58 @@ async def mark_published(
         d.attempts += 1
         d.state, d.published_at = "published", d.published_at or now
         d.next_attempt_at = policy.next_attempt(d.attempts, now)
-        event = DeliveryPublished(delivery_id=d.id, response_id=d.response_id,
-                                  jurisdiction=d.jurisdiction, rule=d.rule, attempt=d.attempts,
-                                  published_at=now)
+        event = DeliveryPublished(
+            delivery_id=d.id,
+            response_id=d.response_id,
+            jurisdiction=d.jurisdiction,
+            rule=d.rule,
+            attempt=d.attempts,
+            published_at=now,
+        )
         outbox.add(session, event, key=str(d.response_id), subject=str(d.id), prefix=prefix)
-        entries.append({"actor": "router", "action": "delivery.published",
-                        "subject_type": "delivery", "subject_id": str(d.id),
-                        "details": {"jurisdiction": d.jurisdiction, "attempt": d.attempts}})
+        entries.append(
+            {
+                "actor": "router",
+                "action": "delivery.published",
+                "subject_type": "delivery",
+                "subject_id": str(d.id),
+                "details": {"jurisdiction": d.jurisdiction, "attempt": d.attempts},
+            }
+        )
     await audit.append_many(session, entries)
 
 
 async def process_response(
-    sm: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer,
-    provisioner: TopicProvisioner, *, response_id: uuid.UUID, prefix: str, policy: Policy,
+    sm: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    provisioner: TopicProvisioner,
+    *,
+    response_id: uuid.UUID,
+    prefix: str,
+    policy: Policy,
 ) -> int:
     """The whole fan-out of one response; returns how many deliveries were produced."""
     async with transaction(sm) as session:
         await decide_and_record(session, response_id=response_id, prefix=prefix)
     async with transaction(sm) as session:
-        pending = list((await session.scalars(select(Delivery.id).where(
-            Delivery.response_id == response_id, Delivery.state == "pending"))).all())
+        pending = list(
+            (
+                await session.scalars(
+                    select(Delivery.id).where(
+                        Delivery.response_id == response_id, Delivery.state == "pending"
+                    )
+                )
+            ).all()
+        )
         records = await load_outgoing(session, prefix=prefix, delivery_ids=pending)
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
         await mark_published(session, records=records, policy=policy, prefix=prefix)
         await session.execute(
             update(CooperationResponse)
-            .where(CooperationResponse.id == response_id,
-                   CooperationResponse.fanout_state == "routed")
+            .where(
+                CooperationResponse.id == response_id, CooperationResponse.fanout_state == "routed"
+            )
             .values(fanout_state="completed")
         )
     return len(records)

@@ -21,8 +21,10 @@ class RouterMetrics:
             "caseshare_router_excluded", "Jurisdictions excluded with a reason", registry=r
         )
         self.redrives = Counter(
-            "caseshare_router_reconciler_redrives", "Fan-outs and deliveries re-driven",
-            ["kind"], registry=r,
+            "caseshare_router_reconciler_redrives",
+            "Fan-outs and deliveries re-driven",
+            ["kind"],
+            registry=r,
         )
         self.dlq = Counter("caseshare_router_dlq", "Records sent to the DLQ", registry=r)
         self.relayed = Counter(
@@ -30,6 +32,7 @@ class RouterMetrics:
         )
         self.lag = Gauge("caseshare_router_lag", "Consumer lag in records", registry=r)
         self.failed = Counter(
-            "caseshare_router_deliveries_failed", "Deliveries given up after max attempts",
+            "caseshare_router_deliveries_failed",
+            "Deliveries given up after max attempts",
             registry=r,
         )

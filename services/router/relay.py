@@ -35,8 +35,13 @@ def asyncpg_dsn(database_url: str) -> str:
 
 class OutboxRelay:
     def __init__(
-        self, sm: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer,
-        provisioner: TopicProvisioner, *, database_url: str, batch: int,
+        self,
+        sm: async_sessionmaker[AsyncSession],
+        producer: AIOKafkaProducer,
+        provisioner: TopicProvisioner,
+        *,
+        database_url: str,
+        batch: int,
         on_published: Callable[[int], None] | None = None,
     ) -> None:
         self._sm, self._producer, self._provisioner = sm, producer, provisioner
@@ -74,10 +79,15 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publish up to one batch of unpublished events; returns how many."""
         async with transaction(self._sm) as session:
-            rows = (await session.scalars(
-                select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
-                .order_by(OutboxEvent.id).limit(self._batch).with_for_update(skip_locked=True)
-            )).all()
+            rows = (
+                await session.scalars(
+                    select(OutboxEvent)
+                    .where(OutboxEvent.published_at.is_(None))
+                    .order_by(OutboxEvent.id)
+                    .limit(self._batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
             if not rows:
                 return 0
             await self._provisioner.ensure({r.topic for r in rows})
@@ -85,12 +95,16 @@ class OutboxRelay:
             for row in rows:
                 event = EVENT_TYPES[row.event_type].model_validate(row.payload)
                 value, headers = encode(event, ce_id=row.event_id, subject=row.subject)
-                futures.append(await self._producer.send(
-                    row.topic, value, key=row.key.encode(), headers=headers))
+                futures.append(
+                    await self._producer.send(
+                        row.topic, value, key=row.key.encode(), headers=headers
+                    )
+                )
             for fut in futures:
                 await fut
             await session.execute(
-                update(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in rows]))
+                update(OutboxEvent)
+                .where(OutboxEvent.id.in_([r.id for r in rows]))
                 .values(published_at=datetime.now(UTC), attempts=OutboxEvent.attempts + 1)
             )
         if self._on_published:

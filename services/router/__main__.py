@@ -1,0 +1,25 @@
+"""`python -m services.router`: build settings, configure logging, run until SIGTERM."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from services.router.app import create_app
+from services.router.settings import RouterSettings
+from shared import logs
+
+
+def main() -> None:
+    settings = RouterSettings()
+    logs.configure(level=settings.log_level, fmt=settings.log_format, service="router")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=2,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""The router process: consumer, outbox relay and reconciler, with health and metrics on HTTP.
+
+The lifespan owns every client. On shutdown it stops fetching, lets in-flight work finish,
+commits, and closes, within the 10 s that an orchestrator allows after SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.router import fanout
+from services.router.consumer import ResponseConsumer
+from services.router.metrics import RouterMetrics
+from services.router.reconciler import Reconciler
+from services.router.relay import OutboxRelay
+from services.router.settings import RouterSettings
+from shared.checks import broker_check, database_check
+from shared.db import create_engine, create_sessionmaker
+from shared.events import ResponseReceived, topic_name
+from shared.kafka import Envelope, TopicProvisioner, make_consumer, make_producer
+from shared.web import health_router, install_common
+
+logger = logging.getLogger(__name__)
+SHUTDOWN_BUDGET = 8.0
+
+
+@dataclass
+class Runtime:
+    """Everything the router runs, started and stopped together."""
+
+    settings: RouterSettings
+    metrics: RouterMetrics = field(default_factory=RouterMetrics)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        s = self.settings
+        self.engine = create_engine(s.database_url, pool_size=s.database_pool_size)
+        self.sm = create_sessionmaker(self.engine)
+        self.producer = make_producer(s.kafka_bootstrap_servers, client_id="caseshare-router")
+        self.provisioner = TopicProvisioner(s.kafka_bootstrap_servers, partitions=s.partitions)
+        self.policy = fanout.Policy(
+            timedelta(seconds=s.ack_timeout_seconds), timedelta(seconds=s.backoff_cap_seconds)
+        )
+        await _retry_forever(self.provisioner.start, self.stop)
+        await _retry_forever(self.producer.start, self.stop)
+        self.reconciler = Reconciler(
+            self.sm,
+            self.producer,
+            self.provisioner,
+            database_url=s.database_url,
+            prefix=s.topic_prefix,
+            policy=self.policy,
+            max_attempts=s.max_attempts,
+            redrive_after=timedelta(seconds=s.redrive_after_seconds),
+            replay_window=timedelta(seconds=s.replay_window_seconds),
+            interval=s.reconcile_interval_seconds,
+            redrive=self.process,
+            metrics=self.metrics,
+        )
+        await _retry_forever(self.reconciler.provision, self.stop)
+        self.consumer = make_consumer(
+            s.kafka_bootstrap_servers,
+            topic_name(s.topic_prefix, "responses"),
+            group_id=s.group_id,
+            client_id="caseshare-router",
+        )
+        await _retry_forever(self.consumer.start, self.stop)
+        relay = OutboxRelay(
+            self.sm,
+            self.producer,
+            self.provisioner,
+            database_url=s.database_url,
+            batch=s.relay_batch,
+            on_published=self.metrics.relayed.inc,
+        )
+        responses = ResponseConsumer(
+            self.consumer,
+            self.producer,
+            self.provisioner,
+            handler=self.handle,
+            dlq_topic=topic_name(s.topic_prefix, "dlq"),
+            metrics=self.metrics,
+        )
+        for name, coro in (
+            ("relay", relay.run(self.stop)),
+            ("consumer", responses.run(self.stop)),
+            ("reconciler", self.reconciler.run(self.stop)),
+        ):
+            self.tasks.append(asyncio.create_task(_supervised(name, coro), name=name))
+
+    async def process(self, response_id: uuid.UUID) -> int:
+        delivered = await fanout.process_response(
+            self.sm,
+            self.producer,
+            self.provisioner,
+            response_id=response_id,
+            prefix=self.settings.topic_prefix,
+            policy=self.policy,
+        )
+        self.metrics.delivered.inc(delivered)
+        return delivered
+
+    async def handle(self, envelope: Envelope) -> None:
+        assert isinstance(envelope.event, ResponseReceived)
+        await self.process(envelope.event.response_id)
+
+    async def close(self) -> None:
+        """Stop fetching, let in-flight work finish (bounded), commit, release everything."""
+        self.stop.set()
+        if self.tasks:
+            _, pending = await asyncio.wait(self.tasks, timeout=SHUTDOWN_BUDGET)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        for closer in (self.consumer.stop, self.producer.stop, self.provisioner.close):
+            try:
+                await asyncio.wait_for(closer(), 2)
+            except Exception:  # closing must go on whatever one client does
+                logger.warning("close failed", exc_info=True)
+        await self.engine.dispose()
+
+
+async def _retry_forever(start: object, stop: asyncio.Event) -> None:
+    """Dependencies may come up after us (make run starts everything at once)."""
+    delay = 0.2
+    while not stop.is_set():
+        try:
+            await start()  # type: ignore[operator]
+            return
+        except Exception as exc:
+            logger.warning(
+                "dependency not ready; retrying",
+                extra={"error": type(exc).__name__, "delay": delay},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def _supervised(name: str, coro: object) -> None:
+    try:
+        await coro  # type: ignore[misc]
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("router task crashed", extra={"task": name})
+        raise
+
+
+def create_app(settings: RouterSettings) -> FastAPI:
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = runtime
+        await runtime.start()
+        app.state.checks = {
+            "database": database_check(runtime.engine),
+            "broker": broker_check(settings.kafka_bootstrap_servers),
+        }
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="caseshare router", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    install_common(app, max_body_bytes=1024, service="router")
+    app.include_router(health_router(lambda: app.state.checks))
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,128 @@
+"""The router's consumer loop over `caseshare.responses.v1`.
+
+Offsets are committed only after a record was fully handled. A poison record goes to the DLQ
+with the error in its headers and the partition moves on; a transient failure (database or
+broker down) is retried with capped backoff on the same record, so per-key order holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from services.router.fanout import UnknownResponse
+from services.router.metrics import RouterMetrics
+from shared.events import ResponseReceived
+from shared.kafka import Envelope, PoisonMessage, TopicProvisioner, decode, now
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT = (OperationalError, DBAPIError, PoolTimeout, KafkaError, OSError, TimeoutError)
+MAX_BACKOFF = 10.0
+Handler = Callable[[Envelope], Awaitable[None]]
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
+        # a constraint violation or bad SQL will not heal by waiting
+        return isinstance(exc, OperationalError) or "connect" in str(exc).lower()
+    return isinstance(exc, TRANSIENT)
+
+
+class ResponseConsumer:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        provisioner: TopicProvisioner,
+        *,
+        handler: Handler,
+        dlq_topic: str,
+        metrics: RouterMetrics,
+    ) -> None:
+        self._consumer, self._producer, self._provisioner = consumer, producer, provisioner
+        self._handler, self._dlq, self._metrics = handler, dlq_topic, metrics
+        self._positions: dict[TopicPartition, int] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fetch, handle, commit, until `stop`; in-flight records finish before returning."""
+        while not stop.is_set():
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=200)
+            for tp, records in batches.items():
+                for record in records:
+                    if not await self._handle(record, stop):
+                        return  # stopping mid-retry: the record stays uncommitted
+                    await self._consumer.commit({tp: record.offset + 1})
+                    self._positions[tp] = record.offset + 1
+            self._update_lag()
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event) -> bool:
+        self._metrics.consumed.inc()
+        try:
+            envelope = decode(record.value, record.headers)
+            if not isinstance(envelope.event, ResponseReceived):
+                raise PoisonMessage(f"unexpected event type {envelope.ce_type} on this topic")
+        except PoisonMessage as exc:
+            await self._dead_letter(record, exc)
+            return True
+        delay = 0.2
+        while True:
+            try:
+                await self._handler(envelope)
+                return True
+            except UnknownResponse as exc:
+                await self._dead_letter(record, exc)
+                return True
+            except Exception as exc:
+                if not is_transient(exc):
+                    logger.exception(
+                        "handler failed; dead-lettering", extra={"ce_id": envelope.ce_id}
+                    )
+                    await self._dead_letter(record, exc)
+                    return True
+                logger.warning(
+                    "transient failure; retrying",
+                    extra={"ce_id": envelope.ce_id, "error": type(exc).__name__, "delay": delay},
+                )
+            if stop.is_set():
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF)
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], exc: BaseException) -> None:
+        """Park the record, untouched, with why and where it came from."""
+        headers = list(record.headers or ())
+        headers += [
+            ("dlq_error", type(exc).__name__.encode()),
+            ("dlq_reason", str(exc)[:500].encode()),
+            ("dlq_topic", record.topic.encode()),
+            ("dlq_partition", str(record.partition).encode()),
+            ("dlq_offset", str(record.offset).encode()),
+            ("dlq_time", now().isoformat().encode()),
+        ]
+        await self._provisioner.ensure({self._dlq})
+        await (await self._producer.send(self._dlq, record.value, key=record.key, headers=headers))
+        self._metrics.dlq.inc()
+        logger.error(
+            "record dead-lettered",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error": type(exc).__name__,
+            },
+        )
+
+    def _update_lag(self) -> None:
+        total = 0
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                total += max(highwater - self._positions.get(tp, 0), 0)
+        self._metrics.lag.set(total)

@@ -1,0 +1,190 @@
+"""The reconciler: PostgreSQL is the source of truth, so whatever transport lost is healed.
+
+Each pass (one leader at a time) re-provisions topics if the broker came back empty, replays
+recently published outbox events after such a wipe, re-drives fan-outs that stalled, and
+re-publishes deliveries that were not acknowledged in time, under the same delivery id, with
+capped exponential backoff, until they fail with an alert event after the last attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.registry import audit, outbox
+from services.registry.models import CooperationResponse, Delivery, Jurisdiction, OutboxEvent
+from services.router import fanout
+from services.router.metrics import RouterMetrics
+from services.router.relay import asyncpg_dsn
+from shared.db import transaction
+from shared.events import DeliveryFailed, topic_name
+from shared.kafka import TopicProvisioner
+
+logger = logging.getLogger(__name__)
+
+RECONCILER_LOCK_KEY = 0x0CA5E5A0EC0C
+BATCH = 200
+Redrive = Callable[[uuid.UUID], Awaitable[int]]
+
+
+class Reconciler:
+    def __init__(
+        self,
+        sm: async_sessionmaker[AsyncSession],
+        producer: AIOKafkaProducer,
+        provisioner: TopicProvisioner,
+        *,
+        database_url: str,
+        prefix: str,
+        policy: fanout.Policy,
+        max_attempts: int,
+        redrive_after: timedelta,
+        replay_window: timedelta,
+        interval: float,
+        redrive: Redrive,
+        metrics: RouterMetrics,
+    ) -> None:
+        self._sm, self._producer, self._provisioner = sm, producer, provisioner
+        self._dsn, self._prefix, self._policy = asyncpg_dsn(database_url), prefix, policy
+        self._max_attempts, self._redrive_after = max_attempts, redrive_after
+        self._replay_window, self._interval = replay_window, interval
+        self._redrive, self._metrics = redrive, metrics
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._lead(stop)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("reconciler pass failed; retrying", exc_info=True)
+                await _pause(stop, self._interval)
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RECONCILER_LOCK_KEY):
+                if await _pause(stop, self._interval):
+                    return
+            while not stop.is_set():
+                await self.run_once()
+                await _pause(stop, self._interval)
+        finally:
+            await conn.close()
+
+    async def run_once(self) -> None:
+        """One full pass; public so tests can drive it deterministically."""
+        await self.provision()
+        await self.redrive_stalled()
+        await self.republish_due()
+
+    async def required_topics(self) -> set[str]:
+        async with transaction(self._sm) as session:
+            codes = (await session.scalars(select(Jurisdiction.code))).all()
+        fixed = {topic_name(self._prefix, f) for f in ("cases", "responses", "deliveries", "dlq")}
+        return fixed | {topic_name(self._prefix, "inbox", c) for c in codes}
+
+    async def provision(self) -> None:
+        """Create missing topics; if any were missing, the broker lost data: replay it."""
+        created = await self._provisioner.ensure(await self.required_topics())
+        if not created:
+            return
+        logger.warning(
+            "broker lost topics; re-provisioned and replaying", extra={"topics": len(created)}
+        )
+        since = datetime.now(UTC) - self._replay_window
+        async with transaction(self._sm) as session:
+            await session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.published_at >= since)
+                .values(published_at=None)
+            )
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.state == "published")
+                .values(next_attempt_at=datetime.now(UTC))
+            )
+
+    async def redrive_stalled(self) -> None:
+        """Responses whose fan-out began but did not complete (a crash, a lost record)."""
+        cutoff = datetime.now(UTC) - self._redrive_after
+        async with transaction(self._sm) as session:
+            stalled = (
+                await session.scalars(
+                    select(CooperationResponse.id)
+                    .where(
+                        CooperationResponse.fanout_state.in_(("received", "routed")),
+                        CooperationResponse.received_at < cutoff,
+                    )
+                    .order_by(CooperationResponse.received_at)
+                    .limit(BATCH)
+                )
+            ).all()
+        for response_id in stalled:
+            await self._redrive(response_id)
+            self._metrics.redrives.labels(kind="fanout").inc()
+
+    async def republish_due(self) -> None:
+        """Re-publish unacknowledged deliveries whose wait ran out; fail the exhausted ones."""
+        now = datetime.now(UTC)
+        async with transaction(self._sm) as session:
+            due = (
+                await session.scalars(
+                    select(Delivery)
+                    .where(Delivery.state == "published", Delivery.next_attempt_at <= now)
+                    .order_by(Delivery.next_attempt_at)
+                    .limit(BATCH)
+                )
+            ).all()
+            exhausted = [d for d in due if d.attempts >= self._max_attempts]
+            for d in exhausted:
+                await self._fail(session, d, now)
+            retry = [d.id for d in due if d.attempts < self._max_attempts]
+            records = await fanout.load_outgoing(session, prefix=self._prefix, delivery_ids=retry)
+        if not records:
+            return
+        await fanout.produce(self._producer, self._provisioner, records)
+        async with transaction(self._sm) as session:
+            await fanout.mark_published(
+                session, records=records, policy=self._policy, prefix=self._prefix
+            )
+        self._metrics.redrives.labels(kind="delivery").inc(len(records))
+
+    async def _fail(self, session: AsyncSession, d: Delivery, now: datetime) -> None:
+        d.state, d.failed_at, d.next_attempt_at = "failed", now, None
+        event = DeliveryFailed(
+            delivery_id=d.id,
+            response_id=d.response_id,
+            jurisdiction=d.jurisdiction,
+            attempts=d.attempts,
+            failed_at=now,
+        )
+        outbox.add(session, event, key=str(d.response_id), subject=str(d.id), prefix=self._prefix)
+        await audit.append(
+            session,
+            actor="reconciler",
+            action="delivery.failed",
+            subject_type="delivery",
+            subject_id=str(d.id),
+            details={"jurisdiction": d.jurisdiction, "attempts": d.attempts},
+        )
+        self._metrics.failed.inc()
+        logger.error(
+            "delivery failed after max attempts",
+            extra={"delivery_id": str(d.id), "jurisdiction": d.jurisdiction},
+        )
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> bool:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
