@@ -235,6 +235,14 @@ def test_h2_without_requesting_case_reaches_nobody() -> None:
     assert (got[0].included, got[0].reason) == (False, Reason.HANDLING_RESTRICTED)
 
 
+def test_h2_requesting_case_on_another_platform_reaches_nobody() -> None:
+    fr = case("FR", selectors=["h1"])
+    elsewhere = case("FR", platform="chirp")
+    resp = response(selectors=["h1"], handling=HandlingCode.H2, requesting=elsewhere)
+    got = decide(resp, cases=[fr, elsewhere], jurisdictions=world(FR=MEMBER))
+    assert (got[0].included, got[0].reason) == (False, Reason.HANDLING_RESTRICTED)
+
+
 @pytest.mark.parametrize("code", [HandlingCode.H0, HandlingCode.H1, HandlingCode.H3])
 def test_other_handling_codes_do_not_restrict(code: HandlingCode) -> None:
     fr, de = case("FR", selectors=["h1"]), case("DE", selectors=["h1"])
