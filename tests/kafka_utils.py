@@ -23,7 +23,7 @@ async def read_topic(
     topic: str,
     *,
     expect: int | None = None,
-    timeout: float = 10.0,
+    within: float = 10.0,
     settle: float = 0.5,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """All records of `topic`; waits for `expect` records, or for `settle` s of quiet."""
@@ -42,7 +42,7 @@ async def read_topic(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         records: list[ConsumerRecord[bytes, bytes]] = []
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=100)

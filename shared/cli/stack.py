@@ -79,8 +79,11 @@ class Stack:
         log = (self.state / "logs" / f"{child.name}.log").open("ab")
         with log:
             child.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", child.module], env=self.env, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "-m", child.module],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         child.started_at = time.monotonic()
 
@@ -102,8 +105,9 @@ class Stack:
         self.postgres.stop()
 
 
-def build_env(state: Path, secrets_env: dict[str, str], pg: EmbeddedPostgres,
-              broker: EmbeddedTansu) -> dict[str, str]:
+def build_env(
+    state: Path, secrets_env: dict[str, str], pg: EmbeddedPostgres, broker: EmbeddedTansu
+) -> dict[str, str]:
     env = dict(os.environ)
     env.update(secrets_env)
     env.setdefault("CASESHARE_STATE_DIR", str(state))
@@ -132,11 +136,13 @@ async def prepare_database(url: str, state: Path) -> dict[str, str]:
             await seed.load(session, data)
             await seed.ensure_demo_keys(session, state / "keys")
             await issuer_keys.ensure_active_key(session)
-            return await issuer_clients.ensure_dev_clients(
-                session, jurisdictions=[j.code for j in data.jurisdictions],
+            dev: dict[str, str] = await issuer_clients.ensure_dev_clients(
+                session,
+                jurisdictions=[j.code for j in data.jurisdictions],
                 platforms=[p.slug for p in data.platforms],
                 secrets_file=state / "dev-clients.json",
             )
+            return dev
     finally:
         await engine.dispose()
 
@@ -164,15 +170,23 @@ def print_summary(stack: Stack) -> None:
     table.add_column("component")
     table.add_column("address")
     table.add_column("log")
-    table.add_row("PostgreSQL", stack.postgres.url.replace("+asyncpg", ""),
-                  str(stack.postgres.data_dir / "server.log"))
+    table.add_row(
+        "PostgreSQL",
+        stack.postgres.url.replace("+asyncpg", ""),
+        str(stack.postgres.data_dir / "server.log"),
+    )
     table.add_row("broker (Tansu)", stack.broker.bootstrap, str(stack.state / "logs/tansu.log"))
     for child in stack.children:
-        table.add_row(child.name, f"http://127.0.0.1:{child.port}",
-                      str(stack.state / "logs" / f"{child.name}.log"))
+        table.add_row(
+            child.name,
+            f"http://127.0.0.1:{child.port}",
+            str(stack.state / "logs" / f"{child.name}.log"),
+        )
     console.print(table)
-    console.print("Get a token:  [bold].venv/bin/caseshare token authority-fr[/]   "
-                  "(dev clients: authority-<iso>, platform-<slug>, coordinator, admin)")
+    console.print(
+        "Get a token:  [bold].venv/bin/caseshare token authority-fr[/]   "
+        "(dev clients: authority-<iso>, platform-<slug>, coordinator, admin)"
+    )
     console.print("Stop with Ctrl-C.")
 
 
@@ -185,7 +199,7 @@ def supervise(stack: Stack, stopping: list[bool]) -> None:
             code = child.proc.returncode
             uptime = time.monotonic() - child.started_at
             child.restarts = 0 if uptime > 60 else child.restarts + 1
-            delay = min(2 ** child.restarts, 30)
+            delay = min(2**child.restarts, 30)
             console.print(f"[red]{child.name} exited ({code}); restarting in {delay}s[/]")
             time.sleep(delay)
             if not stopping:
@@ -198,14 +212,16 @@ def up(state: Path) -> int:
     (state / "logs").mkdir(parents=True, exist_ok=True)
     stopping: list[bool] = []
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def on_signal(_signum: int, _frame: object) -> None:
         stopping.append(True)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     pg = EmbeddedPostgres(state / "pg", int(os.environ.get("CASESHARE_PG_PORT", PG_PORT)))
-    broker = EmbeddedTansu(int(os.environ.get("CASESHARE_BROKER_PORT", BROKER_PORT)),
-                           log_path=state / "logs" / "tansu.log")
+    broker = EmbeddedTansu(
+        int(os.environ.get("CASESHARE_BROKER_PORT", BROKER_PORT)),
+        log_path=state / "logs" / "tansu.log",
+    )
     stack = Stack(state, {}, pg, broker)
     try:
         console.print("starting PostgreSQL and the broker ...")

@@ -45,17 +45,30 @@ class RunningStack:
             return []
 
     def token(self, client_id: str) -> str:
-        out = subprocess.run(  # noqa: S603
-            [sys.executable, "-m", "shared.cli", "token", client_id, "--state-dir",
-             str(self.state), "--issuer", self.issuer],
-            capture_output=True, check=True, text=True, timeout=30,
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "shared.cli",
+                "token",
+                client_id,
+                "--state-dir",
+                str(self.state),
+                "--issuer",
+                self.issuer,
+            ],
+            capture_output=True,
+            check=True,
+            text=True,
+            timeout=30,
         )
         return out.stdout.strip()
 
 
 def allocate_ports() -> dict[str, int]:
-    return {name: free_port() for name in ("pg", "broker", "issuer", "intake", "registry",
-                                            "router")}
+    return {
+        name: free_port() for name in ("pg", "broker", "issuer", "intake", "registry", "router")
+    }
 
 
 def start(state: Path, ports: dict[str, int], *, timeout: float = 90) -> RunningStack:
@@ -75,8 +88,10 @@ def start(state: Path, ports: dict[str, int], *, timeout: float = 90) -> Running
     env.pop("SELECTOR_HMAC_KEY", None)
     log = (state.parent / f"{state.name}-up.log").open("ab")
     with log:
-        proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "shared.cli", "up"], env=env, stdout=log,
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "up"],
+            env=env,
+            stdout=log,
             stderr=subprocess.STDOUT,
         )
     stack = RunningStack(state, ports, proc)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psutil
@@ -39,7 +38,9 @@ def bearer(token: str) -> dict[str, str]:
 
 def case_body(reference: str) -> dict[str, object]:
     return {
-        "reference": reference, "platform": "telegram", "legal_basis": "Art. 18 CoE Convention",
+        "reference": reference,
+        "platform": "telegram",
+        "legal_basis": "Art. 18 CoE Convention",
         "offence_categories": ["fraud"],
         "selectors": [{"kind": "account_handle", "value": GROUP}],
     }
@@ -50,12 +51,16 @@ def response_body(case_id: str) -> dict[str, object]:
         "scope": {"case_ids": [case_id]},
         "handling_code": "H0",
         "issued_at": "2026-11-29T10:00:00Z",
-        "disclosures": [{
-            "selector": {"kind": "account_handle", "value": GROUP},
-            "category": "subscriber",
-            "records": [{"type": "ip_address", "value": "198.51.100.23"},
-                        {"type": "phone_number", "value": "+33612345678"}],
-        }],
+        "disclosures": [
+            {
+                "selector": {"kind": "account_handle", "value": GROUP},
+                "category": "subscriber",
+                "records": [
+                    {"type": "ip_address", "value": "198.51.100.23"},
+                    {"type": "phone_number", "value": "+33612345678"},
+                ],
+            }
+        ],
     }
 
 
@@ -65,12 +70,12 @@ async def test_case_response_inbox_ack(running: stack_mod.RunningStack) -> None:
         created = await http.post("/v1/cases", json=case_body("FR-E2E-1"), headers=bearer(fr))
         assert created.status_code == 201, created.text
         case_id = created.json()["id"]
-        submitted = await http.post("/v1/responses", json=response_body(case_id),
-                                    headers=bearer(telegram))
+        submitted = await http.post(
+            "/v1/responses", json=response_body(case_id), headers=bearer(telegram)
+        )
         assert submitted.status_code == 202, submitted.text
 
-        records = await read_topic(running.bootstrap, "caseshare.inbox.FR.v1", expect=1,
-                                   timeout=30)
+        records = await read_topic(running.bootstrap, "caseshare.inbox.FR.v1", expect=1, within=30)
         delivered = [decode(r.value, r.headers) for r in records]
         delivered = [e for e in delivered if e.ce_type.endswith("response.delivered.v1")]
         assert len(delivered) == 1
@@ -96,11 +101,23 @@ async def test_bad_input_is_refused_and_changes_nothing(
         unknown = case_body("FR-E2E-BAD") | {"platform": "myspace"}
         cases = [
             (await http.post("/v1/cases", json=unknown, headers=bearer(fr)), 422),
-            (await http.post("/v1/cases", content=b"{not json", headers=bearer(fr)
-                             | {"Content-Type": "application/json"}), 422),
+            (
+                await http.post(
+                    "/v1/cases",
+                    content=b"{not json",
+                    headers=bearer(fr) | {"Content-Type": "application/json"},
+                ),
+                422,
+            ),
             (await http.post("/v1/cases", json=case_body("FR-E2E-BAD")), 401),
-            (await http.post("/v1/cases", json=case_body("FR-E2E-BAD") | {"opened_by": "DE"},
-                             headers=bearer(fr)), 422),
+            (
+                await http.post(
+                    "/v1/cases",
+                    json=case_body("FR-E2E-BAD") | {"opened_by": "DE"},
+                    headers=bearer(fr),
+                ),
+                422,
+            ),
         ]
         for answer, status in cases:
             assert answer.status_code == status, answer.text
@@ -120,7 +137,7 @@ def test_sigterm_leaves_nothing_and_restart_reuses_data(
     children = running.descendants()
     assert len(children) >= 6  # postgres, broker, issuer, intake, registry, router
     assert stack_mod.stop(running, sig=signal.SIGTERM) == 0
-    gone, alive = psutil.wait_procs(children, timeout=10)
+    _gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], [p.info for p in alive]
 
     again = stack_mod.start(running.state, running.ports)

@@ -118,7 +118,9 @@ async def test_seed_scenario_reaches_exactly_those_with_standing(
     assert exclusions["US"].reason == "no_open_case"
     assert exclusions[suspended_member].reason == "suspended"
     assert set(exclusions) | {d.jurisdiction for d in deliveries} == all_codes
-    assert resp is not None and resp.disclosures is None and resp.fanout_state == "completed"
+    assert resp is not None
+    assert resp.disclosures is None
+    assert resp.fanout_state == "completed"
 
     for code in sorted(all_codes):
         records = await read_topic(
