@@ -120,8 +120,11 @@ async def issue_token(
     form = await _read_form(request)
     if isinstance(form, Response):
         return form
+    claimed = claimed_client_id(request, form)
+    if form.get("client_id", claimed) != claimed:
+        return oauth_error(400, "invalid_request", "client_id does not match the credentials")
     peer = request.client.host if request.client else "unknown"
-    for bucket in (f"peer:{peer}", f"client:{claimed_client_id(request, form)}"):
+    for bucket in (f"peer:{peer}", f"client:{claimed}"):
         wait = limiter.retry_after(bucket)
         if wait is not None:
             return oauth_error(

@@ -325,6 +325,11 @@ async def test_metadata_jwks_and_health(http: httpx.AsyncClient) -> None:
         ),
         ("grant_type=client_credentials&grant_type=password", {}, "invalid_request"),
         ("grant_type=password&username=a&password=b", {}, "unsupported_grant_type"),
+        (
+            "grant_type=client_credentials&client_id=a",
+            {"authorization": "Basic Yjpj"},
+            "invalid_request",
+        ),
     ],
 )
 async def test_malformed_token_requests_get_oauth_errors(
