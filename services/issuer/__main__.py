@@ -1,0 +1,23 @@
+"""`python -m services.issuer`: run the embedded authorization server from the environment."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from services.issuer.app import create_app
+from services.issuer.settings import IssuerSettings
+
+
+def main() -> None:
+    """Build settings, configure logging and serve until interrupted."""
+    settings = IssuerSettings()
+    logging.basicConfig(level=settings.log_level)
+    # authlib's debug records include issued tokens; never let them through.
+    logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+if __name__ == "__main__":
+    main()
