@@ -10,7 +10,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, Index, Text, false, func, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Text,
+    false,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -44,10 +54,10 @@ class OAuthClient(Base):
     client_id: Mapped[str] = mapped_column(Text, primary_key=True)
     kind: Mapped[str] = mapped_column(Text)
     secret_hash: Mapped[str | None] = mapped_column(Text)
-    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     allowed_scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    jurisdiction: Mapped[str | None] = mapped_column(Text)
-    platform: Mapped[str | None] = mapped_column(Text)
+    jurisdiction: Mapped[str | None] = mapped_column(Text, ForeignKey("jurisdictions.code"))
+    platform: Mapped[str | None] = mapped_column(Text, ForeignKey("platforms.slug"))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

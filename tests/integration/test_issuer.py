@@ -21,29 +21,21 @@ import pytest
 from fastapi import FastAPI
 from joserfc import jws, jwt
 from joserfc.jwk import ECKey
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.issuer import clients, keys
 from services.issuer.app import create_app
 from services.issuer.models import ClientKind
 from services.issuer.settings import IssuerSettings
+from services.registry.models import Platform
 from shared.auth import TokenValidator
 from shared.errors import Unauthorized
-from tests.integration.conftest_auth import server_reachable, temporary_database
 
 pytestmark = pytest.mark.integration
 
 ISSUER = "http://127.0.0.1:8003"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 Register = Callable[..., Awaitable[tuple[str, str | None]]]
-
-
-@pytest.fixture(scope="session")
-async def database_url() -> AsyncIterator[str]:
-    if not await server_reachable():
-        pytest.skip("no PostgreSQL at CASESHARE_TEST_DATABASE_URL")
-    async with temporary_database() as url:
-        yield url
 
 
 def issuer_settings(database_url: str, **overrides: Any) -> IssuerSettings:
@@ -53,7 +45,8 @@ def issuer_settings(database_url: str, **overrides: Any) -> IssuerSettings:
 
 
 @pytest.fixture(scope="session")
-async def issuer_app(database_url: str) -> AsyncIterator[FastAPI]:
+async def issuer_app(database_url: str, engine: AsyncEngine) -> AsyncIterator[FastAPI]:
+    """The issuer over the suite's migrated database (`engine` loads the reference data)."""
     app = create_app(issuer_settings(database_url))
     async with app.router.lifespan_context(app):
         yield app
@@ -100,7 +93,7 @@ def register(sessionmaker: async_sessionmaker[AsyncSession]) -> Register:
         if kind is ClientKind.AUTHORITY:
             fields.setdefault("jurisdiction", "fr")
         if kind is ClientKind.PLATFORM:
-            fields.setdefault("platform", "chatapp")
+            fields.setdefault("platform", "chirp")
         async with sessionmaker.begin() as session:
             secret = await clients.create_client(session, client_id=client_id, kind=kind, **fields)
         return client_id, secret
@@ -178,7 +171,7 @@ async def test_platform_gets_its_platform_claim_and_only_the_requested_scope(
     response = await request_token(http, client_id, secret, scope="responses:write")
     assert response.json()["scope"] == "responses:write"
     principal = await validate(new_validator, response.json()["access_token"])
-    assert (principal.platform, principal.jurisdiction) == ("chatapp", None)
+    assert (principal.platform, principal.jurisdiction) == ("chirp", None)
     assert principal.scopes == {"responses:write"}
 
 
@@ -276,6 +269,8 @@ async def test_ensure_dev_clients_is_idempotent_and_keeps_secrets_private(
     secrets_file = tmp_path / "state" / "dev-clients.json"
     platform = f"p{uuid.uuid4().hex[:6]}"
     iso = "DE"
+    async with sessionmaker.begin() as session:
+        session.add(Platform(slug=platform, name="Test platform", legal_rep_jurisdiction="BE"))
     async with sessionmaker.begin() as session:
         first = await clients.ensure_dev_clients(
             session, jurisdictions=[iso], platforms=[platform], secrets_file=secrets_file
