@@ -7,8 +7,8 @@ opener always comes from the authenticated principal, never from the request bod
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 

@@ -121,8 +121,8 @@ def build_env(
 
 async def prepare_database(url: str, state: Path) -> dict[str, str]:
     """Migrate, load reference data, demo keys and dev clients; returns the dev secrets."""
-    from services.issuer import clients as issuer_clients
-    from services.issuer import keys as issuer_keys
+    import services.issuer.clients as issuer_clients
+    import services.issuer.keys as issuer_keys
     from services.registry import migrate, seed
     from services.registry.reference import load_reference
     from shared.db import create_engine, create_sessionmaker, transaction
