@@ -1,0 +1,25 @@
+"""`python -m services.registry`: build settings, configure logging, serve the registry API."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from services.registry.app import create_app
+from services.registry.settings import RegistrySettings
+from shared import logs
+
+
+def main() -> None:
+    settings = RegistrySettings()
+    logs.configure(level=settings.log_level, fmt=settings.log_format, service="registry")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The registry process: the coordinator's read-only API and the administrators' API.
+
+`create_app(settings, http=...)` takes an optional HTTP client for the token validator's
+discovery and JWKS fetches; the caller then owns (and closes) it. Tests pass one backed by
+`httpx.MockTransport`, so tokens are validated through the real code path with no issuer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from services.registry import routes_admin, routes_coordinator
+from services.registry.settings import RegistrySettings
+from services.registry.stream import Viewers
+from shared.auth.deps import document_token_url
+from shared.auth.validation import TokenValidator
+from shared.checks import broker_check, database_check
+from shared.db import create_engine, create_sessionmaker
+from shared.web import health_router, install_common
+
+
+def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = None) -> FastAPI:
+    """Build the app; the lifespan owns the engine and, unless given one, the HTTP client."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        client = http or httpx.AsyncClient(timeout=5)
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.token_validator = TokenValidator(
+            issuer=settings.oauth_issuer,
+            audience=settings.oauth_audience,
+            leeway_seconds=settings.oauth_leeway_seconds,
+            jwks_ttl_seconds=settings.oauth_jwks_ttl_seconds,
+            http=client,
+        )
+        app.state.checks = {
+            "database": database_check(engine),
+            "broker": broker_check(settings.kafka_bootstrap_servers),
+        }
+        app.state.viewers = Viewers(limit=settings.stream_max_clients)
+        app.state.audit_lock = asyncio.Lock()
+        try:
+            yield
+        finally:
+            if http is None:
+                await client.aclose()
+            await engine.dispose()
+
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="caseshare registry",
+        version="1.0.0",
+        summary="Coordinator view of cases and fan-out (metadata only), and reference-data admin.",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.settings = settings
+    install_common(app, max_body_bytes=settings.max_body_bytes, service="registry")
+    app.include_router(health_router(lambda: app.state.checks))
+    app.include_router(routes_coordinator.router)
+    app.include_router(routes_admin.router)
+    document_token_url(app, settings.oauth_issuer.rstrip("/") + "/token")
+    return app

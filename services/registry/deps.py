@@ -1,0 +1,55 @@
+"""Annotated dependencies of the registry routes: the sessionmaker, settings and callers.
+
+The audit verifier is open to coordinators and administrators alike. `require` demands every
+scope it names, so that one route checks the token itself and documents the two alternatives
+as separate OpenAPI security requirements.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import SecurityScopes
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.registry.settings import RegistrySettings
+from shared.auth.deps import SCHEME_NAME, authenticate, bearer_token, require
+from shared.auth.principal import Principal
+from shared.auth.scopes import Scope
+from shared.errors import Forbidden
+
+
+def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    sm: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sm
+
+
+def _settings(request: Request) -> RegistrySettings:
+    settings: RegistrySettings = request.app.state.settings
+    return settings
+
+
+async def _auditor(request: Request) -> Principal:
+    principal = await authenticate(SecurityScopes(), request, await bearer_token(request))
+    if not (principal.has_scopes(Scope.FANOUT_READ) or principal.has_scopes(Scope.REGISTRY_ADMIN)):
+        raise Forbidden(
+            f"verifying the audit log needs {Scope.FANOUT_READ} or {Scope.REGISTRY_ADMIN}",
+            required_scopes=(Scope.FANOUT_READ,),
+        )
+    return principal
+
+
+# What the OpenAPI document shows for the auditor: either scope suffices.
+AUDITOR_SECURITY: dict[str, Any] = {
+    "security": [
+        {SCHEME_NAME: [Scope.FANOUT_READ.value]},
+        {SCHEME_NAME: [Scope.REGISTRY_ADMIN.value]},
+    ]
+}
+
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
+SettingsDep = Annotated[RegistrySettings, Depends(_settings)]
+CoordinatorDep = Annotated[Principal, require(Scope.FANOUT_READ)]
+AdminDep = Annotated[Principal, require(Scope.REGISTRY_ADMIN)]
+AuditorDep = Annotated[Principal, Depends(_auditor)]
