@@ -8,12 +8,13 @@ import uvicorn
 
 from services.issuer.app import create_app
 from services.issuer.settings import IssuerSettings
+from shared import logs
 
 
 def main() -> None:
     """Build settings, configure logging and serve until interrupted."""
     settings = IssuerSettings()
-    logging.basicConfig(level=settings.log_level)
+    logs.configure(level=settings.log_level, fmt=settings.log_format, service="issuer")
     # authlib's debug records include issued tokens; never let them through.
     logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)

@@ -147,11 +147,19 @@ async def prepare_database(url: str, state: Path) -> dict[str, str]:
         await engine.dispose()
 
 
-def wait_healthy(children: list[Child], timeout: float = HEALTH_TIMEOUT) -> None:
+class Interrupted(Exception):
+    """A stop signal arrived while starting up."""
+
+
+def wait_healthy(
+    children: list[Child], stopping: list[bool], timeout: float = HEALTH_TIMEOUT
+) -> None:
     deadline = time.monotonic() + timeout
     pending = {c.name: c for c in children}
     with httpx.Client(timeout=1.0) as client:
         while pending and time.monotonic() < deadline:
+            if stopping:
+                raise Interrupted
             for name, child in list(pending.items()):
                 if child.proc and child.proc.poll() is not None:
                     raise RuntimeError(f"{name} exited during start-up; see its log")
@@ -236,9 +244,11 @@ def up(state: Path) -> int:
             child = Child(name, module, port)
             stack.children.append(child)
             stack.spawn(child)
-        wait_healthy(stack.children)
+        wait_healthy(stack.children, stopping)
         print_summary(stack)
         supervise(stack, stopping)
+        return 0
+    except Interrupted:
         return 0
     except Exception as exc:
         console.print(f"[red]caseshare up failed: {exc}[/]")
