@@ -24,7 +24,7 @@ from rich.table import Table
 
 from shared.embedded import EmbeddedPostgres, EmbeddedTansu
 
-console = Console(stderr=True)
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 PG_PORT = 54329
 BROKER_PORT = 9092
@@ -175,9 +175,9 @@ def wait_healthy(
 
 def print_summary(stack: Stack) -> None:
     table = Table(title="caseshare is running", show_lines=False)
-    table.add_column("component")
-    table.add_column("address")
-    table.add_column("log")
+    table.add_column("component", no_wrap=True)
+    table.add_column("address", overflow="fold")
+    table.add_column("log", overflow="fold")
     table.add_row(
         "PostgreSQL",
         stack.postgres.url.replace("+asyncpg", ""),
