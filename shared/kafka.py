@@ -49,7 +49,12 @@ def make_producer(bootstrap: str, *, client_id: str, linger_ms: int = 5) -> AIOK
 
 
 def make_consumer(
-    bootstrap: str, *topics: str, group_id: str, client_id: str, fetch_max_wait_ms: int = 25
+    bootstrap: str,
+    *topics: str,
+    group_id: str,
+    client_id: str,
+    fetch_max_wait_ms: int = 25,
+    session_timeout_ms: int = 10000,
 ) -> AIOKafkaConsumer:
     """Manual commits after processing; "earliest" because "latest" is wrong on Tansu."""
     return AIOKafkaConsumer(
@@ -62,7 +67,7 @@ def make_consumer(
         fetch_max_wait_ms=fetch_max_wait_ms,
         max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         fetch_max_bytes=4 * MAX_MESSAGE_BYTES,
-        session_timeout_ms=10000,
+        session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=1000,
         max_poll_interval_ms=120000,
     )

@@ -73,6 +73,7 @@ class Runtime:
             topic_name(s.topic_prefix, "responses"),
             group_id=s.group_id,
             client_id="caseshare-router",
+            session_timeout_ms=s.session_timeout_ms,
         )
         await _retry_forever(self.consumer.start, self.stop)
         relay = OutboxRelay(

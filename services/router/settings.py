@@ -21,5 +21,8 @@ class RouterSettings(CommonSettings, DatabaseSettings, KafkaSettings):
     reconcile_interval_seconds: float = Field(
         default=2, alias="ROUTER_RECONCILE_INTERVAL_SECONDS", gt=0
     )
+    session_timeout_ms: int = Field(
+        default=10000, alias="ROUTER_SESSION_TIMEOUT_MS", ge=6000, le=300000
+    )
     relay_batch: int = Field(default=500, alias="RELAY_BATCH", ge=1, le=5000)
     replay_window_seconds: float = Field(default=3600, alias="ROUTER_REPLAY_WINDOW_SECONDS", ge=0)
