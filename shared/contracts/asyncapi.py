@@ -94,7 +94,10 @@ def asyncapi_document(prefix: str = "caseshare") -> dict[str, Any]:
         "defaultContentType": "application/json",
         "servers": _servers(),
         "channels": {family: _channel(prefix, family) for family in CHANNELS},
-        "operations": {op[0]: _operation(*op[1:]) for op in OPERATIONS},
+        "operations": {
+            op_id: _operation(action, family, actor, summary)
+            for op_id, action, family, actor, summary in OPERATIONS
+        },
         "components": _components(),
     }
 
@@ -105,8 +108,8 @@ def _servers() -> dict[str, Any]:
             "host": "{bootstrap}",
             "protocol": "kafka",
             "description": (
-                "The operator's Apache Kafka cluster; ACLs let each member read only its own"
-                " inbox topic."
+                "The operator's Apache Kafka cluster; ACLs restrict each member to the topics it"
+                " may read, its own inbox and never another member's."
             ),
             "variables": {
                 "bootstrap": {
