@@ -6,7 +6,7 @@ predecessor's hash; callers append last in their transaction to hold the lock br
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +30,27 @@ async def append(
     details: Mapping[str, Any] | None = None,
 ) -> AuditEntry:
     """Add one entry chained to the current head; never carries personal data."""
+    entries = await append_many(
+        session,
+        [
+            {
+                "actor": actor,
+                "action": action,
+                "subject_type": subject_type,
+                "subject_id": subject_id,
+                "details": details,
+            }
+        ],
+    )
+    return entries[0]
+
+
+async def append_many(
+    session: AsyncSession, entries: Sequence[Mapping[str, Any]]
+) -> list[AuditEntry]:
+    """Chain several entries under one lock acquisition and insert them in one flush."""
+    if not entries:
+        return []
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
     head = (
         await session.execute(
@@ -37,31 +58,21 @@ async def append(
         )
     ).first()
     prev_hash = head.hash if head else audit_chain.GENESIS_HASH
-    seq = (head.seq + 1) if head else 1
+    seq = head.seq if head else 0
     at = datetime.now(UTC)
-    body = dict(details or {})
-    entry = AuditEntry(
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        details=body,
-        prev_hash=prev_hash,
-        hash=audit_chain.chain_next(
-            prev_hash, seq, at, actor, action, subject_type, subject_id, body
-        ),
-    )
-    session.add(entry)
-    await session.flush()
-    return entry
-
-
-async def append_many(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
-    """Append several entries under one lock acquisition (a fan-out decides many at once)."""
+    rows = []
     for entry in entries:
-        await append(session, **entry)
+        seq += 1
+        body = dict(entry.get("details") or {})
+        fields = {k: entry[k] for k in ("actor", "action", "subject_type", "subject_id")}
+        digest = audit_chain.chain_next(prev_hash, seq, at, *fields.values(), body)
+        rows.append(
+            AuditEntry(seq=seq, at=at, details=body, prev_hash=prev_hash, hash=digest, **fields)
+        )
+        prev_hash = digest
+    session.add_all(rows)
+    await session.flush()
+    return rows
 
 
 async def _records(session: AsyncSession) -> AsyncIterator[audit_chain.AuditRecord]:

@@ -128,16 +128,21 @@ async def decide_and_record(session: AsyncSession, *, response_id: uuid.UUID, pr
         },
     )
     now = datetime.now(UTC)
-    entries: list[dict[str, Any]] = []
     for d in decisions:
         if d.included:
             session.add(_delivery(resp, d, keys.get(d.jurisdiction), now))
         else:
             _exclude(session, resp, d, now, prefix)
-        entries.append(_audit_entry(resp.id, d))
     resp.disclosures, resp.fanout_state, resp.routed_at = None, "routed", now
     await session.flush()
-    await audit.append_many(session, entries)
+    await audit.append(
+        session,
+        actor="router",
+        action="routing.decided",
+        subject_type="response",
+        subject_id=str(resp.id),
+        details={"decisions": [_audited(d) for d in decisions]},
+    )
     return True
 
 
@@ -199,17 +204,13 @@ def _exclude(
     outbox.add(session, event, key=str(resp.id), subject=str(ident), prefix=prefix, event_id=ident)
 
 
-def _audit_entry(response_id: uuid.UUID, d: rules.Decision) -> dict[str, Any]:
+def _audited(d: rules.Decision) -> dict[str, Any]:
+    """One routing decision as the audit log keeps it: who, yes or no, why, on which case."""
     return {
-        "actor": "router",
-        "action": "routing.included" if d.included else "routing.excluded",
-        "subject_type": "response",
-        "subject_id": str(response_id),
-        "details": {
-            "jurisdiction": d.jurisdiction,
-            "reason": d.reason.value,
-            "case_id": str(d.matched_case_id) if d.matched_case_id else None,
-        },
+        "jurisdiction": d.jurisdiction,
+        "included": d.included,
+        "reason": d.reason.value,
+        "case_id": str(d.matched_case_id) if d.matched_case_id else None,
     }
 
 
