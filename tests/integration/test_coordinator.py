@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.registry import cases, inbox, outbox, responses, selectors
 from services.registry.cases import Actor, Context
@@ -51,7 +51,10 @@ DISCLOSED = ("203.0.113.7", "+33612345678", "33612345678")
 
 
 @pytest.fixture
-async def registry(database_url: str, topic_prefix: str) -> AsyncIterator[Registry]:
+async def registry(
+    database_url: str, topic_prefix: str, engine: AsyncEngine
+) -> AsyncIterator[Registry]:
+    """The app over the migrated, seeded database (`engine` loads the reference data)."""
     async with running(settings_for(database_url, topic_prefix)) as reg:
         yield reg
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.embedded import EmbeddedTansu, free_port
 from tests.registry_api import ADMIN, COORDINATOR, ISSUER, Registry, running, settings_for
@@ -25,8 +26,9 @@ LISTS = ["/v1/registry/cases", "/v1/registry/responses", *ADMIN_GETS]
 
 @pytest.fixture
 async def registry(
-    database_url: str, topic_prefix: str, broker: EmbeddedTansu
+    database_url: str, topic_prefix: str, broker: EmbeddedTansu, engine: AsyncEngine
 ) -> AsyncIterator[Registry]:
+    """The app over the migrated, seeded database (`engine` loads the reference data)."""
     settings = settings_for(database_url, topic_prefix, KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
     async with running(settings) as reg:
         yield reg
