@@ -73,6 +73,7 @@ class _TooLarge(Exception):
 
 def install_common(app: FastAPI, *, max_body_bytes: int, service: str) -> None:
     """Errors, headers, request ids and the size cap, in one call per app."""
+    app.state.service = service
     install_problem_handlers(app)
 
     @app.middleware("http")
@@ -92,7 +93,6 @@ def install_common(app: FastAPI, *, max_body_bytes: int, service: str) -> None:
         logger.info(
             "request",
             extra={
-                "service": service,
                 "method": request.method,
                 "path": request.url.path,
                 "status": response.status_code,

@@ -10,7 +10,7 @@ from shared import logs
 
 
 def main() -> None:
-    settings = IntakeSettings()  # type: ignore[call-arg]  # values come from the environment
+    settings = IntakeSettings()
     logs.configure(level=settings.log_level, fmt=settings.log_format, service="intake")
     uvicorn.run(
         create_app(settings),

@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
-from shared.auth.validation import TokenValidator
 
 from services.intake.routes import router
 from services.intake.settings import IntakeSettings
 from services.registry.cases import Context
+from shared.auth.validation import TokenValidator
 from shared.checks import broker_check, database_check
 from shared.db import create_engine, create_sessionmaker
 from shared.web import health_router, install_common

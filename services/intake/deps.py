@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from shared.auth.deps import require
-from shared.auth.principal import Principal
-from shared.auth.scopes import Scope
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.cases import Actor, Context
+from shared.auth.deps import require
+from shared.auth.principal import Principal
+from shared.auth.scopes import Scope
 from shared.errors import Forbidden
 
 

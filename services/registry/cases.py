@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -58,12 +59,11 @@ async def _check_opener(session: AsyncSession, actor: Actor, data: CaseCreate) -
     if opener.status == JurisdictionStatus.SUSPENDED:
         raise ValidationFailed(f"jurisdiction {opener.code} is suspended and cannot open cases")
     coordinator_code = data.coordinating_jurisdiction
-    if opener.status == JurisdictionStatus.ASSOCIATED:
-        if coordinator_code is None:
-            raise ValidationFailed(
-                f"{opener.code} takes part through a coordinating member state:"
-                " coordinating_jurisdiction is required"
-            )
+    if opener.status == JurisdictionStatus.ASSOCIATED and coordinator_code is None:
+        raise ValidationFailed(
+            f"{opener.code} takes part through a coordinating member state:"
+            " coordinating_jurisdiction is required"
+        )
     if coordinator_code is not None:
         if coordinator_code == opener.code:
             raise ValidationFailed("a case cannot be coordinated by its own opener")
@@ -234,7 +234,7 @@ async def read(session: AsyncSession, *, case_id: uuid.UUID, jurisdiction: str) 
     return _out(case, sels)
 
 
-def _out(case: Case, sels: list[CaseSelector] | tuple[CaseSelector, ...]) -> CaseOut:
+def _out(case: Case, sels: Sequence[CaseSelector]) -> CaseOut:
     return CaseOut(
         id=case.id,
         reference=case.reference,

@@ -59,7 +59,7 @@ class Jurisdiction(Base):
     name: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
-    public_jwk: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    public_jwk: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
@@ -157,7 +157,7 @@ class CooperationResponse(Base):
     scope_selector_hashes: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
     scope_lead_case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id"))
     handling_code: Mapped[str] = mapped_column(String(2))
-    disclosures: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    disclosures: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB(none_as_null=True))
     disclosure_count: Mapped[int] = mapped_column(Integer)
     emergency: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     fanout_state: Mapped[str] = mapped_column(String(16), server_default="received")

@@ -54,7 +54,7 @@ async def load(session: AsyncSession, data: ReferenceData | None = None) -> None
 
 async def ensure_demo_keys(session: AsyncSession, keys_dir: Path) -> list[str]:
     """Give every keyless jurisdiction a demo key pair; returns the codes that got one."""
-    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # noqa: ASYNC240 - start-up only
     created = []
     rows = (
         await session.scalars(

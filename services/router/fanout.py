@@ -57,7 +57,7 @@ class Policy:
     backoff_cap: timedelta
 
     def next_attempt(self, attempts: int, now: datetime) -> datetime:
-        factor = 2 ** max(attempts - 1, 0)
+        factor = 1 << max(attempts - 1, 0)
         wait = min(self.ack_timeout * factor, self.backoff_cap)
         return now + wait
 

@@ -26,7 +26,7 @@ from services.router import fanout
 from services.router.metrics import RouterMetrics
 from services.router.relay import asyncpg_dsn
 from shared.db import transaction
-from shared.events import DeliveryFailed, topic_name
+from shared.events import DeliveryFailed, Topic, topic_name
 from shared.kafka import TopicProvisioner
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,8 @@ class Reconciler:
     async def required_topics(self) -> set[str]:
         async with transaction(self._sm) as session:
             codes = (await session.scalars(select(Jurisdiction.code))).all()
-        fixed = {topic_name(self._prefix, f) for f in ("cases", "responses", "deliveries", "dlq")}
+        families: tuple[Topic, ...] = ("cases", "responses", "deliveries", "dlq")
+        fixed = {topic_name(self._prefix, f) for f in families}
         return fixed | {topic_name(self._prefix, "inbox", c) for c in codes}
 
     async def provision(self) -> None:

@@ -27,6 +27,7 @@ from joserfc.jwt import JWTClaimsRegistry
 
 from shared.auth.principal import Principal
 from shared.errors import Unauthorized
+from shared.settings import OAuthSettings
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,10 @@ def metadata_urls(issuer: str) -> list[str]:
 
 
 class TokenValidator:
-    """Validates bearer access tokens for one issuer and audience; share one per process."""
+    """Validates bearer access tokens for one issuer and audience; share one per process.
+
+    The validator owns the HTTP client it is given and closes it in `aclose`.
+    """
 
     def __init__(
         self,
@@ -85,6 +89,17 @@ class TokenValidator:
         self._expires_at = -math.inf
         self._attempted_at = -math.inf
         self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: OAuthSettings, *, http: httpx.AsyncClient) -> TokenValidator:
+        """The validator a service builds in its lifespan; it takes ownership of `http`."""
+        return cls(
+            issuer=settings.oauth_issuer,
+            audience=settings.oauth_audience,
+            leeway_seconds=settings.oauth_leeway_seconds,
+            jwks_ttl_seconds=settings.oauth_jwks_ttl_seconds,
+            http=http,
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP client the validator was given; call once at shutdown."""

@@ -1,0 +1,88 @@
+"""The embedded authorization server's HTTP surface: token, JWKS, metadata, health.
+
+For development and tests only; in production any OIDC provider is trusted by issuer URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.issuer import keys, repository, service
+from services.issuer.server import IssuerServer
+from services.issuer.settings import IssuerSettings
+from shared.db import create_engine, create_sessionmaker
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: IssuerSettings) -> FastAPI:
+    """Build the issuer; the lifespan owns the engine and makes sure a signing key exists."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        sessionmaker = create_sessionmaker(engine)
+        app.state.sessionmaker = sessionmaker
+        try:
+            async with sessionmaker.begin() as session:
+                await keys.ensure_active_key(session)
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(title="caseshare issuer", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.server = IssuerServer(settings)
+    app.state.limiter = service.RateLimiter(
+        rate=settings.token_rate_per_second, burst=settings.token_rate_burst
+    )
+    _add_routes(app, service.metadata(settings))
+    return app
+
+
+def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    return sessionmaker
+
+
+def _add_routes(app: FastAPI, metadata: dict[str, Any]) -> None:
+    @app.post("/token", tags=["oauth"])
+    async def token(request: Request) -> Response:
+        """RFC 6749 client credentials grant; answers RFC 9068 JWT access tokens."""
+        return await service.issue_token(
+            request,
+            server=request.app.state.server,
+            sessionmaker=_sessionmaker(request),
+            limiter=request.app.state.limiter,
+        )
+
+    @app.get("/jwks.json", tags=["oauth"])
+    async def jwks(request: Request) -> JSONResponse:
+        document = await service.jwks_document(_sessionmaker(request))
+        return JSONResponse(document, headers={"Cache-Control": "public, max-age=60"})
+
+    @app.get("/.well-known/oauth-authorization-server", tags=["oauth"])
+    @app.get("/.well-known/openid-configuration", tags=["oauth"])
+    async def authorization_server_metadata() -> dict[str, Any]:
+        return metadata
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            async with _sessionmaker(request)() as session:
+                await repository.ping(session)
+        except Exception:
+            logger.warning("database not reachable", exc_info=True)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ready"})

@@ -1,0 +1,195 @@
+"""Use cases of the issuer: issue a token (rate limited), publish its keys and its metadata.
+
+Token requests are read and throttled on the event loop, then handed to authlib in a worker
+thread inside one database transaction, so client lookup, assertion replay checks and signing
+all see the same snapshot and the replay record commits with the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import anyio.to_thread
+from authlib.oauth2.rfc6749 import InsecureTransportError
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
+from joserfc import jws
+from joserfc.errors import JoseError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from services.issuer import keys
+from services.issuer.server import (
+    ASSERTION_ALGORITHMS,
+    AUTH_METHODS,
+    IssuerServer,
+    RequestScope,
+    StarletteOAuth2Request,
+    request_scope,
+)
+from services.issuer.settings import IssuerSettings
+from shared.auth.scopes import Scope
+
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+MAX_TOKEN_REQUEST_BYTES = 16 * 1024
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    """Token buckets kept in process, one per key (a client id or a peer address)."""
+
+    def __init__(
+        self,
+        *,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 10_000,
+    ) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._clock = clock
+        self._max_keys = max_keys
+        self._buckets: dict[str, _Bucket] = {}
+
+    def retry_after(self, key: str) -> int | None:
+        """Take one token for `key`; None if allowed, else whole seconds until one is free."""
+        now = self._clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            self._make_room(now)
+            bucket = self._buckets[key] = _Bucket(tokens=self._burst, updated=now)
+        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
+        bucket.updated = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return None
+        return max(1, math.ceil((1 - bucket.tokens) / self._rate))
+
+    def _make_room(self, now: float) -> None:
+        # Forget callers whose bucket has refilled: they lose nothing by starting afresh.
+        if len(self._buckets) < self._max_keys:
+            return
+        refill = self._burst / self._rate
+        self._buckets = {k: b for k, b in self._buckets.items() if now - b.updated < refill}
+        if len(self._buckets) >= self._max_keys:
+            self._buckets.clear()
+
+
+def metadata(settings: IssuerSettings) -> dict[str, Any]:
+    """RFC 8414 authorization server metadata."""
+    issuer = settings.issuer_url.rstrip("/")
+    return {
+        "issuer": settings.issuer_url,
+        "token_endpoint": settings.token_endpoint,
+        "jwks_uri": f"{issuer}/jwks.json",
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
+        "scopes_supported": [str(scope) for scope in Scope],
+        "response_types_supported": [],
+    }
+
+
+async def jwks_document(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    """The published public keys."""
+    async with sessionmaker.begin() as session:
+        return await keys.jwks(session)
+
+
+async def issue_token(
+    request: Request,
+    *,
+    server: IssuerServer,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    limiter: RateLimiter,
+) -> Response:
+    """Answer a token request in RFC 6749 form, after per-peer and per-client throttling."""
+    form = await _read_form(request)
+    if isinstance(form, Response):
+        return form
+    claimed = claimed_client_id(request, form)
+    if form.get("client_id", claimed) != claimed:
+        return oauth_error(400, "invalid_request", "client_id does not match the credentials")
+    peer = request.client.host if request.client else "unknown"
+    for bucket in (f"peer:{peer}", f"client:{claimed}"):
+        wait = limiter.retry_after(bucket)
+        if wait is not None:
+            return oauth_error(
+                429,
+                "temporarily_unavailable",
+                "Too many token requests",
+                {"Retry-After": str(wait)},
+            )
+    try:
+        oauth_request = StarletteOAuth2Request(request, form)
+    except InsecureTransportError:
+        return oauth_error(400, "invalid_request", "Token requests must use HTTPS")
+    async with sessionmaker.begin() as session:
+        scope = RequestScope(session=session, signing_key=await keys.active_signing_key(session))
+        reset = request_scope.set(scope)
+        try:
+            response: Response = await anyio.to_thread.run_sync(
+                server.create_token_response, oauth_request
+            )
+        finally:
+            request_scope.reset(reset)
+    return response
+
+
+def claimed_client_id(request: Request, form: Mapping[str, str]) -> str:
+    """The client id a request claims, before authentication; only used for throttling."""
+    client_id, _secret = extract_basic_authorization(request.headers)
+    if client_id:
+        return str(client_id)
+    assertion = form.get("client_assertion")
+    if assertion:
+        try:
+            sub = json.loads(jws.extract_compact(assertion.encode()).payload).get("sub")
+        except (JoseError, ValueError, AttributeError):
+            return ""
+        return sub if isinstance(sub, str) else ""
+    return form.get("client_id", "")
+
+
+async def _read_form(request: Request) -> dict[str, str] | Response:
+    """The urlencoded body, refusing other media types, oversize bodies and repeated fields."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != FORM_CONTENT_TYPE:
+        return oauth_error(400, "invalid_request", f"The body must be {FORM_CONTENT_TYPE}")
+    body = await request.body()
+    if len(body) > MAX_TOKEN_REQUEST_BYTES:
+        return oauth_error(400, "invalid_request", "The request body is too large")
+    try:
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError):
+        return oauth_error(400, "invalid_request", "The body is not valid form data")
+    form = dict(pairs)
+    if len(form) != len(pairs):
+        return oauth_error(400, "invalid_request", "A parameter is repeated")
+    if "authorization" in request.headers and "client_assertion" in form:
+        return oauth_error(400, "invalid_request", "Use one client authentication method")
+    return form
+
+
+def oauth_error(
+    status: int, error: str, description: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """An RFC 6749 section 5.2 error, the shape OAuth client libraries expect."""
+    return JSONResponse(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={**NO_STORE, **(headers or {})},
+    )

@@ -1,0 +1,119 @@
+"""Running `caseshare up` as a user would, on free ports, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+from shared.embedded import free_port
+
+
+@dataclass
+class RunningStack:
+    state: Path
+    ports: dict[str, int]
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def intake(self) -> str:
+        return f"http://127.0.0.1:{self.ports['intake']}"
+
+    @property
+    def registry(self) -> str:
+        return f"http://127.0.0.1:{self.ports['registry']}"
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.ports['issuer']}"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ports['broker']}"
+
+    def descendants(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def token(self, client_id: str) -> str:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "shared.cli",
+                "token",
+                client_id,
+                "--state-dir",
+                str(self.state),
+                "--issuer",
+                self.issuer,
+            ],
+            capture_output=True,
+            check=True,
+            text=True,
+            timeout=30,
+        )
+        return out.stdout.strip()
+
+
+def allocate_ports() -> dict[str, int]:
+    return {
+        name: free_port() for name in ("pg", "broker", "issuer", "intake", "registry", "router")
+    }
+
+
+def start(state: Path, ports: dict[str, int], *, timeout: float = 90) -> RunningStack:
+    env = {
+        **os.environ,
+        "CASESHARE_STATE_DIR": str(state),
+        "CASESHARE_PG_PORT": str(ports["pg"]),
+        "CASESHARE_BROKER_PORT": str(ports["broker"]),
+        "ISSUER_PORT": str(ports["issuer"]),
+        "INTAKE_PORT": str(ports["intake"]),
+        "REGISTRY_PORT": str(ports["registry"]),
+        "ROUTER_PORT": str(ports["router"]),
+        "OAUTH_ISSUER": f"http://127.0.0.1:{ports['issuer']}",
+        "ROUTER_REDRIVE_AFTER_SECONDS": "3",
+        "ROUTER_RECONCILE_INTERVAL_SECONDS": "1",
+    }
+    env.pop("SELECTOR_HMAC_KEY", None)
+    log = (state.parent / f"{state.name}-up.log").open("ab")
+    with log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shared.cli", "up"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    stack = RunningStack(state, ports, proc)
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=1) as client:
+        for name in ("issuer", "intake", "registry", "router"):
+            url = f"http://127.0.0.1:{ports[name]}/readyz"
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"caseshare up exited with {proc.returncode}")
+                try:
+                    if client.get(url).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} not ready after {timeout}s")
+                time.sleep(0.2)
+    return stack
+
+
+def stop(stack: RunningStack, *, sig: int = signal.SIGTERM, timeout: float = 40) -> int:
+    """Signal the supervisor and wait; returns its exit code."""
+    stack.proc.send_signal(sig)
+    return stack.proc.wait(timeout)

@@ -1,0 +1,151 @@
+"""The walking skeleton, end to end: the services run as processes under `caseshare up` and are
+driven over HTTP and Kafka, the way an authority, a platform and an integrator would."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+
+import httpx
+import psutil
+import pytest
+
+from shared import sealing
+from shared.kafka import decode
+from tests.e2e import stack as stack_mod
+from tests.kafka_utils import read_topic
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+GROUP = "@e2e_group_chat"
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack_mod.RunningStack]:
+    state = tmp_path_factory.mktemp("e2e") / "state"
+    ports = stack_mod.allocate_ports()
+    running = stack_mod.start(state, ports)
+    try:
+        yield running
+    finally:
+        if running.proc.poll() is None:
+            stack_mod.stop(running)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def case_body(reference: str) -> dict[str, object]:
+    return {
+        "reference": reference,
+        "platform": "telegram",
+        "legal_basis": "Art. 18 CoE Convention",
+        "offence_categories": ["fraud"],
+        "selectors": [{"kind": "account_handle", "value": GROUP}],
+    }
+
+
+def response_body(case_id: str) -> dict[str, object]:
+    return {
+        "scope": {"case_ids": [case_id]},
+        "handling_code": "H0",
+        "issued_at": "2026-11-29T10:00:00Z",
+        "disclosures": [
+            {
+                "selector": {"kind": "account_handle", "value": GROUP},
+                "category": "subscriber",
+                "records": [
+                    {"type": "ip_address", "value": "198.51.100.23"},
+                    {"type": "phone_number", "value": "+33612345678"},
+                ],
+            }
+        ],
+    }
+
+
+async def test_case_response_inbox_ack(running: stack_mod.RunningStack) -> None:
+    fr, telegram = running.token("authority-fr"), running.token("platform-telegram")
+    async with httpx.AsyncClient(base_url=running.intake, timeout=10) as http:
+        created = await http.post("/v1/cases", json=case_body("FR-E2E-1"), headers=bearer(fr))
+        assert created.status_code == 201, created.text
+        case_id = created.json()["id"]
+        submitted = await http.post(
+            "/v1/responses", json=response_body(case_id), headers=bearer(telegram)
+        )
+        assert submitted.status_code == 202, submitted.text
+
+        records = await read_topic(running.bootstrap, "caseshare.inbox.FR.v1", expect=1, within=30)
+        delivered = [decode(r.value, r.headers) for r in records]
+        delivered = [e for e in delivered if e.ce_type.endswith("response.delivered.v1")]
+        assert len(delivered) == 1
+        event = delivered[0].event
+        private = json.loads((running.state / "keys" / "FR.private.jwk.json").read_text())
+        opened = sealing.unseal(event.sealed_disclosures, private)  # type: ignore[attr-defined]
+        assert opened[0]["records"][0]["value"] == "198.51.100.23"
+
+        inbox = (await http.get("/v1/inbox", headers=bearer(fr))).json()["items"]
+        assert [i["delivery_id"] for i in inbox] == [delivered[0].ce_id]
+        first = await http.post(f"/v1/inbox/{delivered[0].ce_id}/ack", headers=bearer(fr))
+        again = await http.post(f"/v1/inbox/{delivered[0].ce_id}/ack", headers=bearer(fr))
+        assert first.status_code == again.status_code == 200
+        assert first.json()["acknowledged_at"] == again.json()["acknowledged_at"]
+
+
+async def test_bad_input_is_refused_and_changes_nothing(
+    running: stack_mod.RunningStack,
+) -> None:
+    fr = running.token("authority-fr")
+    async with httpx.AsyncClient(base_url=running.intake, timeout=10) as http:
+        before = (await http.get("/v1/cases", headers=bearer(fr))).json()["items"]
+        unknown = case_body("FR-E2E-BAD") | {"platform": "myspace"}
+        cases = [
+            (await http.post("/v1/cases", json=unknown, headers=bearer(fr)), 422),
+            (
+                await http.post(
+                    "/v1/cases",
+                    content=b"{not json",
+                    headers=bearer(fr) | {"Content-Type": "application/json"},
+                ),
+                422,
+            ),
+            (await http.post("/v1/cases", json=case_body("FR-E2E-BAD")), 401),
+            (
+                await http.post(
+                    "/v1/cases",
+                    json=case_body("FR-E2E-BAD") | {"opened_by": "DE"},
+                    headers=bearer(fr),
+                ),
+                422,
+            ),
+        ]
+        for answer, status in cases:
+            assert answer.status_code == status, answer.text
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert answer.json()["status"] == status
+        after = (await http.get("/v1/cases", headers=bearer(fr))).json()["items"]
+        assert after == before
+
+
+def test_sigterm_leaves_nothing_and_restart_reuses_data(
+    running: stack_mod.RunningStack,
+) -> None:
+    fr = running.token("authority-fr")
+    with httpx.Client(base_url=running.intake, timeout=10) as http:
+        made = http.post("/v1/cases", json=case_body("FR-E2E-KEEP"), headers=bearer(fr))
+        assert made.status_code == 201
+    children = running.descendants()
+    assert len(children) >= 6  # postgres, broker, issuer, intake, registry, router
+    assert stack_mod.stop(running, sig=signal.SIGTERM) == 0
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == [], [p.info for p in alive]
+
+    again = stack_mod.start(running.state, running.ports)
+    try:
+        token = again.token("authority-fr")
+        with httpx.Client(base_url=again.intake, timeout=10) as http:
+            case = http.get(f"/v1/cases/{made.json()['id']}", headers=bearer(token))
+            assert case.status_code == 200
+            assert case.json()["reference"] == "FR-E2E-KEEP"
+    finally:
+        assert stack_mod.stop(again, sig=signal.SIGINT) == 0
