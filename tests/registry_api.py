@@ -90,10 +90,9 @@ async def running(settings: RegistrySettings) -> AsyncIterator[Registry]:
     """The app with its lifespan run, and an in-process client for ordinary requests."""
     issuer = Issuer()
     http = httpx.AsyncClient(transport=httpx.MockTransport(issuer.handle))
-    app = create_app(settings, http=http)
+    app = create_app(settings, http=http)  # the app closes `http` at shutdown
     transport = httpx.ASGITransport(app)
     async with (
-        http,
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://registry.test") as client,
     ):
