@@ -1,8 +1,9 @@
 """The registry process: the coordinator's read-only API and the administrators' API.
 
 `create_app(settings, http=...)` takes an optional HTTP client for the token validator's
-discovery and JWKS fetches; the caller then owns (and closes) it. Tests pass one backed by
-`httpx.MockTransport`, so tokens are validated through the real code path with no issuer.
+discovery and JWKS fetches; like a client the app makes itself, it is closed at shutdown. Tests
+pass one backed by `httpx.MockTransport`, so tokens go through the real validation with no
+issuer running.
 """
 
 from __future__ import annotations
@@ -25,20 +26,16 @@ from shared.web import health_router, install_common
 
 
 def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = None) -> FastAPI:
-    """Build the app; the lifespan owns the engine and, unless given one, the HTTP client."""
+    """Build the app; the lifespan owns the engine and the validator's HTTP client."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-        client = http or httpx.AsyncClient(timeout=5)
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.token_validator = TokenValidator(
-            issuer=settings.oauth_issuer,
-            audience=settings.oauth_audience,
-            leeway_seconds=settings.oauth_leeway_seconds,
-            jwks_ttl_seconds=settings.oauth_jwks_ttl_seconds,
-            http=client,
+        validator = TokenValidator.from_settings(
+            settings, http=http or httpx.AsyncClient(timeout=5)
         )
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.token_validator = validator
         app.state.checks = {
             "database": database_check(engine),
             "broker": broker_check(settings.kafka_bootstrap_servers),
@@ -48,8 +45,7 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
         try:
             yield
         finally:
-            if http is None:
-                await client.aclose()
+            await validator.aclose()
             await engine.dispose()
 
     docs = settings.docs_enabled

@@ -243,15 +243,12 @@ async def _with_counts_and_links(
     """Attach selector counts and link partners to a page of case rows in two queries."""
     mappings = [dict(row) for row in rows]
     ids = [m["id"] for m in mappings]
-    counts = dict(
-        (
-            await session.execute(
-                select(CaseSelector.case_id, func.count())
-                .where(CaseSelector.case_id.in_(ids))
-                .group_by(CaseSelector.case_id)
-            )
-        ).tuples()
+    counted = await session.execute(
+        select(CaseSelector.case_id, func.count())
+        .where(CaseSelector.case_id.in_(ids))
+        .group_by(CaseSelector.case_id)
     )
+    counts = dict(counted.tuples().all())
     a, b = aliased(Case), aliased(Case)
     pairs = await session.execute(
         select(CaseLink.case_a, a.opened_by, CaseLink.case_b, b.opened_by)

@@ -57,7 +57,7 @@ async def case_map(
     status: CaseStatus | None = None,
     opened_by: CodeFilter = None,
 ) -> CaseMap:
-    """Case counts per jurisdiction and platform, with totals for each and overall."""
+    """Case counts per jurisdiction and platform (every status unless filtered), with totals."""
     async with transaction(sm) as session:
         return await coordinator.case_map(
             session, platform=platform, status=status, opened_by=opened_by
