@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.models import OutboxEvent
@@ -31,3 +34,33 @@ def add(
     )
     session.add(row)
     return row
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One event to queue with `add_many`: the event, its record key and CloudEvents subject."""
+
+    event: Event
+    key: str
+    subject: str | None
+    event_id: uuid.UUID | None = None
+
+
+async def add_many(session: AsyncSession, items: Sequence[Pending], *, prefix: str) -> None:
+    """Queue many events in one INSERT (a fan-out writes dozens at once)."""
+    if not items:
+        return
+    await session.execute(
+        insert(OutboxEvent),
+        [
+            {
+                "event_id": item.event_id or uuid.uuid4(),
+                "topic": topic_name(prefix, item.event.TOPIC),
+                "key": item.key,
+                "event_type": item.event.TYPE,
+                "subject": item.subject,
+                "payload": item.event.model_dump(mode="json"),
+            }
+            for item in items
+        ],
+    )

@@ -54,13 +54,27 @@ class ResponseConsumer:
         """Fetch, handle, commit, until `stop`; in-flight records finish before returning."""
         while not stop.is_set():
             batches = await self._consumer.getmany(timeout_ms=200, max_records=200)
-            for tp, records in batches.items():
-                for record in records:
-                    if not await self._handle(record, stop):
-                        return  # stopping mid-retry: the record stays uncommitted
-                    await self._consumer.commit({tp: record.offset + 1})
-                    self._positions[tp] = record.offset + 1
+            done = await asyncio.gather(
+                *(self._partition(tp, records, stop) for tp, records in batches.items())
+            )
+            offsets = {tp: offset for tp, offset in done if offset is not None}
+            if offsets:
+                await self._consumer.commit(offsets)
+                self._positions.update(offsets)
             self._update_lag()
+
+    async def _partition(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
+    ) -> tuple[TopicPartition, int | None]:
+        """Handle one partition's records in order; returns the offset safe to commit.
+
+        Partitions are independent, so they run concurrently; within one, order is kept."""
+        committed: int | None = None
+        for record in records:
+            if not await self._handle(record, stop):
+                break  # stopping mid-retry: this record stays uncommitted
+            committed = record.offset + 1
+        return tp, committed
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event) -> bool:
         self._metrics.consumed.inc()

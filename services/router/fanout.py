@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry import audit, outbox, rules
@@ -128,11 +128,15 @@ async def decide_and_record(session: AsyncSession, *, response_id: uuid.UUID, pr
         },
     )
     now = datetime.now(UTC)
-    for d in decisions:
-        if d.included:
-            session.add(_delivery(resp, d, keys.get(d.jurisdiction), now))
-        else:
-            _exclude(session, resp, d, now, prefix)
+    excluded = [d for d in decisions if not d.included]
+    session.add_all(
+        _delivery(resp, d, keys.get(d.jurisdiction), now) for d in decisions if d.included
+    )
+    if excluded:
+        await session.execute(insert(Exclusion), [_exclusion(resp.id, d, now) for d in excluded])
+    await outbox.add_many(
+        session, [_excluded_event(resp.id, d, now) for d in excluded], prefix=prefix
+    )
     resp.disclosures, resp.fanout_state, resp.routed_at = None, "routed", now
     await session.flush()
     await audit.append(
@@ -174,34 +178,29 @@ def _delivery(
     )
 
 
-def _exclude(
-    session: AsyncSession,
-    resp: CooperationResponse,
-    d: rules.Decision,
-    now: datetime,
-    prefix: str,
-) -> None:
-    ident = exclusion_id(resp.id, d.jurisdiction)
-    session.add(
-        Exclusion(
-            id=ident,
-            response_id=resp.id,
-            jurisdiction=d.jurisdiction,
-            case_id=d.matched_case_id,
-            reason=d.reason.value,
-            detail=d.detail,
-            created_at=now,
-        )
-    )
+def _exclusion(response_id: uuid.UUID, d: rules.Decision, now: datetime) -> dict[str, Any]:
+    return {
+        "id": exclusion_id(response_id, d.jurisdiction),
+        "response_id": response_id,
+        "jurisdiction": d.jurisdiction,
+        "case_id": d.matched_case_id,
+        "reason": d.reason.value,
+        "detail": d.detail,
+        "created_at": now,
+    }
+
+
+def _excluded_event(response_id: uuid.UUID, d: rules.Decision, now: datetime) -> outbox.Pending:
+    ident = exclusion_id(response_id, d.jurisdiction)
     event = JurisdictionExcluded(
         exclusion_id=ident,
-        response_id=resp.id,
+        response_id=response_id,
         jurisdiction=d.jurisdiction,
         reason=d.reason.value,
         detail=d.detail,
         decided_at=now,
     )
-    outbox.add(session, event, key=str(resp.id), subject=str(ident), prefix=prefix, event_id=ident)
+    return outbox.Pending(event, key=str(response_id), subject=str(ident), event_id=ident)
 
 
 def _audited(d: rules.Decision) -> dict[str, Any]:
@@ -282,11 +281,17 @@ async def mark_published(
 ) -> None:
     """Record the publication, its fan-out log event and audit entry, in one transaction."""
     now = datetime.now(UTC)
-    entries = []
-    for r in records:
-        d = await session.get(Delivery, r.delivery_id, with_for_update=True)
-        if d is None or d.state not in ("pending", "published"):
-            continue
+    ids = [r.delivery_id for r in records]
+    found = (
+        await session.scalars(
+            select(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.state.in_(("pending", "published")))
+            .order_by(Delivery.id)
+            .with_for_update()
+        )
+    ).all()
+    events, entries = [], []
+    for d in found:
         d.attempts += 1
         d.state, d.published_at = "published", d.published_at or now
         d.next_attempt_at = policy.next_attempt(d.attempts, now)
@@ -298,7 +303,7 @@ async def mark_published(
             attempt=d.attempts,
             published_at=now,
         )
-        outbox.add(session, event, key=str(d.response_id), subject=str(d.id), prefix=prefix)
+        events.append(outbox.Pending(event, key=str(d.response_id), subject=str(d.id)))
         entries.append(
             {
                 "actor": "router",
@@ -308,6 +313,7 @@ async def mark_published(
                 "details": {"jurisdiction": d.jurisdiction, "attempt": d.attempts},
             }
         )
+    await outbox.add_many(session, events, prefix=prefix)
     await audit.append_many(session, entries)
 
 
