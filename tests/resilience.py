@@ -62,8 +62,14 @@ class Scenario:
         return Context(hmac_key=HMAC_KEY.encode(), topic_prefix=self.prefix)
 
 
-async def build(sm: async_sessionmaker[AsyncSession], *, prefix: str, groups: int,
-                responses_count: int, seed_value: int = 7) -> Scenario:
+async def build(
+    sm: async_sessionmaker[AsyncSession],
+    *,
+    prefix: str,
+    groups: int,
+    responses_count: int,
+    seed_value: int = 7,
+) -> Scenario:
     """Register cases (1–4 jurisdictions per selector) and submit the responses."""
     rng = random.Random(seed_value)
     scenario = Scenario(prefix)
@@ -74,8 +80,11 @@ async def build(sm: async_sessionmaker[AsyncSession], *, prefix: str, groups: in
             members = set(rng.sample(MEMBERS, rng.randint(1, 4)))
             for code in sorted(members):
                 await cases.register(
-                    session, actor=Actor(f"authority-{code.lower()}", code),
-                    data=factories.case(selectors=[sel]), ctx=scenario.ctx)
+                    session,
+                    actor=Actor(f"authority-{code.lower()}", code),
+                    data=factories.case(selectors=[sel]),
+                    ctx=scenario.ctx,
+                )
             selectors.append((sel, members))
     batch = 100
     for start in range(0, responses_count, batch):
@@ -83,8 +92,12 @@ async def build(sm: async_sessionmaker[AsyncSession], *, prefix: str, groups: in
             for i in range(start, min(start + batch, responses_count)):
                 sel, members = selectors[i % groups]
                 accepted = await responses.submit(
-                    session, platform="telegram", client_id="platform-telegram",
-                    ctx=scenario.ctx, data=factories.response(selectors=[sel]))
+                    session,
+                    platform="telegram",
+                    client_id="platform-telegram",
+                    ctx=scenario.ctx,
+                    data=factories.response(selectors=[sel]),
+                )
                 scenario.expected[accepted.id] = set(members)
     return scenario
 
@@ -92,15 +105,23 @@ async def build(sm: async_sessionmaker[AsyncSession], *, prefix: str, groups: in
 class RouterProcess:
     """`python -m services.router` as a child process, to be killed and restarted."""
 
-    def __init__(self, *, database_url: str, bootstrap: str, prefix: str, log: Path,
-                 **extra_env: str) -> None:
+    def __init__(
+        self, *, database_url: str, bootstrap: str, prefix: str, log: Path, **extra_env: str
+    ) -> None:
         self.port = free_port()
         self.env = {
-            **os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "KAFKA_TOPIC_PREFIX": prefix, "ROUTER_PORT": str(self.port),
-            "ROUTER_GROUP_ID": f"router-{prefix}", "ROUTER_SESSION_TIMEOUT_MS": "6000",
-            "ROUTER_REDRIVE_AFTER_SECONDS": "2", "ROUTER_RECONCILE_INTERVAL_SECONDS": "0.5",
-            "ROUTER_ACK_TIMEOUT_SECONDS": "3600", "KAFKA_PARTITIONS": "3", "LOG_LEVEL": "WARNING",
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "KAFKA_TOPIC_PREFIX": prefix,
+            "ROUTER_PORT": str(self.port),
+            "ROUTER_GROUP_ID": f"router-{prefix}",
+            "ROUTER_SESSION_TIMEOUT_MS": "6000",
+            "ROUTER_REDRIVE_AFTER_SECONDS": "2",
+            "ROUTER_RECONCILE_INTERVAL_SECONDS": "0.5",
+            "ROUTER_ACK_TIMEOUT_SECONDS": "3600",
+            "KAFKA_PARTITIONS": "3",
+            "LOG_LEVEL": "WARNING",
             **extra_env,
         }
         self.log = log
@@ -108,9 +129,12 @@ class RouterProcess:
 
     def start(self) -> None:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "services.router"], env=self.env, stdout=out,
-                stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services.router"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:
@@ -121,7 +145,7 @@ class RouterProcess:
         self.kill(signal.SIGTERM)
 
 
-async def wait_until(predicate, *, within: float, every: float = 0.5) -> None:  # noqa: ANN001
+async def wait_until(predicate, *, within: float, every: float = 0.5) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if await predicate():
@@ -132,24 +156,33 @@ async def wait_until(predicate, *, within: float, every: float = 0.5) -> None:  
 
 async def completed(sm: async_sessionmaker[AsyncSession], ids: set[uuid.UUID]) -> int:
     async with transaction(sm) as session:
-        return int(await session.scalar(
-            select(func.count()).select_from(CooperationResponse).where(
-                CooperationResponse.id.in_(ids),
-                CooperationResponse.fanout_state == "completed")) or 0)
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(CooperationResponse)
+                .where(
+                    CooperationResponse.id.in_(ids), CooperationResponse.fanout_state == "completed"
+                )
+            )
+            or 0
+        )
 
 
 async def all_completed(sm: async_sessionmaker[AsyncSession], scenario: Scenario) -> bool:
     return await completed(sm, set(scenario.expected)) == len(scenario.expected)
 
 
-async def verify(sm: async_sessionmaker[AsyncSession], scenario: Scenario,
-                 bootstrap: str) -> None:
+async def verify(sm: async_sessionmaker[AsyncSession], scenario: Scenario, bootstrap: str) -> None:
     """Every expected pair on the right inbox at least once with one id; nothing else;
     the registry shows every delivery published."""
     async with transaction(sm) as session:
-        rows = (await session.execute(select(
-            Delivery.response_id, Delivery.jurisdiction, Delivery.id, Delivery.state).where(
-            Delivery.response_id.in_(set(scenario.expected))))).all()
+        rows = (
+            await session.execute(
+                select(
+                    Delivery.response_id, Delivery.jurisdiction, Delivery.id, Delivery.state
+                ).where(Delivery.response_id.in_(set(scenario.expected)))
+            )
+        ).all()
     recorded: dict[uuid.UUID, set[str]] = defaultdict(set)
     for response_id, code, _, state in rows:
         assert state == "published", (response_id, code, state)
@@ -157,8 +190,9 @@ async def verify(sm: async_sessionmaker[AsyncSession], scenario: Scenario,
     assert dict(recorded) == scenario.expected
     seen: dict[tuple[uuid.UUID, str], set[str]] = defaultdict(set)
     for code in sorted({c for cs in scenario.expected.values() for c in cs} | set(MEMBERS)):
-        records = await read_topic(bootstrap, topic_name(scenario.prefix, "inbox", code),
-                                   settle=1.0, within=60)
+        records = await read_topic(
+            bootstrap, topic_name(scenario.prefix, "inbox", code), settle=1.0, within=60
+        )
         for record in records:
             envelope = decode(record.value, record.headers)
             event = envelope.event
@@ -169,5 +203,6 @@ async def verify(sm: async_sessionmaker[AsyncSession], scenario: Scenario,
                 seen[(event.response_id, code)].add(envelope.ce_id)
     expected_pairs = {(r, c) for r, cs in scenario.expected.items() for c in cs}
     assert set(seen) == expected_pairs, (
-        f"missing {len(expected_pairs - set(seen))}, unexpected {len(set(seen) - expected_pairs)}")
+        f"missing {len(expected_pairs - set(seen))}, unexpected {len(set(seen) - expected_pairs)}"
+    )
     assert all(len(ids) == 1 for ids in seen.values())

@@ -9,6 +9,7 @@ exactly one delivery id per (response, jurisdiction), and that nothing else did.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -33,23 +34,32 @@ def own_broker(tmp_path: Path) -> Iterator[EmbeddedTansu]:
 
 
 @pytest.fixture
-async def fresh_db(postgres: EmbeddedPostgres, tmp_path: Path
-                   ) -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
+async def fresh_db(
+    postgres: EmbeddedPostgres, tmp_path: Path
+) -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
     url = await asyncio.to_thread(resilience.fresh_database, postgres)
     sm = await resilience.prepare(url, tmp_path / "keys")
     yield url, sm
     await sm.kw["bind"].dispose()
 
 
-def router(url: str, broker: EmbeddedTansu, prefix: str, tmp_path: Path, name: str = "router",
-           **env: str) -> RouterProcess:
-    return RouterProcess(database_url=url, bootstrap=broker.bootstrap, prefix=prefix,
-                         log=tmp_path / f"{name}.log", **env)
+def router(
+    url: str, broker: EmbeddedTansu, prefix: str, tmp_path: Path, name: str = "router", **env: str
+) -> RouterProcess:
+    return RouterProcess(
+        database_url=url,
+        bootstrap=broker.bootstrap,
+        prefix=prefix,
+        log=tmp_path / f"{name}.log",
+        **env,
+    )
 
 
 async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
-    fresh_db: tuple[str, async_sessionmaker[AsyncSession]], own_broker: EmbeddedTansu,
-    tmp_path: Path, topic_prefix: str,
+    fresh_db: tuple[str, async_sessionmaker[AsyncSession]],
+    own_broker: EmbeddedTansu,
+    tmp_path: Path,
+    topic_prefix: str,
 ) -> None:
     url, sm = fresh_db
     scenario = await resilience.build(sm, prefix=topic_prefix, groups=25, responses_count=2000)
@@ -67,8 +77,112 @@ async def test_sigkill_at_random_points_loses_and_duplicates_nothing(
                 assert done < len(scenario.expected), "killed too late to prove anything"
                 proc.start()
             else:
-                await resilience.wait_until(lambda: resilience.all_completed(sm, scenario),
-                                            within=180)
+                await resilience.wait_until(
+                    lambda: resilience.all_completed(sm, scenario), within=180
+                )
+        await resilience.verify(sm, scenario, own_broker.bootstrap)
+    finally:
+        proc.stop()
+
+
+async def test_broker_restart_with_wiped_memory_is_healed(
+    fresh_db: tuple[str, async_sessionmaker[AsyncSession]],
+    own_broker: EmbeddedTansu,
+    tmp_path: Path,
+    topic_prefix: str,
+) -> None:
+    url, sm = fresh_db
+    scenario = await resilience.build(sm, prefix=topic_prefix, groups=10, responses_count=300)
+    proc = router(url, own_broker, topic_prefix, tmp_path)
+    proc.start()
+    try:
+        await resilience.wait_until(lambda: _some_done(sm, scenario), within=60, every=0.1)
+        own_broker.restart()  # memory storage: every topic, record and offset is gone
+        await resilience.wait_until(lambda: resilience.all_completed(sm, scenario), within=120)
+        # deliveries published before the wipe must be re-published onto the new topics
+        await resilience.verify(sm, scenario, own_broker.bootstrap)
+    finally:
+        proc.stop()
+
+
+async def _some_done(
+    sm: async_sessionmaker[AsyncSession],
+    scenario: resilience.Scenario,
+) -> bool:
+    return await resilience.completed(sm, set(scenario.expected)) >= 30
+
+
+async def test_postgres_down_for_ten_seconds_pauses_and_resumes(
+    fresh_db: tuple[str, async_sessionmaker[AsyncSession]],
+    own_broker: EmbeddedTansu,
+    postgres: EmbeddedPostgres,
+    tmp_path: Path,
+    topic_prefix: str,
+) -> None:
+    url, sm = fresh_db
+    scenario = await resilience.build(sm, prefix=topic_prefix, groups=10, responses_count=300)
+    proc = router(url, own_broker, topic_prefix, tmp_path)
+    proc.start()
+    try:
+        await resilience.wait_until(lambda: _some_done(sm, scenario), within=60, every=0.1)
+        await sm.kw["bind"].dispose()
+        await asyncio.to_thread(postgres.stop)
+        await asyncio.sleep(10)
+        assert proc.proc is not None and proc.proc.poll() is None, "router died with the DB"
+        await asyncio.to_thread(postgres.start)
+        await resilience.wait_until(lambda: resilience.all_completed(sm, scenario), within=120)
+        await resilience.verify(sm, scenario, own_broker.bootstrap)
+    finally:
+        proc.stop()
+
+
+async def test_two_routers_share_the_load_and_a_rebalance_loses_nothing(
+    fresh_db: tuple[str, async_sessionmaker[AsyncSession]],
+    own_broker: EmbeddedTansu,
+    tmp_path: Path,
+    topic_prefix: str,
+) -> None:
+    url, sm = fresh_db
+    scenario = await resilience.build(sm, prefix=topic_prefix, groups=10, responses_count=400)
+    first = router(url, own_broker, topic_prefix, tmp_path, name="first")
+    second = router(url, own_broker, topic_prefix, tmp_path, name="second")
+    first.start()
+    second.start()
+    try:
+        await resilience.wait_until(lambda: _some_done(sm, scenario), within=60, every=0.1)
+        first.stop()  # graceful leave: the group rebalances onto the second instance
+        await resilience.wait_until(lambda: resilience.all_completed(sm, scenario), within=120)
+        await resilience.verify(sm, scenario, own_broker.bootstrap)
+    finally:
+        first.stop()
+        second.stop()
+
+
+async def test_sigterm_stops_the_router_within_ten_seconds(
+    fresh_db: tuple[str, async_sessionmaker[AsyncSession]],
+    own_broker: EmbeddedTansu,
+    tmp_path: Path,
+    topic_prefix: str,
+) -> None:
+    url, sm = fresh_db
+    scenario = await resilience.build(sm, prefix=topic_prefix, groups=5, responses_count=200)
+    proc = router(url, own_broker, topic_prefix, tmp_path, LOG_LEVEL="INFO", LOG_FORMAT="json")
+    proc.start()
+    await resilience.wait_until(lambda: _some_done(sm, scenario), within=60, every=0.1)
+    assert proc.proc is not None
+    started = asyncio.get_running_loop().time()
+    proc.proc.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(proc.proc.wait, 15)
+    assert asyncio.get_running_loop().time() - started < 10
+    assert code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean stop
+    stopped = [
+        json.loads(line) for line in proc.log.read_text().splitlines() if '"router stopped"' in line
+    ]
+    assert stopped == [stopped[0]] and stopped[0]["drained"] is True
+    # whatever was in flight was committed or will be redone: a new instance finishes the rest
+    proc.start()
+    try:
+        await resilience.wait_until(lambda: resilience.all_completed(sm, scenario), within=90)
         await resilience.verify(sm, scenario, own_broker.bootstrap)
     finally:
         proc.stop()
