@@ -70,7 +70,7 @@ async def build(
     responses_count: int,
     seed_value: int = 7,
 ) -> Scenario:
-    """Register cases (1–4 jurisdictions per selector) and submit the responses."""
+    """Register cases (1 to 4 jurisdictions per selector) and submit the responses."""
     rng = random.Random(seed_value)
     scenario = Scenario(prefix)
     selectors = []

@@ -178,7 +178,8 @@ async def test_sigterm_stops_the_router_within_ten_seconds(
     stopped = [
         json.loads(line) for line in proc.log.read_text().splitlines() if '"router stopped"' in line
     ]
-    assert stopped == [stopped[0]] and stopped[0]["drained"] is True
+    assert stopped == [stopped[0]]
+    assert stopped[0]["drained"] is True
     # whatever was in flight was committed or will be redone: a new instance finishes the rest
     proc.start()
     try:
