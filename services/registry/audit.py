@@ -64,10 +64,23 @@ async def append_many(
     for entry in entries:
         seq += 1
         body = dict(entry.get("details") or {})
-        fields = {k: entry[k] for k in ("actor", "action", "subject_type", "subject_id")}
-        digest = audit_chain.chain_next(prev_hash, seq, at, *fields.values(), body)
+        actor, action = str(entry["actor"]), str(entry["action"])
+        subject_type, subject_id = str(entry["subject_type"]), str(entry["subject_id"])
+        digest = audit_chain.chain_next(
+            prev_hash, seq, at, actor, action, subject_type, subject_id, body
+        )
         rows.append(
-            AuditEntry(seq=seq, at=at, details=body, prev_hash=prev_hash, hash=digest, **fields)
+            AuditEntry(
+                seq=seq,
+                at=at,
+                actor=actor,
+                action=action,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                details=body,
+                prev_hash=prev_hash,
+                hash=digest,
+            )
         )
         prev_hash = digest
     session.add_all(rows)

@@ -128,7 +128,8 @@ async def test_postgres_down_for_ten_seconds_pauses_and_resumes(
         await sm.kw["bind"].dispose()
         await asyncio.to_thread(postgres.stop)
         await asyncio.sleep(10)
-        assert proc.proc is not None and proc.proc.poll() is None, "router died with the DB"
+        assert proc.proc is not None
+        assert proc.proc.poll() is None, "router died with the DB"
         await asyncio.to_thread(postgres.start)
         await resilience.wait_until(lambda: resilience.all_completed(sm, scenario), within=120)
         await resilience.verify(sm, scenario, own_broker.bootstrap)
