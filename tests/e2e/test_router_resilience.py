@@ -15,11 +15,15 @@ import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.embedded import EmbeddedPostgres, EmbeddedTansu, free_port
+from shared.events import ResponseReceived, topic_name
+from shared.kafka import make_producer
 from tests import resilience
+from tests.kafka_utils import existing_topics, read_topic
 from tests.resilience import RouterProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -188,3 +192,55 @@ async def test_sigterm_stops_the_router_within_ten_seconds(
         await resilience.verify(sm, scenario, own_broker.bootstrap)
     finally:
         proc.stop()
+
+
+async def test_poison_records_go_to_the_dlq_and_do_not_block_the_partition(
+    fresh_db: tuple[str, async_sessionmaker[AsyncSession]],
+    own_broker: EmbeddedTansu,
+    tmp_path: Path,
+    topic_prefix: str,
+) -> None:
+    url, sm = fresh_db
+    proc = router(url, own_broker, topic_prefix, tmp_path, KAFKA_PARTITIONS="1")
+    proc.start()
+    try:
+        responses_topic = topic_name(topic_prefix, "responses")
+        await resilience.wait_until(lambda: _topic_exists(own_broker, responses_topic), within=60)
+        producer = make_producer(own_broker.bootstrap, client_id="poisoner")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                responses_topic,
+                b"\x00not json",
+                key=b"k",
+                headers=[("ce_type", b"eu.caseshare.nonsense.v1")],
+            )
+            await producer.send_and_wait(
+                responses_topic,
+                b"{}",
+                key=b"k",
+                headers=[("ce_type", ResponseReceived.TYPE.encode()), ("ce_schemaversion", b"9")],
+            )
+        finally:
+            await producer.stop()
+        # a real response behind the poison, on the same (single) partition
+        scenario = await resilience.build(sm, prefix=topic_prefix, groups=1, responses_count=1)
+        await resilience.wait_until(lambda: resilience.all_completed(sm, scenario), within=60)
+        await resilience.verify(sm, scenario, own_broker.bootstrap)
+        dead = await read_topic(own_broker.bootstrap, topic_name(topic_prefix, "dlq"), expect=2)
+        assert len(dead) == 2
+        for record in dead:
+            headers = dict(record.headers)
+            assert headers["dlq_error"] == b"PoisonMessage"
+            assert headers["dlq_topic"] == responses_topic.encode()
+            assert headers["dlq_reason"]
+        assert {r.value for r in dead} == {b"\x00not json", b"{}"}
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{proc.port}/metrics")).text
+        assert "caseshare_router_dlq_total 2.0" in metrics
+    finally:
+        proc.stop()
+
+
+async def _topic_exists(broker: EmbeddedTansu, name: str) -> bool:
+    return name in await existing_topics(broker.bootstrap)

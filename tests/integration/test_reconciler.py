@@ -1,0 +1,142 @@
+"""The reconciler's re-publication policy against the real database and broker: the same
+delivery id on the wire, exponential backoff with a cap, and `failed` with an alert event."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.registry import cases, responses
+from services.registry.cases import Actor, Context
+from services.registry.models import Delivery, OutboxEvent
+from services.router import fanout
+from services.router.metrics import RouterMetrics
+from services.router.reconciler import Reconciler
+from shared.db import transaction
+from shared.embedded import EmbeddedTansu
+from shared.events import DeliveryFailed, topic_name
+from shared.kafka import TopicProvisioner, decode, make_producer
+from tests import factories
+from tests.kafka_utils import read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def test_backoff_doubles_from_the_ack_timeout_and_is_capped() -> None:
+    policy = fanout.Policy(timedelta(seconds=30), timedelta(seconds=100))
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    waits = [(policy.next_attempt(n, now) - now).total_seconds() for n in range(1, 6)]
+    assert waits == [30, 60, 100, 100, 100]
+
+
+@pytest.fixture
+async def kafka(broker: EmbeddedTansu) -> AsyncIterator[tuple[object, TopicProvisioner]]:
+    producer = make_producer(broker.bootstrap, client_id="test")
+    provisioner = TopicProvisioner(broker.bootstrap, partitions=1)
+    await producer.start()
+    await provisioner.start()
+    yield producer, provisioner
+    await producer.stop()
+    await provisioner.close()
+
+
+async def test_unacknowledged_delivery_is_republished_then_failed(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ctx: Context,
+    kafka: tuple,
+    broker: EmbeddedTansu,
+) -> None:
+    producer, provisioner = kafka
+    policy = fanout.Policy(timedelta(seconds=3600), timedelta(seconds=7200))
+    async with transaction(sessionmaker) as s:
+        mine = await cases.register(
+            s, actor=Actor("authority-fr", "FR"), data=factories.case(), ctx=ctx
+        )
+        accepted = await responses.submit(
+            s,
+            platform="telegram",
+            client_id="platform-telegram",
+            ctx=ctx,
+            data=factories.response(case_ids=[mine.id]),
+        )
+    await fanout.process_response(
+        sessionmaker,
+        producer,
+        provisioner,
+        response_id=accepted.id,
+        prefix=ctx.topic_prefix,
+        policy=policy,
+    )
+    reconciler = Reconciler(
+        sessionmaker,
+        producer,
+        provisioner,
+        database_url="unused",
+        prefix=ctx.topic_prefix,
+        policy=policy,
+        max_attempts=2,
+        redrive_after=timedelta(hours=1),
+        replay_window=timedelta(0),
+        interval=1,
+        redrive=_never,
+        metrics=RouterMetrics(),
+    )
+    delivery = fanout.delivery_id(accepted.id, "FR")
+
+    await reconciler.republish_due()  # not due yet: the ack timeout is an hour
+    assert await _attempts(sessionmaker, delivery) == (1, "published")
+
+    await _make_due(sessionmaker, delivery)
+    await reconciler.republish_due()
+    attempts, state = await _attempts(sessionmaker, delivery)
+    assert (attempts, state) == (2, "published")
+    async with transaction(sessionmaker) as s:
+        row = await s.get(Delivery, delivery)
+        assert row is not None
+        assert row.next_attempt_at is not None
+        wait = row.next_attempt_at - datetime.now(UTC)
+        assert timedelta(seconds=7100) < wait <= timedelta(seconds=7200)  # 2 x 3600, capped
+
+    records = await read_topic(
+        broker.bootstrap, topic_name(ctx.topic_prefix, "inbox", "FR"), expect=2
+    )
+    assert [decode(r.value, r.headers).ce_id for r in records] == [str(delivery)] * 2
+
+    await _make_due(sessionmaker, delivery)
+    await reconciler.republish_due()  # attempts exhausted
+    assert await _attempts(sessionmaker, delivery) == (2, "failed")
+    async with transaction(sessionmaker) as s:
+        alerts = (
+            await s.scalars(
+                select(OutboxEvent).where(
+                    OutboxEvent.event_type == DeliveryFailed.TYPE,
+                    OutboxEvent.subject == str(delivery),
+                )
+            )
+        ).all()
+    assert len(alerts) == 1
+    assert alerts[0].payload["attempts"] == 2
+
+
+async def _never(_response_id: object) -> int:
+    raise AssertionError("nothing should be re-driven here")
+
+
+async def _attempts(sm: async_sessionmaker[AsyncSession], delivery: object) -> tuple[int, str]:
+    async with transaction(sm) as s:
+        row = await s.get(Delivery, delivery)
+        assert row is not None
+        return row.attempts, row.state
+
+
+async def _make_due(sm: async_sessionmaker[AsyncSession], delivery: object) -> None:
+    async with transaction(sm) as s:
+        await s.execute(
+            update(Delivery)
+            .where(Delivery.id == delivery)
+            .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
