@@ -101,10 +101,9 @@ async def test_unacknowledged_delivery_is_republished_then_failed(
         wait = row.next_attempt_at - datetime.now(UTC)
         assert timedelta(seconds=7100) < wait <= timedelta(seconds=7200)  # 2 x 3600, capped
 
-    records = await read_topic(
-        broker.bootstrap, topic_name(ctx.topic_prefix, "inbox", "FR"), expect=2
-    )
-    assert [decode(r.value, r.headers).ce_id for r in records] == [str(delivery)] * 2
+    records = await read_topic(broker.bootstrap, topic_name(ctx.topic_prefix, "inbox", "FR"))
+    ids = [decode(r.value, r.headers).ce_id for r in records]
+    assert ids.count(str(delivery)) == 2  # published twice, under the same delivery id
 
     await _make_due(sessionmaker, delivery)
     await reconciler.republish_due()  # attempts exhausted
