@@ -30,6 +30,26 @@ async def append(
     details: Mapping[str, Any] | None = None,
 ) -> AuditEntry:
     """Add one entry chained to the current head; never carries personal data."""
+    entry = {
+        "actor": actor,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "details": details,
+    }
+    return (await append_many(session, [entry]))[0]
+
+
+async def append_many(session: AsyncSession, entries: list[dict[str, Any]]) -> list[AuditEntry]:
+    """Append several entries under one lock acquisition (a fan-out decides many at once).
+
+    The chain is computed in memory from one read of the head and written in one INSERT.
+    Pending changes are flushed before the lock is taken, so the lock, which serialises
+    every writer of every service, is held for as few round trips as possible.
+    """
+    if not entries:
+        return []
+    await session.flush()
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
     head = (
         await session.execute(
@@ -37,31 +57,34 @@ async def append(
         )
     ).first()
     prev_hash = head.hash if head else audit_chain.GENESIS_HASH
-    seq = (head.seq + 1) if head else 1
-    at = datetime.now(UTC)
-    body = dict(details or {})
-    entry = AuditEntry(
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        details=body,
-        prev_hash=prev_hash,
-        hash=audit_chain.chain_next(
+    seq = head.seq if head else 0
+    added: list[AuditEntry] = []
+    for fields in entries:
+        seq += 1
+        at = datetime.now(UTC)
+        body = dict(fields.get("details") or {})
+        actor, action = fields["actor"], fields["action"]
+        subject_type, subject_id = fields["subject_type"], fields["subject_id"]
+        digest = audit_chain.chain_next(
             prev_hash, seq, at, actor, action, subject_type, subject_id, body
-        ),
-    )
-    session.add(entry)
+        )
+        added.append(
+            AuditEntry(
+                seq=seq,
+                at=at,
+                actor=actor,
+                action=action,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                details=body,
+                prev_hash=prev_hash,
+                hash=digest,
+            )
+        )
+        prev_hash = digest
+    session.add_all(added)
     await session.flush()
-    return entry
-
-
-async def append_many(session: AsyncSession, entries: list[dict[str, Any]]) -> None:
-    """Append several entries under one lock acquisition (a fan-out decides many at once)."""
-    for entry in entries:
-        await append(session, **entry)
+    return added
 
 
 async def _records(session: AsyncSession) -> AsyncIterator[audit_chain.AuditRecord]:
