@@ -282,8 +282,19 @@ async def mark_published(
     """Record the publication, its fan-out log event and audit entry, in one transaction."""
     now = datetime.now(UTC)
     entries = []
+    locked = {
+        d.id: d
+        for d in (
+            await session.scalars(
+                select(Delivery)
+                .where(Delivery.id.in_([r.delivery_id for r in records]))
+                .order_by(Delivery.id)
+                .with_for_update()
+            )
+        ).all()
+    }
     for r in records:
-        d = await session.get(Delivery, r.delivery_id, with_for_update=True)
+        d = locked.get(r.delivery_id)
         if d is None or d.state not in ("pending", "published"):
             continue
         d.attempts += 1
