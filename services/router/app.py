@@ -31,6 +31,11 @@ from shared.web import health_router, install_common
 
 logger = logging.getLogger(__name__)
 SHUTDOWN_BUDGET = 8.0
+# Every producer call site sends its whole batch, then waits for the acks: the records are
+# batched anyway, and a linger would only add its time to every hop of a delivery.
+PRODUCER_LINGER_MS = 0
+# Tansu does not wake a waiting fetch when data arrives (BROKER.md): this bounds the wait.
+CONSUMER_FETCH_MAX_WAIT_MS = 10
 
 
 @dataclass
@@ -46,7 +51,9 @@ class Runtime:
         s = self.settings
         self.engine = create_engine(s.database_url, pool_size=s.database_pool_size)
         self.sm = create_sessionmaker(self.engine)
-        self.producer = make_producer(s.kafka_bootstrap_servers, client_id="caseshare-router")
+        self.producer = make_producer(
+            s.kafka_bootstrap_servers, client_id="caseshare-router", linger_ms=PRODUCER_LINGER_MS
+        )
         self.provisioner = TopicProvisioner(s.kafka_bootstrap_servers, partitions=s.partitions)
         self.policy = fanout.Policy(
             timedelta(seconds=s.ack_timeout_seconds), timedelta(seconds=s.backoff_cap_seconds)
@@ -73,6 +80,7 @@ class Runtime:
             topic_name(s.topic_prefix, "responses"),
             group_id=s.group_id,
             client_id="caseshare-router",
+            fetch_max_wait_ms=CONSUMER_FETCH_MAX_WAIT_MS,
         )
         await _retry_forever(self.consumer.start, self.stop)
         relay = OutboxRelay(
