@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import workload
 from bench.stack import Target
+from services.router.app import PRODUCER_LINGER_MS
 from shared.events import topic_name
 from shared.kafka import TopicProvisioner, make_consumer, make_producer
 
@@ -144,7 +145,7 @@ async def broker_latency(
     await provisioner.start()
     await provisioner.ensure(set(topics))
     await provisioner.close()
-    producer = make_producer(target.bootstrap, client_id="bench-e2e")
+    producer = make_producer(target.bootstrap, client_id="bench-e2e", linger_ms=PRODUCER_LINGER_MS)
     await producer.start()
     consumer = await _consumer(target.bootstrap, topics)
     try:

@@ -13,8 +13,12 @@ import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 OWN_CODE = ("services/", "shared/")
+MAIN_THREAD = "_run_module_as_main"
+# the event loop blocked in epoll/select shows as one of these frames with nothing above it
+IDLE_LEAVES = ("Runner.run", "select (selectors.py", "EpollSelector.select")
 
 
 @contextlib.contextmanager
@@ -40,30 +44,33 @@ def spy(pid: int, out: Path, *, seconds: float) -> Iterator[None]:
             proc.wait(seconds + 30)
 
 
-def summarize(path: Path, *, top: int = 25) -> dict[str, list[tuple[str, float]]]:
-    """Shares of samples (percent) by function: inclusive over our code, and self overall."""
+def summarize(path: Path, *, top: int = 25) -> dict[str, Any]:
+    """Where the main thread's busy samples went (percent): inclusive over our own code, and
+    self overall. Samples where the event loop waits for I/O count as idle, not busy."""
     inclusive: Counter[str] = Counter()
     leaf: Counter[str] = Counter()
-    total = 0
-    if not path.exists():
-        return {"inclusive": [], "self": []}
-    for line in path.read_text().splitlines():
+    busy = idle = 0
+    for line in path.read_text().splitlines() if path.exists() else []:
         stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
+        if not stack.startswith(MAIN_THREAD) or not count_text.isdigit():
             continue
-        count = int(count_text)
-        total += count
-        frames = stack.split(";")
+        count, frames = int(count_text), stack.split(";")
+        if frames[-1].startswith(IDLE_LEAVES):
+            idle += count
+            continue
+        busy += count
         for name in {_short(f) for f in frames if any(own in f for own in OWN_CODE)}:
             inclusive[name] += count
         leaf[_short(frames[-1])] += count
-    if total == 0:
-        return {"inclusive": [], "self": []}
 
     def pct(counter: Counter[str]) -> list[tuple[str, float]]:
-        return [(name, round(100 * n / total, 1)) for name, n in counter.most_common(top)]
+        return [(name, round(100 * n / busy, 1)) for name, n in counter.most_common(top)]
 
-    return {"inclusive": pct(inclusive), "self": pct(leaf)}
+    return {
+        "busy_pct": round(100 * busy / (busy + idle), 1) if busy + idle else 0.0,
+        "inclusive": pct(inclusive) if busy else [],
+        "self": pct(leaf) if busy else [],
+    }
 
 
 def _short(frame: str) -> str:

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import workload
 from bench.stack import Target
+from services.router.app import PRODUCER_LINGER_MS
 from shared.events import topic_name
 from shared.kafka import TopicProvisioner, make_producer
 
@@ -81,7 +82,7 @@ async def raw_produce(
     run = uuid.uuid4().hex[:8]
     topics = [f"bench.raw.{run}.{code}" for code in workload.RECIPIENTS]
     provisioner = TopicProvisioner(target.bootstrap, partitions=6)
-    producer = make_producer(target.bootstrap, client_id="bench-raw")
+    producer = make_producer(target.bootstrap, client_id="bench-raw", linger_ms=PRODUCER_LINGER_MS)
     await provisioner.start()
     await producer.start()
     try:
