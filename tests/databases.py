@@ -70,4 +70,3 @@ async def engine_for(url: str) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
-
