@@ -10,7 +10,10 @@ from typing import Annotated
 import httpx
 import typer
 
+from shared.cli.audit import audit_app
+
 app = typer.Typer(help="caseshare: the cross-border case-sharing broker.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 StateDir = Annotated[
     Path, typer.Option("--state-dir", envvar="CASESHARE_STATE_DIR", help="where state lives")
