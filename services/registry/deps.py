@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.security import SecurityScopes
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.registry.access import admit
 from services.registry.settings import RegistrySettings
 from shared.auth.deps import SCHEME_NAME, authenticate, bearer_token, require
 from shared.auth.principal import Principal
@@ -37,6 +38,22 @@ async def _auditor(request: Request) -> Principal:
             f"verifying the audit log needs {Scope.FANOUT_READ} or {Scope.REGISTRY_ADMIN}",
             required_scopes=(Scope.FANOUT_READ,),
         )
+    await admit(request, principal)
+    return principal
+
+
+async def _coordinator(
+    request: Request, principal: Annotated[Principal, require(Scope.FANOUT_READ)]
+) -> Principal:
+    await admit(request, principal)
+    return principal
+
+
+async def _admin(
+    request: Request, principal: Annotated[Principal, require(Scope.REGISTRY_ADMIN)]
+) -> Principal:
+    # Reference data is not case data: admin reads are not audited, admin writes are.
+    await admit(request, principal, audit_reads=False)
     return principal
 
 
@@ -50,6 +67,6 @@ AUDITOR_SECURITY: dict[str, Any] = {
 
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
 SettingsDep = Annotated[RegistrySettings, Depends(_settings)]
-CoordinatorDep = Annotated[Principal, require(Scope.FANOUT_READ)]
-AdminDep = Annotated[Principal, require(Scope.REGISTRY_ADMIN)]
+CoordinatorDep = Annotated[Principal, Depends(_coordinator)]
+AdminDep = Annotated[Principal, Depends(_admin)]
 AuditorDep = Annotated[Principal, Depends(_auditor)]
