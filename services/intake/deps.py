@@ -1,6 +1,6 @@
 """Annotated dependencies of the intake routes: the caller as an actor, the use-case context.
 
-Each caller dependency also passes the request through `access.admit`, so every route that
+Each caller dependency also passes the request through `access.admitted`, so every route that
 touches case data is rate-limited (writes) or audited (reads) without saying so itself.
 
 All are `async def`: FastAPI runs a plain `def` dependency in a worker thread, a hop per
@@ -9,12 +9,13 @@ dependency per request that costs more than the dependency itself.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry.access import admit
+from services.registry.access import admitted
 from services.registry.cases import Actor, Context
 from shared.auth.deps import require
 from shared.auth.principal import Principal
@@ -40,35 +41,35 @@ def _authority(principal: Principal) -> Actor:
 
 async def _writer(
     request: Request, principal: Annotated[Principal, require(Scope.CASES_WRITE)]
-) -> Actor:
+) -> AsyncIterator[Actor]:
     actor = _authority(principal)
-    await admit(request, principal)
-    return actor
+    async with admitted(request, principal):
+        yield actor
 
 
 async def _reader(
     request: Request, principal: Annotated[Principal, require(Scope.CASES_READ)]
-) -> Actor:
+) -> AsyncIterator[Actor]:
     actor = _authority(principal)
-    await admit(request, principal)
-    return actor
+    async with admitted(request, principal):
+        yield actor
 
 
 async def _inbox(
     request: Request, principal: Annotated[Principal, require(Scope.INBOX_READ)]
-) -> Actor:
+) -> AsyncIterator[Actor]:
     actor = _authority(principal)
-    await admit(request, principal)
-    return actor
+    async with admitted(request, principal):
+        yield actor
 
 
 async def _platform(
     request: Request, principal: Annotated[Principal, require(Scope.RESPONSES_WRITE)]
-) -> Principal:
+) -> AsyncIterator[Principal]:
     if principal.platform is None:
         raise Forbidden("responses are submitted by platforms (platform claim)")
-    await admit(request, principal)
-    return principal
+    async with admitted(request, principal):
+        yield principal
 
 
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]

@@ -1,7 +1,7 @@
 """The one guard every case-data route passes through: a brake on writes, a record of reads.
 
-Routes take their caller through `admit` (inside the Annotated caller dependencies), so no route
-can forget either half:
+Routes take their caller through `admitted` (inside the Annotated caller dependencies), so no
+route can forget either half:
 - a write (POST, PATCH, PUT, DELETE) spends one token of the client's bucket, 429 when it is
   empty, and binds the token's jti to the request, so the audit entry the use case writes in
   its own transaction carries the token that made the change;
@@ -12,6 +12,9 @@ can forget either half:
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,18 +30,27 @@ READ_ACTION = "access.read"
 MAX_ID_LENGTH = 64
 
 
-async def admit(request: Request, principal: Principal, *, audit_reads: bool = True) -> None:
-    """Rate-limit a write and tag its audit entries with the jti, or record a read."""
-    if request.method in WRITE_METHODS:
-        limiter: RateLimiter = request.app.state.write_limiter
-        wait = limiter.retry_after(principal.client_id)
-        if wait is not None:
-            raise TooManyRequests(
-                "too many write requests from this client; retry later", retry_after=wait
-            )
-        audit.bind_token(client_id=principal.client_id, token_id=principal.token_id)
-    elif audit_reads:
-        await record_read(request, principal)
+@asynccontextmanager
+async def admitted(
+    request: Request, principal: Principal, *, audit_reads: bool = True
+) -> AsyncIterator[None]:
+    """Rate-limit a write and tag its audit entries with the jti while it runs, or record a read."""
+    if request.method not in WRITE_METHODS:
+        if audit_reads:
+            await record_read(request, principal)
+        yield
+        return
+    limiter: RateLimiter = request.app.state.write_limiter
+    wait = limiter.retry_after(principal.client_id)
+    if wait is not None:
+        raise TooManyRequests(
+            "too many write requests from this client; retry later", retry_after=wait
+        )
+    binding = audit.bind_token(client_id=principal.client_id, token_id=principal.token_id)
+    try:
+        yield
+    finally:
+        audit.unbind_token(binding)
 
 
 async def record_read(request: Request, principal: Principal) -> None:

@@ -7,7 +7,7 @@ predecessor's hash; callers append last in their transaction to hold the lock br
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,13 +23,18 @@ VERIFY_BATCH = 2000
 _request_token: ContextVar[tuple[str, str] | None] = ContextVar("audit_token", default=None)
 
 
-def bind_token(*, client_id: str, token_id: str) -> None:
+def bind_token(*, client_id: str, token_id: str) -> Token[tuple[str, str] | None]:
     """Tag this request's audit entries by `client_id` with the access token's jti.
 
     Set once per request by the API guard, so every use case's entry names the token that made
-    the change without each use case taking it as an argument.
+    the change without each use case taking it as an argument; `unbind_token` ends it.
     """
-    _request_token.set((client_id, token_id))
+    return _request_token.set((client_id, token_id))
+
+
+def unbind_token(token: Token[tuple[str, str] | None]) -> None:
+    """End the binding `bind_token` made, once the request is done."""
+    _request_token.reset(token)
 
 
 async def append(

@@ -13,13 +13,17 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.registry import cases
+from services.registry.cases import Actor, Context
 from services.registry.models import AuditEntry
 from shared.db import transaction
 from tests import factories
+from tests.conftest import HMAC_KEY
 from tests.integration.api.conftest import World, build_world
 from tests.tokens import TokenMint, bearer
 
 pytestmark = pytest.mark.integration
+FR = Actor(client_id="authority-fr", jurisdiction="FR")
 
 
 async def _entries_of(sm: async_sessionmaker[AsyncSession], jti: str) -> list[AuditEntry]:
@@ -99,6 +103,15 @@ async def test_a_write_carries_the_jti_on_its_own_audit_entry(
     assert [_summary(e) for e in entries] == [
         ("authority-fr", "case.registered", "case", created.json()["id"])
     ]
+    # The binding ends with the request: later work in this task is not attributed to it.
+    ctx = Context(hmac_key=HMAC_KEY.encode(), topic_prefix="tapisecurity")
+    async with transaction(sessionmaker) as session:
+        later = await cases.register(session, actor=FR, data=factories.case(), ctx=ctx)
+        entry = await session.scalar(
+            select(AuditEntry).where(AuditEntry.subject_id == str(later.id))
+        )
+    assert entry is not None
+    assert "token_id" not in entry.details
 
 
 async def test_an_acknowledgement_carries_the_jti(
