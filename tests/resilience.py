@@ -206,3 +206,17 @@ async def verify(sm: async_sessionmaker[AsyncSession], scenario: Scenario, boots
         f"missing {len(expected_pairs - set(seen))}, unexpected {len(set(seen) - expected_pairs)}"
     )
     assert all(len(ids) == 1 for ids in seen.values())
+
+
+async def verify_eventually(
+    sm: async_sessionmaker[AsyncSession], scenario: Scenario, bootstrap: str, *, within: float
+) -> None:
+    """`verify`, retried while the reconciler may still be healing, then once for real."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            await verify(sm, scenario, bootstrap)
+            return
+        except AssertionError:
+            await asyncio.sleep(2)
+    await verify(sm, scenario, bootstrap)

@@ -110,7 +110,7 @@ class Runtime:
             self.tasks.append(asyncio.create_task(_supervised(name, coro), name=name))
 
     async def process(self, response_id: uuid.UUID) -> int:
-        delivered = await fanout.process_response(
+        result = await fanout.process_response(
             self.sm,
             self.producer,
             self.provisioner,
@@ -118,8 +118,9 @@ class Runtime:
             prefix=self.settings.topic_prefix,
             policy=self.policy,
         )
-        self.metrics.delivered.inc(delivered)
-        return delivered
+        self.metrics.delivered.inc(result.produced)
+        self.metrics.excluded.inc(result.excluded)
+        return result.produced
 
     async def handle(self, envelope: Envelope) -> None:
         assert isinstance(envelope.event, ResponseReceived)

@@ -111,13 +111,16 @@ async def _candidates(session: AsyncSession, resp: CooperationResponse) -> list[
     ]
 
 
-async def decide_and_record(session: AsyncSession, *, response_id: uuid.UUID, prefix: str) -> bool:
-    """Run the standing rules once and record every decision; False if already decided."""
+async def decide_and_record(
+    session: AsyncSession, *, response_id: uuid.UUID, prefix: str
+) -> int | None:
+    """Run the standing rules once and record every decision; returns how many jurisdictions
+    were excluded, or None if the response had been decided already (a replay)."""
     resp = await session.get(CooperationResponse, response_id, with_for_update=True)
     if resp is None:
         raise UnknownResponse(f"response {response_id} is not in the registry")
     if resp.fanout_state != "received":
-        return False
+        return None
     juris = (await session.scalars(select(Jurisdiction))).all()
     keys = {j.code: j.public_jwk for j in juris}
     decisions = rules.decide(
@@ -147,7 +150,7 @@ async def decide_and_record(session: AsyncSession, *, response_id: uuid.UUID, pr
         subject_id=str(resp.id),
         details={"decisions": [_audited(d) for d in decisions]},
     )
-    return True
+    return len(excluded)
 
 
 def _delivery(
@@ -317,6 +320,14 @@ async def mark_published(
     await audit.append_many(session, entries)
 
 
+@dataclass(frozen=True)
+class FanoutResult:
+    """Counts for the metrics: deliveries produced, jurisdictions newly excluded."""
+
+    produced: int
+    excluded: int
+
+
 async def process_response(
     sm: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
@@ -325,10 +336,10 @@ async def process_response(
     response_id: uuid.UUID,
     prefix: str,
     policy: Policy,
-) -> int:
-    """The whole fan-out of one response; returns how many deliveries were produced."""
+) -> FanoutResult:
+    """The whole fan-out of one response: what was produced, and who was excluded now."""
     async with transaction(sm) as session:
-        await decide_and_record(session, response_id=response_id, prefix=prefix)
+        excluded = await decide_and_record(session, response_id=response_id, prefix=prefix)
     async with transaction(sm) as session:
         pending = list(
             (
@@ -350,4 +361,4 @@ async def process_response(
             )
             .values(fanout_state="completed")
         )
-    return len(records)
+    return FanoutResult(produced=len(records), excluded=excluded or 0)

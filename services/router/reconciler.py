@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 RECONCILER_LOCK_KEY = 0x0CA5E5A0EC0C
 BATCH = 200
+# Longer than a produce request may take (the producer's request timeout is 15 s).
+SECOND_HEAL_AFTER = 20.0
 Redrive = Callable[[uuid.UUID], Awaitable[int]]
 
 
@@ -59,6 +62,7 @@ class Reconciler:
         self._replay_window, self._interval = replay_window, interval
         self._redrive, self._metrics = redrive, metrics
         self._stop = asyncio.Event()
+        self._second_heal_at: float | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
@@ -86,6 +90,9 @@ class Reconciler:
     async def run_once(self) -> None:
         """One full pass; public so tests can drive it deterministically."""
         await self.provision()
+        if self._second_heal_at is not None and time.monotonic() >= self._second_heal_at:
+            self._second_heal_at = None
+            await self.heal()
         await self.redrive_stalled()
         await self.republish_due()
 
@@ -104,6 +111,14 @@ class Reconciler:
         logger.warning(
             "broker lost topics; re-provisioned and replaying", extra={"topics": len(created)}
         )
+        await self.heal()
+        # A produce already in flight when the broker came back empty may have gone to a
+        # missing topic (Tansu acknowledges it and drops it) and be marked published after the
+        # heal above. Heal once more when every such produce must have finished.
+        self._second_heal_at = time.monotonic() + SECOND_HEAL_AFTER
+
+    async def heal(self) -> None:
+        """Replay recent outbox events and make every unacknowledged delivery due now."""
         since = datetime.now(UTC) - self._replay_window
         async with transaction(self._sm) as session:
             await session.execute(

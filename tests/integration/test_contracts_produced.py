@@ -100,7 +100,7 @@ async def _fan_out_acknowledge_and_fail(
         prefix=ctx.topic_prefix,
         policy=IMPATIENT,
     )
-    assert produced == 2
+    assert produced.produced == 2
     async with transaction(sm) as s:
         await inbox.acknowledge(
             s, actor=actor("FR"), delivery_id=fanout.delivery_id(response_id, "FR"), ctx=ctx

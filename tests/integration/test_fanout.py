@@ -29,6 +29,11 @@ pytestmark = pytest.mark.integration
 POLICY = fanout.Policy(timedelta(seconds=60), timedelta(seconds=600))
 
 
+async def _codes(sm: async_sessionmaker[AsyncSession]) -> set[str]:
+    async with transaction(sm) as s:
+        return set((await s.scalars(select(Jurisdiction.code))).all())
+
+
 def actor(code: str) -> Actor:
     return Actor(client_id=f"authority-{code.lower()}", jurisdiction=code)
 
@@ -103,7 +108,8 @@ async def test_seed_scenario_reaches_exactly_those_with_standing(
     produced = await fanout.process_response(
         sessionmaker, producer, provisioner, response_id=rid, prefix=ctx.topic_prefix, policy=POLICY
     )
-    assert produced == 4
+    assert produced.produced == 4
+    assert produced.excluded == len(await _codes(sessionmaker)) - 4
 
     async with transaction(sessionmaker) as s:
         deliveries = (await s.scalars(select(Delivery).where(Delivery.response_id == rid))).all()
