@@ -148,6 +148,8 @@ async def register(
         registered_at=case.created_at,
     )
     outbox.add(session, registered, key=str(case.id), subject=str(case.id), prefix=ctx.topic_prefix)
+    # Read back before the audit entry: its lock is held until commit, so it comes last.
+    out = await read(session, case_id=case.id, jurisdiction=actor.jurisdiction)
     await audit.append(
         session,
         actor=actor.client_id,
@@ -161,7 +163,7 @@ async def register(
             "coordinator": case.coordinating_jurisdiction,
         },
     )
-    return await read(session, case_id=case.id, jurisdiction=actor.jurisdiction)
+    return out
 
 
 async def _cross_match(session: AsyncSession, case: Case, hashes: set[str], ctx: Context) -> None:
