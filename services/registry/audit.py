@@ -6,7 +6,7 @@ predecessor's hash; callers append last in their transaction to hold the lock br
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,35 +93,55 @@ async def append_many(
     return rows
 
 
-async def _records(session: AsyncSession) -> AsyncIterator[audit_chain.AuditRecord]:
-    last = 0
-    while True:
-        rows = (
-            await session.scalars(
-                select(AuditEntry)
-                .where(AuditEntry.seq > last)
-                .order_by(AuditEntry.seq)
-                .limit(VERIFY_BATCH)
-            )
-        ).all()
-        if not rows:
-            return
-        for row in rows:
-            yield audit_chain.AuditRecord(
-                seq=row.seq,
-                at=row.at,
-                actor=row.actor,
-                action=row.action,
-                subject_type=row.subject_type,
-                subject_id=row.subject_id,
-                details=row.details,
-                prev_hash=row.prev_hash,
-                hash=row.hash,
-            )
-        last = rows[-1].seq
+async def _batch(session: AsyncSession, after: int) -> list[audit_chain.AuditRecord]:
+    """The next `VERIFY_BATCH` entries after seq `after`, as plain rows (no identity map)."""
+    rows = await session.execute(
+        select(
+            AuditEntry.seq,
+            AuditEntry.at,
+            AuditEntry.actor,
+            AuditEntry.action,
+            AuditEntry.subject_type,
+            AuditEntry.subject_id,
+            AuditEntry.details,
+            AuditEntry.prev_hash,
+            AuditEntry.hash,
+        )
+        .where(AuditEntry.seq > after)
+        .order_by(AuditEntry.seq)
+        .limit(VERIFY_BATCH)
+    )
+    return [audit_chain.AuditRecord(**row._asdict()) for row in rows]
 
 
 async def verify(session: AsyncSession) -> audit_chain.VerifyResult:
-    """Walk the whole chain in batches and report the first broken entry, if any."""
-    records = [r async for r in _records(session)]
-    return audit_chain.verify(records)
+    """Walk the whole chain batch by batch and report the first broken entry, if any.
+
+    Only one batch is held at a time: each walk resumes from the last verified entry's hash
+    and the seq expected next. The chain starts at seq 1, so a deleted first entry shows as a
+    gap at 1 rather than as a broken link one entry later.
+    """
+    checked, last_seq, last_hash = 0, 0, audit_chain.GENESIS_HASH
+    while batch := await _batch(session, last_seq):
+        walk = audit_chain.verify(batch, start_prev_hash=last_hash, start_seq=last_seq + 1)
+        checked += walk.checked
+        last_seq, last_hash = walk.last_seq or last_seq, walk.last_hash
+        if not walk.ok:
+            return audit_chain.VerifyResult(
+                ok=False,
+                checked=checked,
+                first_broken_seq=walk.first_broken_seq,
+                problem=walk.problem,
+                last_seq=last_seq or None,
+                last_hash=last_hash,
+            )
+        if len(batch) < VERIFY_BATCH:
+            break
+    return audit_chain.VerifyResult(
+        ok=True,
+        checked=checked,
+        first_broken_seq=None,
+        problem=None,
+        last_seq=last_seq or None,
+        last_hash=last_hash,
+    )
