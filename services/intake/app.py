@@ -1,4 +1,8 @@
-"""Intake: the public REST API where authorities register cases and platforms respond."""
+"""Intake: the public REST API where authorities register cases and platforms respond.
+
+`create_app(settings, http=...)` takes an optional HTTP client for the token validator's
+discovery and JWKS fetches, as the registry's does; the caller then owns (and closes) it.
+"""
 
 from __future__ import annotations
 
@@ -57,6 +61,7 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
+    app.state.write_limiter = settings.write_limiter()
     install_common(app, max_body_bytes=settings.max_body_bytes, service="intake")
     app.include_router(health_router(lambda: app.state.checks))
     app.include_router(router)

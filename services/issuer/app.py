@@ -18,6 +18,7 @@ from services.issuer import keys, repository, service
 from services.issuer.server import IssuerServer
 from services.issuer.settings import IssuerSettings
 from shared.db import create_engine, create_sessionmaker
+from shared.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def create_app(settings: IssuerSettings) -> FastAPI:
     app = FastAPI(title="caseshare issuer", version="1", lifespan=lifespan)
     app.state.settings = settings
     app.state.server = IssuerServer(settings)
-    app.state.limiter = service.RateLimiter(
+    app.state.limiter = RateLimiter(
         rate=settings.token_rate_per_second, burst=settings.token_rate_burst
     )
     _add_routes(app, service.metadata(settings))

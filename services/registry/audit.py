@@ -7,6 +7,7 @@ predecessor's hash; callers append last in their transaction to hold the lock br
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,22 @@ from shared import audit_chain
 
 AUDIT_LOCK_KEY = 0x0CA5E5A0D17  # arbitrary, stable: the one advisory lock of the audit chain
 VERIFY_BATCH = 2000
+# (client_id, jti) of the request being served; see `bind_token`.
+_request_token: ContextVar[tuple[str, str] | None] = ContextVar("audit_token", default=None)
+
+
+def bind_token(*, client_id: str, token_id: str) -> Token[tuple[str, str] | None]:
+    """Tag this request's audit entries by `client_id` with the access token's jti.
+
+    Set once per request by the API guard, so every use case's entry names the token that made
+    the change without each use case taking it as an argument; `unbind_token` ends it.
+    """
+    return _request_token.set((client_id, token_id))
+
+
+def unbind_token(token: Token[tuple[str, str] | None]) -> None:
+    """End the binding `bind_token` made, once the request is done."""
+    _request_token.reset(token)
 
 
 async def append(
@@ -65,10 +82,13 @@ async def append_many(
     prev_hash = head.hash if head else audit_chain.GENESIS_HASH
     seq = head.seq if head else 0
     at = datetime.now(UTC)
+    bound = _request_token.get()
     rows = []
     for entry in entries:
         seq += 1
         body = dict(entry.get("details") or {})
+        if bound is not None and bound[0] == entry["actor"]:
+            body.setdefault("token_id", bound[1])
         actor, action = str(entry["actor"]), str(entry["action"])
         subject_type, subject_id = str(entry["subject_type"]), str(entry["subject_id"])
         digest = audit_chain.chain_next(

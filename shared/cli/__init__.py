@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from shared.cli import cases, fanout, inbox, responses
+from shared.cli.admin import clients_app, keys_app
 from shared.cli.audit import audit_app
 from shared.cli.client import EXIT_CODES_HELP, Settings, fetch_token
 from shared.cli.demo import demo
@@ -22,6 +23,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(audit_app, name="audit")
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
 app.add_typer(cases.app, name="cases", epilog=EXIT_CODES_HELP)
 app.add_typer(responses.app, name="responses", epilog=EXIT_CODES_HELP)
 app.add_typer(inbox.app, name="inbox", epilog=EXIT_CODES_HELP)
