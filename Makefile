@@ -22,12 +22,13 @@ run: install
 	$(BIN)/caseshare up
 
 test: install
+	$(BIN)/python -m tests.system_deps
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services bench
+	$(BIN)/mypy shared services bench examples
 
 fmt: install
 	$(BIN)/ruff format .

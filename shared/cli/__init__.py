@@ -2,25 +2,77 @@
 
 from __future__ import annotations
 
-import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 
+from shared.cli import cases, fanout, inbox, responses
 from shared.cli.admin import clients_app, keys_app
 from shared.cli.audit import audit_app
+from shared.cli.client import EXIT_CODES_HELP, Settings, fetch_token
+from shared.cli.demo import demo
+from shared.cli.ui import CaseshareGroup, run, settings
 
-app = typer.Typer(help="caseshare: the cross-border case-sharing broker.", no_args_is_help=True)
+app = typer.Typer(
+    cls=CaseshareGroup,
+    help="caseshare: the cross-border case-sharing broker.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+)
 app.add_typer(audit_app, name="audit")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
+app.add_typer(cases.app, name="cases", epilog=EXIT_CODES_HELP)
+app.add_typer(responses.app, name="responses", epilog=EXIT_CODES_HELP)
+app.add_typer(inbox.app, name="inbox", epilog=EXIT_CODES_HELP)
+app.add_typer(fanout.app, name="fanout", epilog=EXIT_CODES_HELP)
+app.command(epilog=EXIT_CODES_HELP)(demo)
 
 StateDir = Annotated[
     Path, typer.Option("--state-dir", envvar="CASESHARE_STATE_DIR", help="where state lives")
 ]
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    intake_url: Annotated[
+        str, typer.Option(envvar="CASESHARE_INTAKE_URL", help="intake's base URL")
+    ] = Settings.intake_url,
+    registry_url: Annotated[
+        str, typer.Option(envvar="CASESHARE_REGISTRY_URL", help="the registry's base URL")
+    ] = Settings.registry_url,
+    issuer: Annotated[
+        str, typer.Option(envvar=["CASESHARE_ISSUER", "OAUTH_ISSUER"], help="OAuth issuer URL")
+    ] = Settings.issuer,
+    state_dir: Annotated[
+        Path,
+        typer.Option(
+            envvar="CASESHARE_STATE_DIR", help="state of `make run`: dev clients, demo keys"
+        ),
+    ] = Settings.state_dir,
+    bootstrap: Annotated[
+        str,
+        typer.Option(
+            envvar=["CASESHARE_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"], help="Kafka bootstrap"
+        ),
+    ] = Settings.bootstrap,
+    topic_prefix: Annotated[
+        str, typer.Option(envvar="KAFKA_TOPIC_PREFIX", help="Kafka topic prefix")
+    ] = Settings.topic_prefix,
+) -> None:
+    """Where the hub runs; the defaults match `make run`."""
+    ctx.obj = Settings(
+        intake_url=intake_url,
+        registry_url=registry_url,
+        issuer=issuer,
+        state_dir=state_dir,
+        bootstrap=bootstrap,
+        topic_prefix=topic_prefix,
+    )
 
 
 @app.command()
@@ -31,35 +83,20 @@ def up(state_dir: StateDir = Path(".state")) -> None:
     raise typer.Exit(run_up(state_dir))
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 def token(
+    ctx: typer.Context,
     client_id: Annotated[str, typer.Argument(help="e.g. authority-fr, platform-telegram")],
-    state_dir: StateDir = Path(".state"),
-    issuer: Annotated[str, typer.Option(envvar="OAUTH_ISSUER")] = "http://127.0.0.1:8003",
+    state_dir: Annotated[
+        Path | None, typer.Option("--state-dir", help="overrides the global --state-dir")
+    ] = None,
+    issuer: Annotated[str | None, typer.Option(help="overrides the global --issuer")] = None,
     scope: Annotated[str | None, typer.Option(help="space-separated subset of scopes")] = None,
 ) -> None:
     """Print an access token for a dev client of the embedded issuer."""
-    secrets_file = state_dir / "dev-clients.json"
-    try:
-        secret = json.loads(secrets_file.read_text())[client_id]
-    except FileNotFoundError:
-        typer.echo(f"no dev clients at {secrets_file}: is `caseshare up` running?", err=True)
-        raise typer.Exit(2) from None
-    except KeyError:
-        typer.echo(f"unknown dev client {client_id!r}; see {secrets_file}", err=True)
-        raise typer.Exit(2) from None
-    form = {"grant_type": "client_credentials"}
-    if scope:
-        form["scope"] = scope
-    try:
-        answer = httpx.post(f"{issuer}/token", data=form, auth=(client_id, secret), timeout=10)
-    except httpx.HTTPError as exc:
-        typer.echo(f"cannot reach the issuer at {issuer}: {exc}", err=True)
-        raise typer.Exit(3) from None
-    if answer.status_code != 200:
-        typer.echo(f"token request refused ({answer.status_code}): {answer.text}", err=True)
-        raise typer.Exit(1)
-    typer.echo(answer.json()["access_token"])
+    cfg = settings(ctx)
+    cfg = replace(cfg, issuer=issuer or cfg.issuer, state_dir=state_dir or cfg.state_dir)
+    typer.echo(run(fetch_token(cfg, client_id, scope=scope)))
 
 
 def main() -> None:

@@ -1,0 +1,233 @@
+"""`caseshare demo`: the story caseshare exists for, played against the running stack.
+
+France opens a case against Telegram on a group chat; Germany and Belgium register cases on the
+same group and are told of the links; South Korea, an associated country, registers through
+France; Norway, a partner, has no case. Telegram discloses IP addresses and phone numbers naming
+France's case and the group. The fan-out appears live (FR, DE, BE and KR receive; everyone else
+is excluded with a reason), each recipient opens its sealed delivery with its own key while the
+next recipient's key fails on it, and every delivery is acknowledged.
+
+References and the group id carry a fresh tag, so the demo can run again on the same stack.
+The disclosures are invented (documentation IP ranges, made-up numbers).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from shared import sealing
+from shared.cli import fanout
+from shared.cli import inbox_reader as inbox
+from shared.cli.cases import case_body, register_case
+from shared.cli.client import Api, CliError, ExitCode, Settings
+from shared.cli.responses import submit_response
+from shared.cli.ui import console
+from shared.events import CaseLinkFound, ResponseDelivered
+from shared.kafka import Envelope
+
+EXPECTED_RECIPIENTS = ("BE", "DE", "FR", "KR")
+PARTNER_WITHOUT_CASE = "NO"
+STEPS = 8
+
+
+@dataclass
+class Story:
+    """The demo's state: its tag, the cases it opened (by jurisdiction) and the response."""
+
+    cfg: Settings
+    timeout: float
+    tag: str = field(default_factory=lambda: secrets.token_hex(3).upper())
+    cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    response_id: uuid.UUID | None = None
+
+    @property
+    def group(self) -> str:
+        return f"fraud_ring_{self.tag.lower()}"
+
+    def api(self, jurisdiction: str) -> Api:
+        return Api(self.cfg, f"authority-{jurisdiction.lower()}")
+
+
+def step(number: int, title: str) -> None:
+    console.rule(f"[bold][{number}/{STEPS}] {escape(title)}", align="left")
+
+
+async def open_case(story: Story, cc: str, *, coordinator: str | None = None) -> None:
+    body = case_body(
+        reference=f"{cc}-DEMO-{story.tag}",
+        platform="telegram",
+        legal_basis="Art. 18 Budapest Convention production order",
+        offences=["fraud", "money_laundering"],
+        selectors=[f"group_id={story.group}"],
+        coordinator=coordinator,
+    )
+    case = await register_case(story.api(cc), body, idempotency_key=f"demo-{story.tag}-{cc}")
+    story.cases[cc] = case
+    via = f" through coordinator {coordinator}" if coordinator else ""
+    console.print(f"{cc} registered case [bold]{case['reference']}[/] ({case['id']}){via}")
+
+
+async def show_links(story: Story, new: list[str]) -> None:
+    """Wait for, then print, the link notices that the cases of `new` caused."""
+    ids = {str(story.cases[cc]["id"]) for cc in new}
+    others = [cc for cc in story.cases if cc not in new]
+    # Each pair of linked cases tells both openers; new cases link to every earlier one
+    # and to each other.
+    pairs = len(new) * len(others) + len(new) * (len(new) - 1) // 2
+
+    def caused_by_new(envelope: Envelope) -> bool:
+        event = envelope.event
+        if not isinstance(event, CaseLinkFound):
+            return False
+        mine = str(event.case_id) in ids
+        theirs = any(event.other_case_reference == story.cases[cc]["reference"] for cc in new)
+        return mine or theirs
+
+    notices: list[Envelope] = []
+    with console.status("waiting for link notices on the inbox topics"):
+        for cc in story.cases:
+            expect = (len(story.cases) - 1) if cc in new else len(new)
+            notices += await inbox.peek(
+                story.cfg, cc, match=caused_by_new, expect=expect, within=story.timeout
+            )
+    events = [e.event for e in notices if isinstance(e.event, CaseLinkFound)]
+    for event in sorted(events, key=lambda e: (e.jurisdiction, e.other_jurisdiction)):
+        console.print("  " + inbox.link_notice(event))
+    if len(notices) < 2 * pairs:
+        seen = len(notices)
+        raise CliError(f"expected {2 * pairs} link notices, saw {seen}", ExitCode.UNEXPECTED)
+
+
+def response_body(story: Story) -> dict[str, Any]:
+    fr_case = str(story.cases["FR"]["id"])
+    records = [
+        {"type": "ip_address", "value": "203.0.113.7", "observed_at": "2026-11-20T21:14:00Z"},
+        {"type": "ip_address", "value": "198.51.100.23", "observed_at": "2026-11-21T08:02:00Z"},
+        {"type": "phone_number", "value": "+33612345678"},
+        {"type": "phone_number", "value": "+4915112345678"},
+    ]
+    return {
+        "request_reference": f"TG-LE-{story.tag}",
+        "requesting_case_id": fr_case,
+        "scope": {"case_ids": [fr_case], "selectors": [{"kind": "group_id", "value": story.group}]},
+        "handling_code": "H0",
+        "issued_at": "2026-11-29T10:00:00Z",
+        "disclosures": [
+            {
+                "selector": {"kind": "group_id", "value": story.group},
+                "category": "subscriber",
+                "records": records,
+            }
+        ],
+    }
+
+
+async def disclose(story: Story) -> None:
+    telegram = Api(story.cfg, "platform-telegram")
+    accepted, _ = await submit_response(
+        telegram, response_body(story), idempotency_key=f"demo-{story.tag}-response"
+    )
+    story.response_id = uuid.UUID(accepted["id"])
+    console.print(
+        f"telegram disclosed 2 IP addresses and 2 phone numbers: response "
+        f"[bold]{accepted['id']}[/], fan-out {accepted['fanout_state']}"
+    )
+
+
+async def show_fanout(story: Story) -> list[str]:
+    """Follow the fan-out live until every delivery is on its inbox topic."""
+    assert story.response_id is not None
+    coordinator = Api(story.cfg, fanout.COORDINATOR)
+    result, done = await fanout.watch(
+        coordinator, story.response_id, until=fanout.settled, within=story.timeout
+    )
+    recipients = sorted(d["jurisdiction"] for d in result["deliveries"])
+    if not done or tuple(recipients) != EXPECTED_RECIPIENTS:
+        raise CliError(
+            f"fan-out reached {recipients or 'nobody'}; expected {list(EXPECTED_RECIPIENTS)}",
+            ExitCode.UNEXPECTED,
+        )
+    partner = [e for e in result["exclusions"] if e["jurisdiction"] == PARTNER_WITHOUT_CASE]
+    for e in partner:
+        console.print(f"partner {e['jurisdiction']} excluded ({e['reason']}): {e['detail']}")
+    return recipients
+
+
+async def open_inboxes(story: Story, recipients: list[str]) -> dict[str, str]:
+    """Each recipient decrypts its own delivery; the next recipient's key must fail on it."""
+    delivered: dict[str, str] = {}
+    for i, cc in enumerate(recipients):
+        envelope = await _delivery(story, cc)
+        event = envelope.event
+        assert isinstance(event, ResponseDelivered)
+        own = story.cfg.key_file(cc)
+        disclosures = inbox.open_delivery(event, inbox.load_key(own), own)
+        console.print(inbox.delivery_panel(event, disclosures, None))
+        other = recipients[(i + 1) % len(recipients)]
+        _prove_sealed(event, other, inbox.load_key(story.cfg.key_file(other)))
+        delivered[cc] = envelope.ce_id
+    return delivered
+
+
+async def _delivery(story: Story, cc: str) -> Envelope:
+    def ours(envelope: Envelope) -> bool:
+        event = envelope.event
+        return isinstance(event, ResponseDelivered) and event.response_id == story.response_id
+
+    with console.status(f"reading {story.cfg.inbox_topic(cc)}"):
+        found = await inbox.peek(story.cfg, cc, match=ours, expect=1, within=story.timeout)
+    if not found:
+        raise CliError(f"no delivery for {cc} on its inbox topic", ExitCode.UNEXPECTED)
+    return found[0]
+
+
+def _prove_sealed(event: ResponseDelivered, other: str, key: dict[str, Any]) -> None:
+    try:
+        sealing.unseal(event.sealed_disclosures or "", key)
+    except sealing.SealError as exc:
+        console.print(
+            f"  [green]sealed:[/] {other}'s key cannot open {event.jurisdiction}'s delivery "
+            f"({escape(str(exc))})"
+        )
+        return
+    raise CliError(f"{other}'s key opened {event.jurisdiction}'s delivery", ExitCode.UNEXPECTED)
+
+
+async def acknowledge_all(story: Story, delivered: dict[str, str]) -> None:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("acknowledging deliveries", total=len(delivered))
+        for cc, delivery_id in delivered.items():
+            await inbox.acknowledge(story.api(cc), delivery_id)
+            progress.advance(task)
+    assert story.response_id is not None
+    coordinator = Api(story.cfg, fanout.COORDINATOR)
+    await fanout.watch(coordinator, story.response_id, until=fanout.closed, within=story.timeout)
+
+
+async def play(story: Story) -> None:
+    step(1, "France opens a case against Telegram on a group chat")
+    await open_case(story, "FR")
+    step(2, "Germany and Belgium register cases on the same group: links are found")
+    for cc in ("DE", "BE"):
+        await open_case(story, cc)
+    await show_links(story, ["DE", "BE"])
+    step(3, "South Korea (associated) registers through France as its coordinator")
+    await open_case(story, "KR", coordinator="FR")
+    await show_links(story, ["KR"])
+    step(4, f"Norway ({PARTNER_WITHOUT_CASE}), a partner, has no case on this group")
+    console.print("it will be considered for the response and excluded, with the reason")
+    step(5, "Telegram discloses, naming France's case and the group")
+    await disclose(story)
+    step(6, "The fan-out, live from the registry")
+    recipients = await show_fanout(story)
+    step(7, "Each recipient's inbox: sealed for it alone")
+    delivered = await open_inboxes(story, recipients)
+    step(8, "Every recipient acknowledges; the fan-out closes")
+    await acknowledge_all(story, delivered)
