@@ -35,6 +35,7 @@ fmt: install
 	$(BIN)/ruff check --fix .
 
 bench: install
+	$(BIN)/python -m tests.system_deps wrk
 	$(BIN)/python -m bench
 
 clean:

@@ -1,7 +1,8 @@
 """Debian packages that some tests drive as a user would (`make test` installs them first).
 
-Run as `python -m tests.system_deps`. Keep `PACKAGES` a plain list, one package per line, so
-branches that each add one merge without conflict.
+Run as `python -m tests.system_deps`, or with package names to install those instead (`make
+bench` asks for wrk this way). Keep `PACKAGES` a plain list, one package per line, so branches
+that each add one merge without conflict.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ def installed(package: str) -> bool:
     return probe.returncode == 0 and probe.stdout.endswith("install ok installed")
 
 
-def main() -> int:
+def main(packages: list[str]) -> int:
     if shutil.which("apt-get") is None or shutil.which("dpkg-query") is None:
-        say(f"no apt-get here; install by hand if needed: {' '.join(PACKAGES)}")
+        say(f"no apt-get here; install by hand if needed: {' '.join(packages)}")
         return 0
-    missing = [p for p in PACKAGES if not installed(p)]
+    missing = [p for p in packages if not installed(p)]
     if not missing:
-        say(f"already installed: {' '.join(PACKAGES)}")
+        say(f"already installed: {' '.join(packages)}")
         return 0
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     for command in (
@@ -55,4 +56,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:] or PACKAGES))
