@@ -22,6 +22,7 @@ run: install
 	$(BIN)/caseshare up
 
 test: install
+	$(BIN)/python -m tests.system_deps
 	$(BIN)/pytest
 
 lint: install
