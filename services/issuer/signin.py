@@ -42,7 +42,9 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: Chromium then sends `Origin: null` with the form, and the origin check
+    # below could not tell the sign-in page from a sandboxed frame elsewhere.
+    "Referrer-Policy": "same-origin",
 }
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
@@ -199,7 +201,8 @@ def _remember(response: Response, sign_in: SignIn, user: SignedInUser) -> None:
 
 def _csp(nonce: str, form_targets: str = "") -> str:
     return (
-        f"default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self' {form_targets}; "
+        f"default-src 'none'; style-src 'nonce-{nonce}'; img-src data:; "
+        f"form-action 'self' {form_targets}; "
         "frame-ancestors 'none'; base-uri 'none'"
     )
 

@@ -70,7 +70,7 @@
   function summarise(scope) {
     const rows = scope.querySelectorAll('tbody[data-list="deliveries"] tr[data-delivery-id]');
     const acked = scope.querySelectorAll('tr[data-state="acknowledged"]').length;
-    const excluded = scope.querySelectorAll('tbody[data-list="exclusions"] tr[data-exclusion-id]').length;
+    const excluded = scope.querySelectorAll("[data-exclusion-id]").length;
     const n = rows.length;
     fill("summary", scope, n + " recipient" + (n === 1 ? "" : "s") + ", " + acked + " acknowledged, " + excluded + " excluded");
   }
@@ -114,10 +114,27 @@
     summarise(scope);
   }
 
+  function quietExclusion(scope, data) {
+    const list = scope.querySelector('[data-list="quiet"]');
+    const code = document.createElement("span");
+    code.dataset.exclusionId = data.exclusion_id;
+    code.dataset.jurisdiction = data.jurisdiction;
+    code.textContent = data.jurisdiction;
+    list.append(code, " ");
+    const details = scope.querySelector("details.quiet");
+    details.hidden = false;
+    fill("quiet_count", details, String(list.querySelectorAll("[data-exclusion-id]").length));
+  }
+
   function exclusion(data) {
     const scope = section(data.response_id, {});
     if (!scope) return;
-    if (scope.querySelector('tr[data-exclusion-id="' + CSS.escape(data.exclusion_id) + '"]')) return;
+    if (scope.querySelector('[data-exclusion-id="' + CSS.escape(data.exclusion_id) + '"]')) return;
+    if (data.reason === "no_open_case") {
+      quietExclusion(scope, data);
+      summarise(scope);
+      return;
+    }
     const row = document.createElement("tr");
     row.dataset.exclusionId = data.exclusion_id;
     row.dataset.jurisdiction = data.jurisdiction;
