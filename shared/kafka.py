@@ -93,20 +93,38 @@ def encode(
     event: Event, *, ce_id: uuid.UUID | str, subject: str | None, source: str = CE_SOURCE
 ) -> tuple[bytes, list[tuple[str, bytes]]]:
     """The record value and CloudEvents headers for an event (binary content mode)."""
+    return encode_payload(
+        event.model_dump(mode="json"),
+        event_type=type(event),
+        ce_id=ce_id,
+        subject=subject,
+        source=source,
+    )
+
+
+def encode_payload(
+    payload: dict[str, Any],
+    *,
+    event_type: type[Event],
+    ce_id: uuid.UUID | str,
+    subject: str | None,
+    source: str = CE_SOURCE,
+) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """Like `encode`, for a payload already validated against `event_type` when it was stored
+    (the outbox keeps `model_dump(mode="json")`), so publishing does not parse it again."""
     headers = {
         "ce_specversion": "1.0",
         "ce_id": str(ce_id),
-        "ce_type": event.TYPE,
+        "ce_type": event_type.TYPE,
         "ce_source": source,
         "ce_time": now().isoformat().replace("+00:00", "Z"),
-        "ce_schemaversion": str(event.SCHEMA_VERSION),
+        "ce_schemaversion": str(event_type.SCHEMA_VERSION),
         "content-type": "application/json",
         "traceparent": new_traceparent(),
     }
     if subject is not None:
         headers["ce_subject"] = subject
-    value = orjson.dumps(event.model_dump(mode="json"))
-    return value, [(k, v.encode()) for k, v in headers.items()]
+    return orjson.dumps(payload), [(k, v.encode()) for k, v in headers.items()]
 
 
 def new_traceparent() -> str:

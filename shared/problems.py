@@ -123,3 +123,49 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
+    _document_problems(app)
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+_PROBLEM_RESPONSE = {
+    "description": "An RFC 9457 problem",
+    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Say in the OpenAPI document what errors really look like: problem+json, any status.
+
+    FastAPI documents its own `HTTPValidationError` JSON for 422, which these handlers never
+    send; a client generated from that document would mis-parse every refusal.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        already_built = app.openapi_schema is not None
+        schema = generate()
+        if not already_built:
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["Problem"] = PROBLEM_SCHEMA
+            for name in ("HTTPValidationError", "ValidationError"):
+                components.pop(name, None)
+            for item in schema.get("paths", {}).values():
+                for operation in item.values():
+                    responses = operation.setdefault("responses", {})
+                    if "422" in responses:
+                        responses["422"] = dict(_PROBLEM_RESPONSE)
+                    responses["default"] = dict(_PROBLEM_RESPONSE)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

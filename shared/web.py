@@ -8,7 +8,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Response
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.logs import request_id_var
@@ -71,37 +72,55 @@ class _TooLarge(Exception):
     pass
 
 
+class RequestContext:
+    """Request ids for the logs, security headers on every answer, one log line per request.
+
+    A plain ASGI middleware rather than `@app.middleware("http")`: Starlette's
+    BaseHTTPMiddleware runs the app in a task group with memory streams, a large share of
+    a small request's cost. The line is logged when the response starts, as before.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = (Headers(scope=scope).get("x-request-id") or uuid.uuid4().hex)[:64]
+        token = request_id_var.set(rid)
+        started = time.perf_counter()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-Id"] = rid
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                logger.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": message["status"],
+                        "request_id": rid,
+                        "ms": round((time.perf_counter() - started) * 1000, 1),
+                    },
+                )
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            request_id_var.reset(token)
+
+
 def install_common(app: FastAPI, *, max_body_bytes: int, service: str) -> None:
     """Errors, headers, request ids and the size cap, in one call per app."""
     app.state.service = service
     install_problem_handlers(app)
 
-    @app.middleware("http")
-    async def _headers_and_ids(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        token = request_id_var.set(rid[:64])
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            request_id_var.reset(token)
-        response.headers["X-Request-Id"] = rid[:64]
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        logger.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.url.path,
-                "status": response.status_code,
-                "request_id": rid[:64],
-                "ms": round((time.perf_counter() - started) * 1000, 1),
-            },
-        )
-        return response
-
+    app.add_middleware(RequestContext)
     app.add_middleware(BodySizeLimit, limit=max_body_bytes)
 
 

@@ -46,7 +46,8 @@ class Issuer:
             return httpx.Response(200, json={"keys": [self.key.as_dict(private=False)]})
         return httpx.Response(404)
 
-    def token(self, *scopes: str, client_id: str = "coordination-desk") -> str:
+    def token(self, *scopes: str, client_id: str = "coordination-desk", **extra: str) -> str:
+        """A signed access token; `extra` adds claims such as `jurisdiction` or `platform`."""
         now = int(time.time())
         claims = {
             "iss": ISSUER,
@@ -57,12 +58,15 @@ class Issuer:
             "jti": uuid.uuid4().hex,
             "iat": now,
             "exp": now + 300,
+            **extra,
         }
         header = {"alg": "ES256", "typ": "at+jwt", "kid": self.key.kid}
         return jwt.encode(header, claims, self.key, algorithms=["ES256"], default_type=None)
 
-    def auth(self, *scopes: str, client_id: str = "coordination-desk") -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(*scopes, client_id=client_id)}"}
+    def auth(
+        self, *scopes: str, client_id: str = "coordination-desk", **extra: str
+    ) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(*scopes, client_id=client_id, **extra)}"}
 
 
 @dataclass

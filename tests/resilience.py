@@ -117,7 +117,7 @@ class RouterProcess:
             "ROUTER_PORT": str(self.port),
             "ROUTER_GROUP_ID": f"router-{prefix}",
             "ROUTER_SESSION_TIMEOUT_MS": "6000",
-            "ROUTER_REDRIVE_AFTER_SECONDS": "2",
+            "ROUTER_REDRIVE_AFTER_SECONDS": "10",
             "ROUTER_RECONCILE_INTERVAL_SECONDS": "0.5",
             "ROUTER_ACK_TIMEOUT_SECONDS": "3600",
             "KAFKA_PARTITIONS": "3",

@@ -1,4 +1,8 @@
-"""Intake: the public REST API where authorities register cases and platforms respond."""
+"""Intake: the public REST API where authorities register cases and platforms respond.
+
+`create_app(settings, http=...)` takes an optional HTTP client for the token validator's
+discovery and JWKS fetches, as the registry's does; the caller then owns (and closes) it.
+"""
 
 from __future__ import annotations
 
@@ -17,25 +21,26 @@ from shared.db import create_engine, create_sessionmaker
 from shared.web import health_router, install_common
 
 
-def create_app(settings: IntakeSettings) -> FastAPI:
-    """Build the app; the lifespan owns the engine and the token validator's HTTP client."""
+def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = None) -> FastAPI:
+    """Build the app; the lifespan owns the engine and the token validator's HTTP client.
+
+    Tests pass `http` (backed by `httpx.MockTransport`) so tokens go through the real
+    validation with no issuer running; like a client the app makes itself, it is closed at
+    shutdown.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-        http = httpx.AsyncClient(timeout=5)
+        validator = TokenValidator.from_settings(
+            settings, http=http or httpx.AsyncClient(timeout=5)
+        )
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.context = Context(
             hmac_key=settings.selector_hmac_key.get_secret_value().encode(),
             topic_prefix=settings.topic_prefix,
         )
-        app.state.token_validator = TokenValidator(
-            issuer=settings.oauth_issuer,
-            audience=settings.oauth_audience,
-            leeway_seconds=settings.oauth_leeway_seconds,
-            jwks_ttl_seconds=settings.oauth_jwks_ttl_seconds,
-            http=http,
-        )
+        app.state.token_validator = validator
         app.state.checks = {
             "database": database_check(engine),
             "broker": broker_check(settings.kafka_bootstrap_servers),
@@ -43,7 +48,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         try:
             yield
         finally:
-            await http.aclose()
+            await validator.aclose()
             await engine.dispose()
 
     docs = settings.docs_enabled
@@ -56,6 +61,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
+    app.state.write_limiter = settings.write_limiter()
     install_common(app, max_body_bytes=settings.max_body_bytes, service="intake")
     app.include_router(health_router(lambda: app.state.checks))
     app.include_router(router)

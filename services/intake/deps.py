@@ -1,12 +1,21 @@
-"""Annotated dependencies of the intake routes: the caller as an actor, the use-case context."""
+"""Annotated dependencies of the intake routes: the caller as an actor, the use-case context.
+
+Each caller dependency also passes the request through `access.admitted`, so every route that
+touches case data is rate-limited (writes) or audited (reads) without saying so itself.
+
+All are `async def`: FastAPI runs a plain `def` dependency in a worker thread, a hop per
+dependency per request that costs more than the dependency itself.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.registry.access import admitted
 from services.registry.cases import Actor, Context
 from shared.auth.deps import require
 from shared.auth.principal import Principal
@@ -14,12 +23,12 @@ from shared.auth.scopes import Scope
 from shared.errors import Forbidden
 
 
-def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
+async def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
     sm: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     return sm
 
 
-def _context(request: Request) -> Context:
+async def _context(request: Request) -> Context:
     ctx: Context = request.app.state.context
     return ctx
 
@@ -30,22 +39,37 @@ def _authority(principal: Principal) -> Actor:
     return Actor(client_id=principal.client_id, jurisdiction=principal.jurisdiction)
 
 
-def _writer(principal: Annotated[Principal, require(Scope.CASES_WRITE)]) -> Actor:
-    return _authority(principal)
+async def _writer(
+    request: Request, principal: Annotated[Principal, require(Scope.CASES_WRITE)]
+) -> AsyncIterator[Actor]:
+    actor = _authority(principal)
+    async with admitted(request, principal):
+        yield actor
 
 
-def _reader(principal: Annotated[Principal, require(Scope.CASES_READ)]) -> Actor:
-    return _authority(principal)
+async def _reader(
+    request: Request, principal: Annotated[Principal, require(Scope.CASES_READ)]
+) -> AsyncIterator[Actor]:
+    actor = _authority(principal)
+    async with admitted(request, principal):
+        yield actor
 
 
-def _inbox(principal: Annotated[Principal, require(Scope.INBOX_READ)]) -> Actor:
-    return _authority(principal)
+async def _inbox(
+    request: Request, principal: Annotated[Principal, require(Scope.INBOX_READ)]
+) -> AsyncIterator[Actor]:
+    actor = _authority(principal)
+    async with admitted(request, principal):
+        yield actor
 
 
-def _platform(principal: Annotated[Principal, require(Scope.RESPONSES_WRITE)]) -> Principal:
+async def _platform(
+    request: Request, principal: Annotated[Principal, require(Scope.RESPONSES_WRITE)]
+) -> AsyncIterator[Principal]:
     if principal.platform is None:
         raise Forbidden("responses are submitted by platforms (platform claim)")
-    return principal
+    async with admitted(request, principal):
+        yield principal
 
 
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]

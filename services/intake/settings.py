@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from shared.ratelimit import WriteLimitSettings
 from shared.settings import (
     CommonSettings,
     DatabaseSettings,
@@ -14,7 +15,12 @@ from shared.settings import (
 
 
 class IntakeSettings(
-    CommonSettings, DatabaseSettings, KafkaSettings, OAuthSettings, SelectorSettings
+    CommonSettings,
+    DatabaseSettings,
+    KafkaSettings,
+    OAuthSettings,
+    SelectorSettings,
+    WriteLimitSettings,
 ):
     """Where intake listens and the limits it enforces on callers."""
 

@@ -19,6 +19,7 @@ from services.issuer import authorize, keys, repository, service, signin
 from services.issuer.server import IssuerServer
 from services.issuer.settings import IssuerSettings
 from shared.db import create_engine, create_sessionmaker
+from shared.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def create_app(settings: IssuerSettings) -> FastAPI:
     app.state.server = IssuerServer(settings)
     authorize.register(app.state.server)
     app.state.sign_in = signin.SignIn.create(issuer_url=settings.issuer_url)
-    app.state.limiter = service.RateLimiter(
+    app.state.limiter = RateLimiter(
         rate=settings.token_rate_per_second, burst=settings.token_rate_burst
     )
     _add_routes(app, service.metadata(settings))

@@ -8,10 +8,7 @@ all see the same snapshot and the replay record commits with the answer.
 from __future__ import annotations
 
 import json
-import math
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,57 +32,11 @@ from services.issuer.server import (
 )
 from services.issuer.settings import IssuerSettings
 from shared.auth.scopes import Scope
+from shared.ratelimit import RateLimiter
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MAX_TOKEN_REQUEST_BYTES = 16 * 1024
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-class RateLimiter:
-    """Token buckets kept in process, one per key (a client id or a peer address)."""
-
-    def __init__(
-        self,
-        *,
-        rate: float,
-        burst: int,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 10_000,
-    ) -> None:
-        self._rate = rate
-        self._burst = float(burst)
-        self._clock = clock
-        self._max_keys = max_keys
-        self._buckets: dict[str, _Bucket] = {}
-
-    def retry_after(self, key: str) -> int | None:
-        """Take one token for `key`; None if allowed, else whole seconds until one is free."""
-        now = self._clock()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            self._make_room(now)
-            bucket = self._buckets[key] = _Bucket(tokens=self._burst, updated=now)
-        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.updated) * self._rate)
-        bucket.updated = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return None
-        return max(1, math.ceil((1 - bucket.tokens) / self._rate))
-
-    def _make_room(self, now: float) -> None:
-        # Forget callers whose bucket has refilled: they lose nothing by starting afresh.
-        if len(self._buckets) < self._max_keys:
-            return
-        refill = self._burst / self._rate
-        self._buckets = {k: b for k, b in self._buckets.items() if now - b.updated < refill}
-        if len(self._buckets) >= self._max_keys:
-            self._buckets.clear()
 
 
 def metadata(settings: IssuerSettings) -> dict[str, Any]:

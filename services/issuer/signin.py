@@ -29,8 +29,8 @@ from starlette.templating import Jinja2Templates
 from services.issuer import keys, repository, users
 from services.issuer.authorize import SignedInUser
 from services.issuer.server import IssuerServer, RequestScope, StarletteOAuth2Request, request_scope
-from services.issuer.service import RateLimiter
 from shared.cookies import SignedValue
+from shared.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 

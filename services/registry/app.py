@@ -60,6 +60,7 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
+    app.state.write_limiter = settings.write_limiter()
     install_common(app, max_body_bytes=settings.max_body_bytes, service="registry")
     app.include_router(health_router(lambda: app.state.checks))
     app.include_router(routes_coordinator.router)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry import audit, outbox, selectors
+from services.registry import audit, locks, outbox, selectors
 from services.registry.models import Case, CaseLink, CaseSelector, Jurisdiction, Platform
 from services.registry.rules import CaseStatus, JurisdictionStatus
 from services.registry.schemas import CaseCreate, CaseOut, SelectorOut
@@ -104,6 +104,11 @@ async def register(
     await _check_opener(session, actor, data)
     await _check_refs(session, data)
     hashed = _hashed_selectors(ctx, data)
+    await locks.hold(
+        session,
+        [f"reference:{actor.jurisdiction}:{data.reference}"]
+        + [f"selector:{data.platform}:{digest}" for _, digest in hashed],
+    )
     duplicate = await session.scalar(
         select(Case.id).where(
             Case.opened_by == actor.jurisdiction, Case.reference == data.reference
@@ -148,6 +153,8 @@ async def register(
         registered_at=case.created_at,
     )
     outbox.add(session, registered, key=str(case.id), subject=str(case.id), prefix=ctx.topic_prefix)
+    # Read back before the audit entry: its lock is held until commit, so it comes last.
+    out = await read(session, case_id=case.id, jurisdiction=actor.jurisdiction)
     await audit.append(
         session,
         actor=actor.client_id,
@@ -161,7 +168,7 @@ async def register(
             "coordinator": case.coordinating_jurisdiction,
         },
     )
-    return await read(session, case_id=case.id, jurisdiction=actor.jurisdiction)
+    return out
 
 
 async def _cross_match(session: AsyncSession, case: Case, hashes: set[str], ctx: Context) -> None:

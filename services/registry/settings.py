@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from shared.ratelimit import WriteLimitSettings
 from shared.settings import CommonSettings, DatabaseSettings, KafkaSettings, OAuthSettings
 
 
-class RegistrySettings(CommonSettings, DatabaseSettings, KafkaSettings, OAuthSettings):
+class RegistrySettings(
+    CommonSettings, DatabaseSettings, KafkaSettings, OAuthSettings, WriteLimitSettings
+):
     """Where the coordinator and admin APIs listen, and how the live stream is bounded."""
 
     host: str = Field(default="127.0.0.1", alias="REGISTRY_HOST")

@@ -33,6 +33,11 @@ logger = logging.getLogger(__name__)
 # SIGTERM to exit within 10 s: drain in-flight work, then close every client at once.
 SHUTDOWN_BUDGET = 6.0
 CLOSE_BUDGET = 2.0
+# Every producer call site sends its whole batch, then waits for the acks: the records are
+# batched anyway, and a linger would only add its time to every hop of a delivery.
+PRODUCER_LINGER_MS = 0
+# Tansu does not wake a waiting fetch when data arrives (BROKER.md): this bounds the wait.
+CONSUMER_FETCH_MAX_WAIT_MS = 10
 
 
 @dataclass
@@ -48,7 +53,9 @@ class Runtime:
         s = self.settings
         self.engine = create_engine(s.database_url, pool_size=s.database_pool_size)
         self.sm = create_sessionmaker(self.engine)
-        self.producer = make_producer(s.kafka_bootstrap_servers, client_id="caseshare-router")
+        self.producer = make_producer(
+            s.kafka_bootstrap_servers, client_id="caseshare-router", linger_ms=PRODUCER_LINGER_MS
+        )
         self.provisioner = TopicProvisioner(s.kafka_bootstrap_servers, partitions=s.partitions)
         self.policy = fanout.Policy(
             timedelta(seconds=s.ack_timeout_seconds), timedelta(seconds=s.backoff_cap_seconds)
@@ -76,6 +83,7 @@ class Runtime:
             group_id=s.group_id,
             client_id="caseshare-router",
             session_timeout_ms=s.session_timeout_ms,
+            fetch_max_wait_ms=CONSUMER_FETCH_MAX_WAIT_MS,
         )
         await _retry_forever(self.consumer.start, self.stop)
         relay = OutboxRelay(

@@ -71,8 +71,8 @@ class ResponseConsumer:
         Partitions are independent, so they run concurrently; within one, order is kept."""
         committed: int | None = None
         for record in records:
-            if not await self._handle(record, stop):
-                break  # stopping mid-retry: this record stays uncommitted
+            if stop.is_set() or not await self._handle(record, stop):
+                break  # stopping: the rest stays uncommitted and is redelivered
             committed = record.offset + 1
         return tp, committed
 

@@ -58,8 +58,10 @@ class Reconciler:
         self._max_attempts, self._redrive_after = max_attempts, redrive_after
         self._replay_window, self._interval = replay_window, interval
         self._redrive, self._metrics = redrive, metrics
+        self._stop = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
         while not stop.is_set():
             try:
                 await self._lead(stop)
@@ -131,6 +133,8 @@ class Reconciler:
                 )
             ).all()
         for response_id in stalled:
+            if self._stop.is_set():
+                return  # the rest is re-driven by the next pass, here or elsewhere
             await self._redrive(response_id)
             self._metrics.redrives.labels(kind="fanout").inc()
 

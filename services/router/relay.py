@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.registry.models import OutboxEvent
 from shared.db import transaction
 from shared.events import EVENT_TYPES
-from shared.kafka import TopicProvisioner, encode
+from shared.kafka import TopicProvisioner, encode_payload
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +93,12 @@ class OutboxRelay:
             await self._provisioner.ensure({r.topic for r in rows})
             futures = []
             for row in rows:
-                event = EVENT_TYPES[row.event_type].model_validate(row.payload)
-                value, headers = encode(event, ce_id=row.event_id, subject=row.subject)
+                value, headers = encode_payload(
+                    row.payload,
+                    event_type=EVENT_TYPES[row.event_type],
+                    ce_id=row.event_id,
+                    subject=row.subject,
+                )
                 futures.append(
                     await self._producer.send(
                         row.topic, value, key=row.key.encode(), headers=headers

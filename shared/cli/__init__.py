@@ -10,7 +10,13 @@ from typing import Annotated
 import httpx
 import typer
 
+from shared.cli.admin import clients_app, keys_app
+from shared.cli.audit import audit_app
+
 app = typer.Typer(help="caseshare: the cross-border case-sharing broker.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
 
 StateDir = Annotated[
     Path, typer.Option("--state-dir", envvar="CASESHARE_STATE_DIR", help="where state lives")

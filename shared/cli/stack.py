@@ -34,7 +34,7 @@ SERVICES = (
     ("registry", "services.registry", "REGISTRY_PORT", 8001),
     ("router", "services.router", "ROUTER_PORT", 8002),
 )
-HEALTH_TIMEOUT = 60.0
+HEALTH_TIMEOUT = float(os.environ.get("CASESHARE_START_TIMEOUT", "120"))
 STOP_TIMEOUT = 15.0
 
 

@@ -101,7 +101,8 @@ def start(state: Path, ports: dict[str, int], *, timeout: float = 90) -> Running
             url = f"http://127.0.0.1:{ports[name]}/readyz"
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"caseshare up exited with {proc.returncode}")
+                    tail = (state.parent / f"{state.name}-up.log").read_text()[-2000:]
+                    raise RuntimeError(f"caseshare up exited with {proc.returncode}:\n{tail}")
                 try:
                     if client.get(url).status_code == 200:
                         break

@@ -3,6 +3,7 @@ driven over HTTP and Kafka, the way an authority, a platform and an integrator w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from collections.abc import Iterator
@@ -91,6 +92,13 @@ async def test_case_response_inbox_ack(running: stack_mod.RunningStack) -> None:
         assert first.status_code == again.status_code == 200
         assert first.json()["acknowledged_at"] == again.json()["acknowledged_at"]
 
+    # the services logged the whole flow, and never a disclosed value
+    for log in (running.state / "logs").glob("*.log"):
+        text = log.read_text(errors="replace")
+        assert "198.51.100.23" not in text, log.name
+        assert "+33612345678" not in text, log.name
+        assert "33612345678" not in text, log.name
+
 
 async def test_bad_input_is_refused_and_changes_nothing(
     running: stack_mod.RunningStack,
@@ -125,6 +133,49 @@ async def test_bad_input_is_refused_and_changes_nothing(
             assert answer.json()["status"] == status
         after = (await http.get("/v1/cases", headers=bearer(fr))).json()["items"]
         assert after == before
+
+
+async def test_every_accepted_case_survives_a_kill_of_intake(
+    running: stack_mod.RunningStack,
+) -> None:
+    fr = running.token("authority-fr")
+    accepted: list[str] = []
+
+    async def register(http: httpx.AsyncClient, n: int) -> None:
+        try:
+            answer = await http.post(
+                "/v1/cases", json=case_body(f"FR-KILL-{n}"), headers=bearer(fr)
+            )
+        except httpx.HTTPError:
+            return  # the connection died with the process: not accepted, nothing promised
+        if answer.status_code == 201:
+            accepted.append(answer.json()["id"])
+
+    intake = next(p for p in running.descendants() if "services.intake" in " ".join(p.cmdline()))
+    async with httpx.AsyncClient(base_url=running.intake, timeout=10) as http:
+        tasks = [asyncio.create_task(register(http, n)) for n in range(300)]
+        await asyncio.sleep(0.3)
+        intake.kill()  # SIGKILL, mid-load
+        await asyncio.gather(*tasks)
+    assert 0 < len(accepted) < 300, "the kill must land while requests are in flight"
+
+    await _wait_ready(running.intake)
+    async with httpx.AsyncClient(base_url=running.intake, timeout=10) as http:
+        for case_id in accepted:
+            found = await http.get(f"/v1/cases/{case_id}", headers=bearer(fr))
+            assert found.status_code == 200, case_id
+
+
+async def _wait_ready(base: str) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=2) as http:
+        for _ in range(150):
+            try:
+                if (await http.get("/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise TimeoutError("intake did not come back")
 
 
 def test_sigterm_leaves_nothing_and_restart_reuses_data(

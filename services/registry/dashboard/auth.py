@@ -11,11 +11,13 @@ import hmac
 import logging
 import re
 import secrets
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
+from services.registry.access import admitted
 from services.registry.dashboard.oauth import DashboardOAuth, SignInFailed, new_verifier
 from services.registry.dashboard.render import page
 from services.registry.dashboard.session import LoginState, Sessions
@@ -69,7 +71,15 @@ async def signed_in(request: Request) -> Principal:
     return principal
 
 
-CoordinatorPage = Annotated[Principal, Depends(signed_in)]
+async def _coordinator_page(
+    request: Request, principal: Annotated[Principal, Depends(signed_in)]
+) -> AsyncIterator[Principal]:
+    """Through the same access guard as the API, so a page view is an audited read too."""
+    async with admitted(request, principal):
+        yield principal
+
+
+CoordinatorPage = Annotated[Principal, Depends(_coordinator_page)]
 
 
 def _query(request: Request) -> str:

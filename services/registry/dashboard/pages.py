@@ -10,20 +10,23 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 from sse_starlette import EventSourceResponse
 
 from services.registry import audit, coordinator, stream
+from services.registry.access import admitted
 from services.registry.coordinator import CaseMap
 from services.registry.dashboard.auth import CoordinatorPage, NotPermitted, SignInRequired
 from services.registry.dashboard.auth import signed_in as _signed_in
 from services.registry.dashboard.render import page
 from services.registry.deps import SessionmakerDep, SettingsDep
 from services.registry.rules import CaseStatus
+from shared.auth.principal import Principal
 from shared.db import transaction
 from shared.errors import DomainError, NotFound, TooManyRequests, Unauthorized
 
@@ -76,6 +79,16 @@ def _uuid(value: str, what: str) -> uuid.UUID:
 def _problem(request: Request, error: DomainError) -> Response:
     context = {"title": error.title, "message": str(error), "alert": True}
     return page(request, "message.html", context, status_code=error.status)
+
+
+async def _stream_viewer(request: Request) -> AsyncIterator[Principal]:
+    """Like a page, but an EventSource cannot follow a sign-in redirect: answer 401 instead."""
+    try:
+        principal = await _signed_in(request)
+    except (SignInRequired, NotPermitted):
+        raise Unauthorized("Sign in to the dashboard again", error="invalid_token") from None
+    async with admitted(request, principal):
+        yield principal
 
 
 @router.get("", name="dashboard_home")
@@ -169,6 +182,7 @@ async def audit_status(request: Request, _who: CoordinatorPage, sm: Sessionmaker
 @router.get("/stream", name="dashboard_stream")
 async def live_stream(
     request: Request,
+    _viewer: Annotated[Principal, Depends(_stream_viewer)],
     sm: SessionmakerDep,
     settings: SettingsDep,
     response_id: str | None = None,
@@ -176,10 +190,6 @@ async def live_stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     """Fan-out events for a signed-in browser; a reconnect resumes from `Last-Event-ID`."""
-    try:
-        await _signed_in(request)
-    except (SignInRequired, NotPermitted):
-        raise Unauthorized("Sign in to the dashboard again", error="invalid_token") from None
     viewers: stream.Viewers = request.app.state.viewers
     if viewers.full():
         raise TooManyRequests("too many open streams; retry shortly", retry_after=5)

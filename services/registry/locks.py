@@ -1,0 +1,38 @@
+"""Transaction-scoped advisory locks that make check-then-write use cases safe under concurrency.
+
+Registering a case first looks for what is already there (the same reference, open cases
+sharing a selector) and then writes. Two registrations running at once would each miss the
+other's uncommitted rows: both pass the duplicate check (one then fails on the unique key
+with a 500), or neither links to the other. Taking a lock per natural key before looking
+makes the second wait until the first commits; under READ COMMITTED its next statement then
+sees the first's rows.
+
+Locks are taken in ascending lock-id order, so two transactions wanting overlapping sets can
+never wait on each other in a cycle; a collision of two keys on one id only serialises more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# The two-integer advisory lock space is separate from the one-bigint space the audit chain
+# uses; this first integer names "registration keys" within it.
+REGISTRATION_SPACE = 0x0CA5
+
+
+def lock_id(key: str) -> int:
+    """A stable 32-bit id for `key` (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big", signed=True)
+
+
+async def hold(session: AsyncSession, keys: Iterable[str]) -> None:
+    """Block until this transaction holds the lock of every key; released at commit/rollback."""
+    for ident in sorted({lock_id(key) for key in keys}):
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:space, :ident)"),
+            {"space": REGISTRATION_SPACE, "ident": ident},
+        )

@@ -1,0 +1,68 @@
+"""`caseshare audit verify`: check the hash-chained audit log straight from the database.
+
+Operators and auditors need an answer that does not depend on the registry process being up
+or on a token, so this connects with `DATABASE_URL` and walks the chain itself. The exit code
+is the answer for scripts: 0 intact, 1 broken (the first broken entry is printed), 2 when the
+log could not be read at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+import typer
+from sqlalchemy.exc import ArgumentError, DBAPIError, ProgrammingError
+
+from shared.audit_chain import VerifyResult
+from shared.settings import DatabaseSettings
+
+INTACT: Final = 0
+BROKEN: Final = 1
+UNREADABLE: Final = 2
+CONNECT_TIMEOUT_SECONDS: Final = 10  # a silent host must not hang a cron job for minutes
+
+audit_app = typer.Typer(help="Inspect the tamper-evident audit log.", no_args_is_help=True)
+
+
+async def _verify(database_url: str) -> VerifyResult:
+    # Imported here so the rest of the CLI starts without loading the registry's models.
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    from services.registry import audit
+    from shared.db import create_sessionmaker, transaction
+
+    engine = create_async_engine(
+        database_url, poolclass=NullPool, connect_args={"timeout": CONNECT_TIMEOUT_SECONDS}
+    )
+    try:
+        async with transaction(create_sessionmaker(engine)) as session:
+            return await audit.verify(session)
+    finally:
+        await engine.dispose()
+
+
+@audit_app.command()
+def verify() -> None:
+    """Walk the whole chain; print OK with the entry count, or the first broken entry."""
+    settings = DatabaseSettings()
+    try:
+        result = asyncio.run(_verify(settings.database_url))
+    except ProgrammingError as exc:
+        typer.echo(f"cannot read the audit log (is the schema migrated?): {exc.orig}", err=True)
+        raise typer.Exit(UNREADABLE) from None
+    except DBAPIError as exc:
+        typer.echo(f"cannot reach the database: {type(exc.orig).__name__}: {exc.orig}", err=True)
+        raise typer.Exit(UNREADABLE) from None
+    except (OSError, TimeoutError, ArgumentError) as exc:
+        typer.echo(f"cannot reach the database: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(UNREADABLE) from None
+    if result.ok:
+        typer.echo(f"OK: {result.checked} entries, chain intact")
+        raise typer.Exit(INTACT)
+    typer.echo(
+        f"BROKEN at seq {result.first_broken_seq}: {result.problem}"
+        f" ({result.checked} entries verified before it)"
+    )
+    raise typer.Exit(BROKEN)

@@ -1,0 +1,223 @@
+"""Intake's cases API over HTTP: listing and paging, optimistic concurrency, status transitions,
+lead cases, associated openers, and refusals that leave nothing behind.
+
+The requests commit, so the module runs on a database of its own; each test that lists cases
+does so as a jurisdiction no other test here opens cases for.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.registry.models import (
+    AuditEntry,
+    Case,
+    CaseLink,
+    CaseSelector,
+    IdempotencyKey,
+    Jurisdiction,
+    OutboxEvent,
+)
+from shared.embedded import EmbeddedPostgres
+from tests import databases, factories
+from tests.intake_api import Intake, running, settings_for
+
+pytestmark = pytest.mark.integration
+
+SUSPENDED_MEMBER = "LU"  # suspended in this module's database only
+WRITTEN = (Case, CaseSelector, CaseLink, AuditEntry, OutboxEvent, IdempotencyKey)
+
+
+@pytest.fixture(scope="module")
+async def database(postgres: EmbeddedPostgres) -> str:
+    return await databases.migrated(postgres)
+
+
+@pytest.fixture(scope="module")
+async def db(database: str) -> AsyncIterator[AsyncEngine]:
+    async with databases.engine_for(database) as engine:
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(Jurisdiction)
+                .where(Jurisdiction.code == SUSPENDED_MEMBER)
+                .values(status="suspended")
+            )
+        yield engine
+
+
+@pytest.fixture
+async def intake(database: str, db: AsyncEngine, topic_prefix: str) -> AsyncIterator[Intake]:
+    async with running(settings_for(database, topic_prefix)) as app:
+        yield app
+
+
+async def register(intake: Intake, code: str = "FR", **overrides: Any) -> httpx.Response:
+    body = factories.case(**overrides).model_dump(mode="json")
+    return await intake.client.post("/v1/cases", json=body, headers=intake.authority(code))
+
+
+async def opened(intake: Intake, code: str = "FR", **overrides: Any) -> dict[str, Any]:
+    answer = await register(intake, code, **overrides)
+    assert answer.status_code == 201, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def patch(
+    intake: Intake, case: dict[str, Any], status: str, *, etag: str, code: str = "FR"
+) -> httpx.Response:
+    headers = {**intake.authority(code), "If-Match": etag}
+    return await intake.client.patch(
+        f"/v1/cases/{case['id']}", json={"status": status}, headers=headers
+    )
+
+
+async def listed(intake: Intake, code: str, **params: Any) -> list[dict[str, Any]]:
+    answer = await intake.client.get("/v1/cases", params=params, headers=intake.authority(code))
+    assert answer.status_code == 200, answer.text
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
+async def counts(db: AsyncEngine) -> dict[str, int]:
+    async with db.connect() as conn:
+        return {
+            model.__tablename__: int(
+                await conn.scalar(select(func.count()).select_from(model)) or 0
+            )
+            for model in WRITTEN
+        }
+
+
+def assert_problem(answer: httpx.Response, status: int, detail: str) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = answer.json()
+    assert detail in body["detail"]
+    return body
+
+
+async def test_list_filters_by_platform_and_status(intake: Intake) -> None:
+    on_telegram = [await opened(intake, "NL") for _ in range(3)]
+    on_chirp = await opened(intake, "NL", platform="chirp")
+    assert (await patch(intake, on_telegram[0], "suspended", etag='"1"', code="NL")).is_success
+
+    def ids(items: list[dict[str, Any]]) -> set[str]:
+        return {item["id"] for item in items}
+
+    assert ids(await listed(intake, "NL", platform="telegram")) == ids(on_telegram)
+    assert ids(await listed(intake, "NL", status="suspended")) == {on_telegram[0]["id"]}
+    assert ids(await listed(intake, "NL", platform="chirp", status="open")) == {on_chirp["id"]}
+    assert await listed(intake, "NL", platform="pixelgram") == []
+
+
+async def test_cursor_pages_cover_every_case_once_newest_first(intake: Intake) -> None:
+    made = [(await opened(intake, "PT"))["id"] for _ in range(7)]
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(len(made)):
+        params: dict[str, Any] = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        answer = await intake.client.get("/v1/cases", params=params, headers=intake.authority("PT"))
+        page = answer.json()
+        assert len(page["items"]) <= 3
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == made[::-1]
+
+
+@pytest.mark.parametrize("params", [{"limit": 101}, {"limit": 0}, {"cursor": "not-a-cursor"}])
+async def test_bad_page_parameters_are_422(intake: Intake, params: dict[str, Any]) -> None:
+    answer = await intake.client.get("/v1/cases", params=params, headers=intake.authority("FR"))
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_if_match_guards_status_changes(intake: Intake) -> None:
+    case = await opened(intake)
+    read = await intake.client.get(f"/v1/cases/{case['id']}", headers=intake.authority("FR"))
+    assert read.headers["etag"] == '"1"'
+    moved = await patch(intake, case, "suspended", etag=read.headers["etag"])
+    assert moved.status_code == 200
+    assert (moved.headers["etag"], moved.json()["version"]) == ('"2"', 2)
+    stale = await patch(intake, case, "open", etag='"1"')
+    assert assert_problem(stale, 412, "version 2")["current_version"] == 2
+    now = await intake.client.get(f"/v1/cases/{case['id']}", headers=intake.authority("FR"))
+    assert (now.json()["status"], now.headers["etag"]) == ("suspended", '"2"')
+
+
+@pytest.mark.parametrize(
+    ("path", "refused"),
+    [(["closed"], "open"), (["closed"], "suspended"), (["suspended", "closed"], "open")],
+)
+async def test_a_closed_case_stays_closed(intake: Intake, path: list[str], refused: str) -> None:
+    case = await opened(intake)
+    version = 1
+    for status in path:
+        assert (await patch(intake, case, status, etag=f'"{version}"')).status_code == 200
+        version += 1
+    answer = await patch(intake, case, refused, etag=f'"{version}"')
+    assert_problem(answer, 422, f"a closed case cannot become {refused}")
+    now = await intake.client.get(f"/v1/cases/{case['id']}", headers=intake.authority("FR"))
+    assert (now.json()["status"], now.json()["version"]) == ("closed", version)
+
+
+async def test_a_case_joins_a_lead_case_on_the_same_platform(intake: Intake) -> None:
+    lead = await opened(intake, "FR")
+    joined = await opened(intake, "DE", lead_case_id=lead["id"])
+    assert joined["lead_case_id"] == lead["id"]
+
+
+@pytest.mark.parametrize("where", ["missing", "other platform"])
+async def test_a_lead_case_must_exist_on_the_same_platform(
+    intake: Intake, db: AsyncEngine, where: str
+) -> None:
+    lead_id = uuid.uuid4() if where == "missing" else (await opened(intake, "FR"))["id"]
+    before = await counts(db)
+    answer = await register(intake, "DE", platform="chirp", lead_case_id=lead_id)
+    assert_problem(answer, 422, "lead_case_id must name an existing case on the same platform")
+    assert await counts(db) == before
+
+
+@pytest.mark.parametrize(
+    ("coordinator", "reason"),
+    [
+        (None, "KR takes part through a coordinating member state"),
+        (SUSPENDED_MEMBER, f"{SUSPENDED_MEMBER} must be an active member state (it is suspended)"),
+        ("US", "US must be an active member state (it is partner)"),
+        ("ZZ", "unknown jurisdiction ZZ"),
+    ],
+)
+async def test_an_associated_opener_needs_an_active_coordinating_member(
+    intake: Intake, db: AsyncEngine, coordinator: str | None, reason: str
+) -> None:
+    before = await counts(db)
+    answer = await register(intake, "KR", coordinating_jurisdiction=coordinator)
+    assert_problem(answer, 422, reason)
+    assert await counts(db) == before
+
+
+async def test_an_associated_opener_with_an_active_coordinator_registers(intake: Intake) -> None:
+    case = await opened(intake, "KR", coordinating_jurisdiction="FR")
+    assert (case["opened_by"], case["coordinating_jurisdiction"]) == ("KR", "FR")
+
+
+async def test_an_unknown_platform_is_422_and_writes_nothing(
+    intake: Intake, db: AsyncEngine
+) -> None:
+    shared = factories.selector()
+    await opened(intake, "FR", selectors=[shared])
+    before = await counts(db)
+    headers = {**intake.authority("DE"), "Idempotency-Key": "unknown-platform"}
+    body = factories.case(platform="myspace", selectors=[shared]).model_dump(mode="json")
+    answer = await intake.client.post("/v1/cases", json=body, headers=headers)
+    assert_problem(answer, 422, "unknown platform 'myspace'")
+    assert await counts(db) == before
