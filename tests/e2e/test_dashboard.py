@@ -132,6 +132,11 @@ async def coordinator(
     await page.context.close()
 
 
+async def tokens(running: stack_mod.RunningStack, *clients: str) -> list[str]:
+    """Tokens for several dev clients at once; each comes from a `caseshare token` process."""
+    return list(await asyncio.gather(*(asyncio.to_thread(running.token, c) for c in clients)))
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -184,7 +189,7 @@ async def test_case_map_counts_cases_registered_through_intake(
     coordinator: tuple[Page, Console], running: stack_mod.RunningStack
 ) -> None:
     page, console = coordinator
-    fr, it = running.token("authority-fr"), running.token("authority-it")
+    fr, it = await tokens(running, "authority-fr", "authority-it")
     async with httpx.AsyncClient(base_url=running.intake, timeout=10) as http:
         made = [await register(http, fr, "pixelgram", f"map-{i}") for i in range(2)]
         await register(http, it, "pixelgram", "map-it")
@@ -222,12 +227,15 @@ async def test_live_fanout_shows_recipients_then_acknowledgements_and_reasons(
 ) -> None:
     page, console = coordinator
     group = "group-" + secrets.token_hex(6)
-    tokens = {iso: running.token(f"authority-{iso.lower()}") for iso in ("FR", "DE", "IT", "ES")}
+    isos = ("FR", "DE", "IT", "ES")
+    clients = [f"authority-{iso.lower()}" for iso in isos]
+    *authorities, platform_token = await tokens(running, *clients, "platform-telegram")
+    authority = dict(zip(isos, authorities, strict=True))
     async with httpx.AsyncClient(base_url=running.intake, timeout=10) as http:
-        fr_case = await register(http, tokens["FR"], "telegram", group)
-        await register(http, tokens["DE"], "telegram", group)
-        await register(http, tokens["IT"], "telegram", "group-other-" + secrets.token_hex(4))
-        await register(http, tokens["ES"], "chirp", group)
+        fr_case = await register(http, authority["FR"], "telegram", group)
+        await register(http, authority["DE"], "telegram", group)
+        await register(http, authority["IT"], "telegram", "group-other-" + secrets.token_hex(4))
+        await register(http, authority["ES"], "chirp", group)
 
         await page.goto(f"{running.registry}/dashboard/fanout")
         await expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
@@ -246,7 +254,7 @@ async def test_live_fanout_shows_recipients_then_acknowledgements_and_reasons(
                 }
             ],
         }
-        platform = bearer(running.token("platform-telegram"))
+        platform = bearer(platform_token)
         submitted = await http.post("/v1/responses", json=body, headers=platform)
         assert submitted.status_code == 202, submitted.text
         response_id = submitted.json()["id"]
@@ -266,8 +274,8 @@ async def test_live_fanout_shows_recipients_then_acknowledgements_and_reasons(
         )
         await shoot(page, "fanout-published")
 
-        delivery = await wait_for_delivery(http, tokens["FR"], response_id)
-        acked = await http.post(f"/v1/inbox/{delivery}/ack", headers=bearer(tokens["FR"]))
+        delivery = await wait_for_delivery(http, authority["FR"], response_id)
+        acked = await http.post(f"/v1/inbox/{delivery}/ack", headers=bearer(authority["FR"]))
         assert acked.status_code == 200, acked.text
     fr_row = fanout.locator('tr[data-delivery-id][data-jurisdiction="FR"]')
     await expect(fr_row).to_have_attribute("data-state", "acknowledged", timeout=LIVE_TIMEOUT_MS)
