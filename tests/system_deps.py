@@ -13,7 +13,8 @@ import subprocess
 import sys
 
 PACKAGES = [
-    "kcat",  # tests/e2e/test_kcat_recipe.py runs the README's kcat recipe
+    "kcat",  # tests/e2e/test_cli.py runs the README's kcat recipe
+    "chromium",  # tests/e2e/test_dashboard.py drives /usr/bin/chromium with Playwright
 ]
 
 

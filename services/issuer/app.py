@@ -1,4 +1,5 @@
-"""The embedded authorization server's HTTP surface: token, JWKS, metadata, health.
+"""The embedded authorization server's HTTP surface: token, authorization (sign-in), JWKS,
+metadata, health.
 
 For development and tests only; in production any OIDC provider is trusted by issuer URL.
 """
@@ -14,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.issuer import keys, repository, service
+from services.issuer import authorize, keys, repository, service, signin
 from services.issuer.server import IssuerServer
 from services.issuer.settings import IssuerSettings
 from shared.db import create_engine, create_sessionmaker
@@ -41,6 +42,8 @@ def create_app(settings: IssuerSettings) -> FastAPI:
     app = FastAPI(title="caseshare issuer", version="1", lifespan=lifespan)
     app.state.settings = settings
     app.state.server = IssuerServer(settings)
+    authorize.register(app.state.server)
+    app.state.sign_in = signin.SignIn.create(issuer_url=settings.issuer_url)
     app.state.limiter = RateLimiter(
         rate=settings.token_rate_per_second, burst=settings.token_rate_burst
     )
@@ -62,6 +65,16 @@ def _add_routes(app: FastAPI, metadata: dict[str, Any]) -> None:
             server=request.app.state.server,
             sessionmaker=_sessionmaker(request),
             limiter=request.app.state.limiter,
+        )
+
+    @app.api_route("/authorize", methods=["GET", "POST"], tags=["oauth"], response_model=None)
+    async def authorization(request: Request) -> Response:
+        """RFC 6749 authorization endpoint (code + PKCE S256), with a sign-in page."""
+        return await signin.authorize(
+            request,
+            server=request.app.state.server,
+            sessionmaker=_sessionmaker(request),
+            sign_in=request.app.state.sign_in,
         )
 
     @app.get("/jwks.json", tags=["oauth"])

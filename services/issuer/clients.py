@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,9 @@ DEV_SCOPES: dict[ClientKind, tuple[Scope, ...]] = {
     ClientKind.PLATFORM: (Scope.RESPONSES_WRITE,),
     ClientKind.COORDINATOR: (Scope.FANOUT_READ, Scope.CASES_READ),
     ClientKind.ADMIN: (Scope.REGISTRY_ADMIN, Scope.FANOUT_READ),
+    ClientKind.PUBLIC: (Scope.FANOUT_READ,),
 }
+DASHBOARD_CLIENT_ID = "dashboard"
 
 # About 50 ms and 16 MiB per hash: slow enough to blunt guessing a leaked table.
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
@@ -80,19 +82,22 @@ async def create_client(
     scopes: Iterable[Scope | str] | None = None,
     public_jwks: Mapping[str, Any] | None = None,
     secret: str | None = None,
+    redirect_uris: Sequence[str] = (),
 ) -> str | None:
-    """Register a client; returns its new secret once, or None for a key-only client.
+    """Register a client; returns its new secret once, or None for a key-only or public client.
 
     A client that registers `public_jwks` authenticates with `private_key_jwt` only, unless a
-    `secret` is passed too (used to restore a recorded development secret).
+    `secret` is passed too (used to restore a recorded development secret). A public client has
+    no credential at all and must register the exact URIs it may be redirected to.
     """
     kind = ClientKind(kind)
     allowed = [str(Scope(scope)) for scope in (scopes if scopes is not None else DEV_SCOPES[kind])]
     if jurisdiction is not None:
         jurisdiction = jurisdiction.upper()
     _check_identity(kind, jurisdiction, platform)
+    _check_public(kind, secret=secret, public_jwks=public_jwks, redirect_uris=redirect_uris)
     jwks = _public_jwks(public_jwks) if public_jwks is not None else None
-    if secret is None and jwks is None:
+    if secret is None and jwks is None and kind is not ClientKind.PUBLIC:
         secret = secrets.token_urlsafe(32)
     await repository.create_client(
         session,
@@ -105,6 +110,7 @@ async def create_client(
             jurisdiction=jurisdiction,
             platform=platform,
             disabled=False,
+            redirect_uris=list(redirect_uris),
         ),
     )
     logger.info("registered client", extra={"client_id": client_id, "kind": str(kind)})
@@ -178,6 +184,41 @@ def _check_identity(kind: ClientKind, jurisdiction: str | None, platform: str | 
         raise ValueError("jurisdiction must be an ISO 3166-1 alpha-2 code")
     if platform is not None and not _PLATFORM.match(platform):
         raise ValueError("platform must be a lower-case slug")
+
+
+def _check_public(
+    kind: ClientKind,
+    *,
+    secret: str | None,
+    public_jwks: Mapping[str, Any] | None,
+    redirect_uris: Sequence[str],
+) -> None:
+    if kind is not ClientKind.PUBLIC:
+        if redirect_uris:
+            raise ValueError("only public clients register redirect URIs")
+        return
+    if secret is not None or public_jwks is not None:
+        raise ValueError("a public client holds no secret and no keys")
+    if not redirect_uris:
+        raise ValueError("a public client needs at least one redirect URI")
+
+
+async def ensure_dashboard_client(session: AsyncSession, *, redirect_uris: Sequence[str]) -> None:
+    """The coordinator dashboard's public client, redirecting only to `redirect_uris`.
+
+    Idempotent; the URIs are replaced on every call because the registry's port may change.
+    """
+    if await repository.get_existing_client_ids(session, client_ids=[DASHBOARD_CLIENT_ID]):
+        await repository.update_redirect_uris(
+            session, client_id=DASHBOARD_CLIENT_ID, redirect_uris=list(redirect_uris)
+        )
+        return
+    await create_client(
+        session,
+        client_id=DASHBOARD_CLIENT_ID,
+        kind=ClientKind.PUBLIC,
+        redirect_uris=redirect_uris,
+    )
 
 
 def _public_jwks(document: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Tables of the embedded authorization server: clients, signing keys, seen client assertions.
+"""Tables of the embedded authorization server: clients, signing keys, seen client assertions,
+and for the dashboard's sign-in, development user accounts and authorization codes.
 
 Clients carry their identity claim (jurisdiction or platform) here, so a token's claims come
 from registration, never from anything the client sends at the token endpoint.
@@ -6,6 +7,7 @@ from registration, never from anything the client sends at the token endpoint.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -21,7 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.db import Base
@@ -34,21 +36,34 @@ class ClientKind(StrEnum):
     PLATFORM = "platform"
     COORDINATOR = "coordinator"
     ADMIN = "admin"
+    # Acts for a signed-in user (the dashboard): holds no credential, so PKCE protects its codes.
+    PUBLIC = "public"
 
 
 class OAuthClient(Base):
-    """A registered machine client, authenticated by a secret, a public JWK set, or both."""
+    """A registered client: a machine client authenticated by a secret, a public JWK set or both,
+    or a public client that may only redirect a user's browser to its registered URIs."""
 
     __tablename__ = "oauth_clients"
     __table_args__ = (
         CheckConstraint(
-            "kind IN ('authority', 'platform', 'coordinator', 'admin')", name="kind_known"
+            "kind IN ('authority', 'platform', 'coordinator', 'admin', 'public')",
+            name="kind_known",
         ),
         CheckConstraint("(kind = 'authority') = (jurisdiction IS NOT NULL)", name="jurisdiction"),
         CheckConstraint("(kind = 'platform') = (platform IS NOT NULL)", name="platform"),
         CheckConstraint("jurisdiction ~ '^[A-Z]{2}$'", name="jurisdiction_iso"),
         CheckConstraint("platform ~ '^[a-z0-9][a-z0-9-]*$'", name="platform_slug"),
-        CheckConstraint("secret_hash IS NOT NULL OR jwks IS NOT NULL", name="has_credential"),
+        CheckConstraint(
+            "kind = 'public' OR secret_hash IS NOT NULL OR jwks IS NOT NULL", name="has_credential"
+        ),
+        CheckConstraint(
+            "kind <> 'public' OR (secret_hash IS NULL AND jwks IS NULL)",
+            name="public_no_credential",
+        ),
+        CheckConstraint(
+            "(kind = 'public') = (cardinality(redirect_uris) > 0)", name="public_redirect_uris"
+        ),
     )
 
     client_id: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -60,6 +75,10 @@ class OAuthClient(Base):
     platform: Mapped[str | None] = mapped_column(Text, ForeignKey("platforms.slug"))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Exact-match list (RFC 9700 2.1); only public clients use the authorization endpoint.
+    redirect_uris: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), default=list, server_default=text("'{}'")
+    )
 
 
 class SigningKey(Base):
@@ -93,3 +112,39 @@ class AssertionJti(Base):
     client_id: Mapped[str] = mapped_column(Text, primary_key=True)
     jti: Mapped[str] = mapped_column(Text, primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class DevUser(Base):
+    """A person who signs in at the embedded issuer; production users live in the IdP."""
+
+    __tablename__ = "dev_users"
+    __table_args__ = (CheckConstraint("email = lower(email)", name="email_lower"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    email: Mapped[str] = mapped_column(Text, unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    allowed_scopes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AuthorizationCode(Base):
+    """A code handed to a browser, redeemable once, briefly, with the PKCE verifier behind it.
+
+    Only a hash of the code is stored, so a read of this table yields nothing to redeem.
+    """
+
+    __tablename__ = "oauth_authorization_codes"
+    __table_args__ = (CheckConstraint("code_challenge_method = 'S256'", name="s256_only"),)
+
+    code_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    client_id: Mapped[str] = mapped_column(Text, ForeignKey("oauth_clients.client_id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("dev_users.id"))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    code_challenge: Mapped[str] = mapped_column(Text)
+    code_challenge_method: Mapped[str] = mapped_column(Text)
+    auth_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

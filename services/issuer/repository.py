@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -9,7 +10,13 @@ from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.issuer.models import AssertionJti, OAuthClient, SigningKey
+from services.issuer.models import (
+    AssertionJti,
+    AuthorizationCode,
+    DevUser,
+    OAuthClient,
+    SigningKey,
+)
 
 # Serialises key creation and rotation across issuer processes for one transaction.
 _SIGNING_KEYS_LOCK = 0x6361_7365_6B65_7973  # "casekeys"
@@ -46,6 +53,17 @@ async def update_secret_hash(session: AsyncSession, *, client_id: str, secret_ha
         update(OAuthClient)
         .where(OAuthClient.client_id == client_id)
         .values(secret_hash=secret_hash)
+    )
+
+
+async def update_redirect_uris(
+    session: AsyncSession, *, client_id: str, redirect_uris: list[str]
+) -> None:
+    """Replace the exact redirect URIs a public client may use."""
+    await session.execute(
+        update(OAuthClient)
+        .where(OAuthClient.client_id == client_id)
+        .values(redirect_uris=redirect_uris)
     )
 
 
@@ -99,3 +117,61 @@ async def retire_active_keys(session: AsyncSession, *, until: datetime) -> None:
     await session.execute(
         update(SigningKey).where(SigningKey.retired_at.is_(None)).values(retired_at=until)
     )
+
+
+async def get_user_by_email(session: AsyncSession, *, email: str) -> DevUser | None:
+    """An enabled user by (lower-case) email; disabled users look exactly like unknown ones."""
+    query = select(DevUser).where(DevUser.email == email, DevUser.disabled.is_(False))
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> DevUser | None:
+    """An enabled user by id."""
+    query = select(DevUser).where(DevUser.id == user_id, DevUser.disabled.is_(False))
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def create_user(session: AsyncSession, *, user: DevUser) -> None:
+    """Add a user; a duplicate email fails with the database's integrity error."""
+    session.add(user)
+    await session.flush()
+
+
+async def update_password_hash(session: AsyncSession, *, email: str, password_hash: str) -> None:
+    """Replace a user's password, e.g. when the only record of the old one is lost."""
+    await session.execute(
+        update(DevUser).where(DevUser.email == email).values(password_hash=password_hash)
+    )
+
+
+async def save_authorization_code(session: AsyncSession, *, code: AuthorizationCode) -> None:
+    """Store a new code, dropping codes that expired long enough ago to be of no interest."""
+    await session.execute(
+        delete(AuthorizationCode).where(
+            AuthorizationCode.expires_at < func.now() - text("interval '1 day'")
+        )
+    )
+    session.add(code)
+    await session.flush()
+
+
+async def consume_authorization_code(
+    session: AsyncSession, *, code_hash: str, client_id: str
+) -> AuthorizationCode | None:
+    """Mark an unexpired, unused code of this client as used and return it, or None.
+
+    One UPDATE makes redemption single-use even when two requests race: the second waits for
+    the first's row lock and then finds `used_at` set.
+    """
+    result = await session.execute(
+        update(AuthorizationCode)
+        .where(
+            AuthorizationCode.code_hash == code_hash,
+            AuthorizationCode.client_id == client_id,
+            AuthorizationCode.used_at.is_(None),
+            AuthorizationCode.expires_at > func.now(),
+        )
+        .values(used_at=func.now())
+        .returning(AuthorizationCode)
+    )
+    return result.scalar_one_or_none()

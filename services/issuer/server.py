@@ -1,5 +1,8 @@
 """authlib's AuthorizationServer wired into Starlette: client credentials, RFC 9068 tokens.
 
+Public clients (the dashboard) use the authorization code grant instead; its pieces live in
+`services.issuer.authorize`, and a client's kind decides which grant it may use.
+
 authlib is synchronous, so `service.issue_token` runs it in a worker thread; the hooks below reach
 the request's database session through `RequestScope`, which hops back onto the event loop.
 """
@@ -37,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 
 from services.issuer import clients, repository
 from services.issuer.keys import ALGORITHM
-from services.issuer.models import OAuthClient
+from services.issuer.models import ClientKind, OAuthClient
 from services.issuer.settings import IssuerSettings
 from shared.auth.scopes import Scope
 
@@ -87,6 +90,8 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
     allowed_scopes: tuple[str, ...]
     jurisdiction: str | None
     platform: str | None
+    kind: str = ClientKind.COORDINATOR
+    redirect_uris: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: OAuthClient) -> RegisteredClient:
@@ -97,7 +102,13 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
             allowed_scopes=tuple(row.allowed_scopes),
             jurisdiction=row.jurisdiction,
             platform=row.platform,
+            kind=row.kind,
+            redirect_uris=tuple(row.redirect_uris),
         )
+
+    @property
+    def is_public(self) -> bool:
+        return self.kind == ClientKind.PUBLIC
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -112,8 +123,9 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
             return None
         return " ".join(dict.fromkeys(requested))
 
-    def check_redirect_uri(self, _redirect_uri: str) -> bool:
-        return False
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        """Exact string match only (RFC 9700 section 2.1)."""
+        return redirect_uri in self.redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
         return self.secret_hash is not None and clients.verify_secret(
@@ -123,15 +135,19 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         if endpoint != "token":
             return False
+        if self.is_public:
+            return method == "none"
         if method == "client_secret_basic":
             return self.secret_hash is not None
         return method == "private_key_jwt" and self.jwks is not None
 
-    def check_response_type(self, _response_type: str) -> bool:
-        return False
+    def check_response_type(self, response_type: str) -> bool:
+        return self.is_public and response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return bool(grant_type == "client_credentials")
+        if self.is_public:
+            return grant_type == "authorization_code"
+        return grant_type == "client_credentials"
 
 
 class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
@@ -235,7 +251,8 @@ class _JsonPayload(JsonPayload):  # type: ignore[misc]
 
 
 class IssuerServer(AuthorizationServer):  # type: ignore[misc]
-    """Client credentials only, authenticated by `client_secret_basic` or `private_key_jwt`."""
+    """Client credentials, authenticated by `client_secret_basic` or `private_key_jwt`; the
+    authorization code grant is added by `services.issuer.authorize.register`."""
 
     def __init__(self, settings: IssuerSettings) -> None:
         super().__init__(scopes_supported=[str(scope) for scope in Scope])
@@ -274,4 +291,8 @@ class IssuerServer(AuthorizationServer):  # type: ignore[misc]
     def handle_response(
         self, status: int, body: Any, headers: list[tuple[str, str]] | Mapping[str, str]
     ) -> Response:
+        if status == 302:  # the authorization endpoint's answer: back to the client
+            return Response(
+                status_code=status, headers={**dict(headers), "Cache-Control": "no-store"}
+            )
         return JSONResponse(body, status_code=status, headers=dict(headers))

@@ -44,13 +44,17 @@ def metadata(settings: IssuerSettings) -> dict[str, Any]:
     issuer = settings.issuer_url.rstrip("/")
     return {
         "issuer": settings.issuer_url,
+        "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": settings.token_endpoint,
         "jwks_uri": f"{issuer}/jwks.json",
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "grant_types_supported": ["client_credentials", "authorization_code"],
+        # "none" is how the public (PKCE) clients authenticate at the token endpoint.
+        "token_endpoint_auth_methods_supported": [*AUTH_METHODS, "none"],
         "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
         "scopes_supported": [str(scope) for scope in Scope],
-        "response_types_supported": [],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
     }
 
 

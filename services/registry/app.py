@@ -1,4 +1,5 @@
-"""The registry process: the coordinator's read-only API and the administrators' API.
+"""The registry process: the coordinator's read-only API and dashboard, and the administrators'
+API.
 
 `create_app(settings, http=...)` takes an optional HTTP client for the token validator's
 discovery and JWKS fetches; like a client the app makes itself, it is closed at shutdown. Tests
@@ -15,7 +16,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from services.registry import routes_admin, routes_coordinator
+from services.registry import dashboard, routes_admin, routes_coordinator
 from services.registry.settings import RegistrySettings
 from services.registry.stream import Viewers
 from shared.auth.deps import document_token_url
@@ -31,9 +32,9 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-        validator = TokenValidator.from_settings(
-            settings, http=http or httpx.AsyncClient(timeout=5)
-        )
+        client = http or httpx.AsyncClient(timeout=5)
+        validator = TokenValidator.from_settings(settings, http=client)  # closes `client`
+        dashboard.start(app, settings, http=client)
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.token_validator = validator
         app.state.checks = {
@@ -64,5 +65,6 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
     app.include_router(health_router(lambda: app.state.checks))
     app.include_router(routes_coordinator.router)
     app.include_router(routes_admin.router)
+    dashboard.install(app)
     document_token_url(app, settings.oauth_issuer.rstrip("/") + "/token")
     return app

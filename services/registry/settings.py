@@ -31,3 +31,5 @@ class RegistrySettings(
         default=3600, alias="REGISTRY_STREAM_MAX_SECONDS", ge=1, le=86400
     )
     stream_max_clients: int = Field(default=50, alias="REGISTRY_STREAM_MAX_CLIENTS", ge=1)
+    # The dashboard's public OAuth client at the issuer (PKCE, no secret).
+    dashboard_client_id: str = Field(default="dashboard", alias="DASHBOARD_CLIENT_ID")

@@ -119,10 +119,12 @@ def build_env(
     return env
 
 
-async def prepare_database(url: str, state: Path) -> dict[str, str]:
-    """Migrate, load reference data, demo keys and dev clients; returns the dev secrets."""
+async def prepare_database(url: str, state: Path, *, registry_port: int = 8001) -> dict[str, str]:
+    """Migrate, load reference data, demo keys, dev clients and the dev coordinator account;
+    returns the dev secrets."""
     import services.issuer.clients as issuer_clients
     import services.issuer.keys as issuer_keys
+    import services.issuer.users as issuer_users
     from services.registry import migrate, seed
     from services.registry.reference import load_reference
     from shared.db import create_engine, create_sessionmaker, transaction
@@ -142,6 +144,14 @@ async def prepare_database(url: str, state: Path) -> dict[str, str]:
                 platforms=[p.slug for p in data.platforms],
                 secrets_file=state / "dev-clients.json",
             )
+            await issuer_clients.ensure_dashboard_client(
+                session,
+                redirect_uris=[
+                    f"http://{host}:{registry_port}/dashboard/callback"
+                    for host in ("127.0.0.1", "localhost")
+                ],
+            )
+            await issuer_users.ensure_dev_users(session, users_file=state / "dev-users.json")
             return dev
     finally:
         await engine.dispose()
@@ -195,6 +205,12 @@ def print_summary(stack: Stack) -> None:
         "Get a token:  [bold].venv/bin/caseshare token authority-fr[/]   "
         "(dev clients: authority-<iso>, platform-<slug>, coordinator, admin)"
     )
+    registry = next((c for c in stack.children if c.name == "registry"), None)
+    if registry is not None:
+        console.print(
+            f"Dashboard:    [bold]http://127.0.0.1:{registry.port}/dashboard[/]   "
+            f"(sign in as coordinator@caseshare.test; password in {stack.state / 'dev-users.json'})"
+        )
     console.print("Stop with Ctrl-C.")
 
 
@@ -238,7 +254,8 @@ def up(state: Path) -> int:
         stack.env = build_env(state, load_or_create_secrets(state), pg, broker)
         os.environ.update({k: stack.env[k] for k in ("SELECTOR_HMAC_KEY",)})
         console.print("migrating and loading reference data ...")
-        asyncio.run(prepare_database(pg.url, state))
+        registry_port = int(stack.env.get("REGISTRY_PORT", 8001))
+        asyncio.run(prepare_database(pg.url, state, registry_port=registry_port))
         for name, module, port_var, default in SERVICES:
             port = int(stack.env.get(port_var, default))
             child = Child(name, module, port)

@@ -297,10 +297,11 @@ async def test_metadata_jwks_and_health(http: httpx.AsyncClient) -> None:
     metadata = (await http.get("/.well-known/oauth-authorization-server")).json()
     assert metadata["issuer"] == ISSUER
     assert metadata["token_endpoint"] == f"{ISSUER}/token"
-    assert metadata["grant_types_supported"] == ["client_credentials"]
+    assert metadata["grant_types_supported"] == ["client_credentials", "authorization_code"]
     assert set(metadata["token_endpoint_auth_methods_supported"]) == {
         "client_secret_basic",
         "private_key_jwt",
+        "none",
     }
     assert "cases:write" in metadata["scopes_supported"]
     assert (await http.get("/.well-known/openid-configuration")).json() == metadata

@@ -22,6 +22,8 @@ from services.issuer.app import create_app as create_issuer
 from services.issuer.settings import IssuerSettings
 from services.registry import deps as registry_deps
 from services.registry.app import create_app as create_registry
+from services.registry.dashboard import auth as dashboard_auth
+from services.registry.dashboard import pages as dashboard_pages
 from services.registry.settings import RegistrySettings
 from shared.auth.deps import authenticate
 from tests.conftest import HMAC_KEY
@@ -42,10 +44,23 @@ ALLOW_LIST = frozenset(
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
         "/token",
+        # Signing in and out, and the static assets of the sign-in and dashboard pages.
+        "/authorize",
+        "/dashboard/login",
+        "/dashboard/callback",
+        "/dashboard/logout",
+        "/dashboard/signed-out",
+        "/dashboard/static",
     }
 )
 AUTHENTICATORS: frozenset[Callable[..., Any]] = frozenset(
-    {authenticate, registry_deps._auditor}  # the auditor accepts either of two scopes
+    # The auditor accepts either of two scopes; dashboard pages and stream go by session.
+    {
+        authenticate,
+        registry_deps._auditor,
+        dashboard_auth.signed_in,
+        dashboard_pages._stream_viewer,
+    }
 )
 # The caller dependencies that pass every request through `services.registry.access.admit`.
 GUARDED_CALLERS: frozenset[Callable[..., Any]] = frozenset(
@@ -57,6 +72,8 @@ GUARDED_CALLERS: frozenset[Callable[..., Any]] = frozenset(
         registry_deps._coordinator,
         registry_deps._admin,
         registry_deps._auditor,
+        dashboard_auth._coordinator_page,
+        dashboard_pages._stream_viewer,
     }
 )
 

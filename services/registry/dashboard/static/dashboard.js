@@ -1,0 +1,168 @@
+// Live fan-out: applies the dashboard stream's events to the server-rendered tables.
+// Everything is built with DOM methods and textContent, never from HTML strings.
+"use strict";
+
+(function () {
+  const root = document.getElementById("fanouts");
+  if (!root || !window.EventSource) return;
+  const template = document.getElementById("fanout-template");
+  const status = document.getElementById("stream-status");
+  const single = root.dataset.single || null;
+  const MAX_SECTIONS = 20;
+  const RANK = { pending: 0, published: 1, acknowledged: 2 };
+  const MARK = { pending: "…", published: "↗", acknowledged: "✓", failed: "✕", excluded: "⊘" };
+
+  function setStatus(state, text) {
+    status.dataset.state = state;
+    status.textContent = text;
+  }
+
+  function when(iso) {
+    const time = document.createElement("time");
+    time.dateTime = iso;
+    time.textContent = iso ? new Date(iso).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "—";
+    return time;
+  }
+
+  function badge(kind, text) {
+    const span = document.createElement("span");
+    span.className = "badge state-" + kind;
+    const mark = document.createElement("span");
+    mark.setAttribute("aria-hidden", "true");
+    mark.textContent = MARK[kind] || "";
+    span.append(mark, " " + text);
+    return span;
+  }
+
+  function cell(tag, content, field) {
+    const td = document.createElement(tag);
+    if (tag === "th") td.scope = "row";
+    if (field) td.dataset.field = field;
+    td.append(content);
+    return td;
+  }
+
+  function fill(field, scope, content) {
+    const target = scope.querySelector('[data-field="' + field + '"]');
+    if (target) target.replaceChildren(content);
+  }
+
+  function section(responseId, facts) {
+    let found = root.querySelector('section[data-response-id="' + CSS.escape(responseId) + '"]');
+    if (found) return found;
+    if (single && single !== responseId) return null;
+    found = template.content.firstElementChild.cloneNode(true);
+    found.dataset.responseId = responseId;
+    const heading = found.querySelector("h2");
+    heading.id = "r-" + responseId;
+    found.setAttribute("aria-labelledby", heading.id);
+    found.querySelector('[data-field="link"]').href = "/dashboard/responses/" + responseId;
+    fill("platform", found, facts.platform || "a platform");
+    fill("handling_code", found, facts.handling_code || "?");
+    fill("received_at", found, facts.received_at ? when(facts.received_at) : "—");
+    document.getElementById("no-responses").hidden = true;
+    root.insertBefore(found, root.firstElementChild);
+    const all = root.querySelectorAll("section.fanout");
+    for (let i = MAX_SECTIONS; i < all.length; i++) all[i].remove();
+    return found;
+  }
+
+  function summarise(scope) {
+    const rows = scope.querySelectorAll('tbody[data-list="deliveries"] tr[data-delivery-id]');
+    const acked = scope.querySelectorAll('tr[data-state="acknowledged"]').length;
+    const excluded = scope.querySelectorAll("[data-exclusion-id]").length;
+    const n = rows.length;
+    fill("summary", scope, n + " recipient" + (n === 1 ? "" : "s") + ", " + acked + " acknowledged, " + excluded + " excluded");
+  }
+
+  function insert(scope, list, row) {
+    const body = scope.querySelector('tbody[data-list="' + list + '"]');
+    body.querySelector("tr.empty").hidden = true;
+    const rows = [...body.querySelectorAll("tr:not(.empty)")];
+    const after = rows.find((r) => r.dataset.jurisdiction > row.dataset.jurisdiction);
+    body.insertBefore(row, after || body.querySelector("tr.empty"));
+  }
+
+  function delivery(data, state, at) {
+    const scope = section(data.response_id, {});
+    if (!scope) return;
+    let row = scope.querySelector('tr[data-delivery-id="' + CSS.escape(data.delivery_id) + '"]');
+    if (!row) {
+      row = document.createElement("tr");
+      row.dataset.deliveryId = data.delivery_id;
+      row.dataset.jurisdiction = data.jurisdiction;
+      row.dataset.state = "pending";
+      row.append(
+        cell("th", data.jurisdiction),
+        cell("td", badge("pending", "pending")),
+        cell("td", (data.rule || "—").replaceAll("_", " "), "rule"),
+        cell("td", "—", "published_at"),
+        cell("td", "—", "acknowledged_at"),
+        cell("td", "0", "attempts"),
+      );
+      insert(scope, "deliveries", row);
+    }
+    if (data.attempt) fill("attempts", row, String(data.attempt));
+    if (at) fill(at[0], row, when(at[1]));
+    const current = row.dataset.state;
+    const forward = state === "failed" || (current !== "failed" && RANK[state] > RANK[current]);
+    if (forward) {
+      row.dataset.state = state;
+      row.querySelector("td").replaceChildren(badge(state, state));
+      row.querySelector("td").firstChild.dataset.field = "state";
+    }
+    summarise(scope);
+  }
+
+  function quietExclusion(scope, data) {
+    const list = scope.querySelector('[data-list="quiet"]');
+    const code = document.createElement("span");
+    code.dataset.exclusionId = data.exclusion_id;
+    code.dataset.jurisdiction = data.jurisdiction;
+    code.textContent = data.jurisdiction;
+    list.append(code, " ");
+    const details = scope.querySelector("details.quiet");
+    details.hidden = false;
+    fill("quiet_count", details, String(list.querySelectorAll("[data-exclusion-id]").length));
+  }
+
+  function exclusion(data) {
+    const scope = section(data.response_id, {});
+    if (!scope) return;
+    if (scope.querySelector('[data-exclusion-id="' + CSS.escape(data.exclusion_id) + '"]')) return;
+    if (data.reason === "no_open_case") {
+      quietExclusion(scope, data);
+      summarise(scope);
+      return;
+    }
+    const row = document.createElement("tr");
+    row.dataset.exclusionId = data.exclusion_id;
+    row.dataset.jurisdiction = data.jurisdiction;
+    const reason = badge("excluded", data.reason.replaceAll("_", " "));
+    reason.dataset.field = "reason";
+    row.append(cell("th", data.jurisdiction), cell("td", reason), cell("td", data.detail, "detail"));
+    insert(scope, "exclusions", row);
+    summarise(scope);
+  }
+
+  const handlers = {
+    "response.received": (d) => section(d.response_id, d),
+    "delivery.published": (d) => delivery(d, "published", ["published_at", d.published_at]),
+    "delivery.acknowledged": (d) => delivery(d, "acknowledged", ["acknowledged_at", d.acknowledged_at]),
+    "delivery.failed": (d) => delivery(d, "failed", null),
+    "delivery.excluded": (d) => exclusion(d),
+  };
+
+  const source = new EventSource(root.dataset.stream);
+  source.addEventListener("open", () => setStatus("live", "Live: updates appear as they happen."));
+  source.addEventListener("error", () => {
+    if (source.readyState === EventSource.CLOSED) {
+      setStatus("down", "Live updates stopped. Reload the page to resume (you may be asked to sign in).");
+    } else {
+      setStatus("connecting", "Reconnecting to live updates…");
+    }
+  });
+  for (const [name, handle] of Object.entries(handlers)) {
+    source.addEventListener(name, (event) => handle(JSON.parse(event.data).data));
+  }
+})();
