@@ -7,8 +7,10 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -148,3 +150,13 @@ def health_router(checks: Callable[[], dict[str, Check]]) -> APIRouter:
         )
 
     return router
+
+
+def created_response(
+    status: int, body: dict[str, Any], *, replayed: bool, location: str
+) -> JSONResponse:
+    """The answer to a POST that may have been replayed under its Idempotency-Key."""
+    headers = {"Location": location}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(body, status_code=status, headers=headers)

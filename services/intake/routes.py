@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.intake.deps import (
     CaseReaderDep,
@@ -32,16 +33,10 @@ from services.registry.schemas import (
 )
 from shared.db import transaction
 from shared.errors import ValidationFailed
+from shared.web import created_response
 
 router = APIRouter(prefix="/v1")
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
-
-
-def _replayable(status: int, body: dict[str, Any], replayed: bool, location: str) -> JSONResponse:
-    headers = {"Location": location}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 @router.post("/cases", status_code=201, response_model=CaseOut, tags=["cases"])
@@ -54,22 +49,20 @@ async def register_case(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Register a case for the caller's jurisdiction; links to matching cases are reported."""
-    async with transaction(sm) as session:
 
-        async def act() -> tuple[int, dict[str, Any]]:
-            out = await cases.register(session, actor=actor, data=data, ctx=ctx)
-            return 201, out.model_dump(mode="json")
+    async def register(session: AsyncSession) -> CaseOut:
+        return await cases.register(session, actor=actor, data=data, ctx=ctx)
 
-        status, body, replayed = await idempotency.run_once(
-            session,
-            client_id=actor.client_id,
-            key=idempotency_key,
-            method="POST",
-            path=request.url.path,
-            body=data.model_dump(mode="json"),
-            action=act,
-        )
-    return _replayable(status, body, replayed, f"/v1/cases/{body['id']}")
+    status, body, replayed = await idempotency.create_once(
+        sm,
+        client_id=actor.client_id,
+        key=idempotency_key,
+        path=request.url.path,
+        data=data,
+        status=201,
+        create=register,
+    )
+    return created_response(status, body, replayed=replayed, location=f"/v1/cases/{body['id']}")
 
 
 @router.get("/cases", response_model=Page[CaseOut], tags=["cases"])
@@ -140,28 +133,23 @@ async def submit_response(
 ) -> JSONResponse:
     """Accept a platform's cooperation response; fan-out follows asynchronously."""
     assert principal.platform is not None
-    async with transaction(sm) as session:
+    platform = principal.platform
 
-        async def act() -> tuple[int, dict[str, Any]]:
-            out = await responses.submit(
-                session,
-                platform=principal.platform or "",
-                client_id=principal.client_id,
-                data=data,
-                ctx=ctx,
-            )
-            return 202, out.model_dump(mode="json")
-
-        status, body, replayed = await idempotency.run_once(
-            session,
-            client_id=principal.client_id,
-            key=idempotency_key,
-            method="POST",
-            path=request.url.path,
-            body=data.model_dump(mode="json"),
-            action=act,
+    async def submit(session: AsyncSession) -> ResponseAccepted:
+        return await responses.submit(
+            session, platform=platform, client_id=principal.client_id, data=data, ctx=ctx
         )
-    return _replayable(status, body, replayed, f"/v1/responses/{body['id']}")
+
+    status, body, replayed = await idempotency.create_once(
+        sm,
+        client_id=principal.client_id,
+        key=idempotency_key,
+        path=request.url.path,
+        data=data,
+        status=202,
+        create=submit,
+    )
+    return created_response(status, body, replayed=replayed, location=f"/v1/responses/{body['id']}")
 
 
 @router.get("/inbox", response_model=Page[InboxItem], tags=["inbox"])

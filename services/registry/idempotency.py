@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.models import IdempotencyKey
+from shared.db import transaction
 from shared.errors import ValidationFailed
 
 MAX_KEY_LENGTH = 255
@@ -76,3 +78,30 @@ async def run_once(
         .values(status_code=status, response_body=payload)
     )
     return status, payload, False
+
+
+async def create_once(
+    sm: async_sessionmaker[AsyncSession],
+    *,
+    client_id: str,
+    key: str | None,
+    path: str,
+    data: BaseModel,
+    status: int,
+    create: Callable[[AsyncSession], Awaitable[BaseModel]],
+) -> tuple[int, dict[str, Any], bool]:
+    """A POST's whole transaction: `create` runs once per (client, key); retries replay it."""
+    async with transaction(sm) as session:
+
+        async def act() -> tuple[int, dict[str, Any]]:
+            return status, (await create(session)).model_dump(mode="json")
+
+        return await run_once(
+            session,
+            client_id=client_id,
+            key=key,
+            method="POST",
+            path=path,
+            body=data.model_dump(mode="json"),
+            action=act,
+        )

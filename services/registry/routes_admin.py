@@ -6,10 +6,11 @@ change and its audit entry, so a refused request leaves nothing behind.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry import admin, idempotency
 from services.registry.admin import (
@@ -22,6 +23,7 @@ from services.registry.admin import (
 from services.registry.deps import AdminDep, SessionmakerDep
 from services.registry.schemas import MAX_PAGE, Page
 from shared.db import transaction
+from shared.web import created_response
 
 router = APIRouter(prefix="/v1/registry", tags=["admin"])
 CODE = r"^[A-Z]{2}$"
@@ -80,25 +82,22 @@ async def create_platform(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Register a platform; an existing slug is a 409, a retry with the same key replays."""
-    async with transaction(sm) as session:
 
-        async def act() -> tuple[int, dict[str, Any]]:
-            out = await admin.create_platform(session, actor=caller.client_id, data=data)
-            return 201, out.model_dump(mode="json")
+    async def create(session: AsyncSession) -> PlatformOut:
+        return await admin.create_platform(session, actor=caller.client_id, data=data)
 
-        status, body, replayed = await idempotency.run_once(
-            session,
-            client_id=caller.client_id,
-            key=idempotency_key,
-            method="POST",
-            path=request.url.path,
-            body=data.model_dump(mode="json"),
-            action=act,
-        )
-    headers = {"Location": f"/v1/registry/platforms/{body['slug']}"}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(body, status_code=status, headers=headers)
+    status, body, replayed = await idempotency.create_once(
+        sm,
+        client_id=caller.client_id,
+        key=idempotency_key,
+        path=request.url.path,
+        data=data,
+        status=201,
+        create=create,
+    )
+    return created_response(
+        status, body, replayed=replayed, location=f"/v1/registry/platforms/{body['slug']}"
+    )
 
 
 @router.patch("/platforms/{slug}", response_model=PlatformOut)
