@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -282,7 +283,51 @@ async def test_live_fanout_shows_recipients_then_acknowledgements_and_reasons(
     await expect(fr_row.locator('[data-field="state"]')).to_have_text("✓ acknowledged")
     await expect(fanout.locator('[data-field="summary"]')).to_contain_text("1 acknowledged")
     assert "198.51.100.23" not in await page.content()
-    shot = await shoot(page, "fanout-acknowledged")
+    await shoot(page, "fanout-acknowledged")
+    assert console.errors == []
+
+
+async def test_the_demo_fans_out_live_on_the_dashboard(
+    coordinator: tuple[Page, Console], running: stack_mod.RunningStack
+) -> None:
+    """`caseshare demo` runs while the coordinator watches: every recipient appears, then is
+    acknowledged, with the routine exclusions folded and no disclosed value on the page."""
+    page, console = coordinator
+    await page.goto(f"{running.registry}/dashboard/fanout")
+    await expect(page.locator("#stream-status")).to_have_attribute("data-state", "live")
+    env = {
+        **os.environ,
+        "CASESHARE_INTAKE_URL": running.intake,
+        "CASESHARE_REGISTRY_URL": running.registry,
+        "CASESHARE_ISSUER": running.issuer,
+        "CASESHARE_STATE_DIR": str(running.state),
+        "CASESHARE_BOOTSTRAP": running.bootstrap,
+    }
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "shared.cli",
+        "demo",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(demo.communicate(), 120)
+    text = output.decode(errors="replace")
+    assert demo.returncode == 0, text[-2000:]
+    response_id = text.split("demo complete: demo response ", 1)[1].split()[0]
+
+    fanout = page.locator(f'section[data-response-id="{response_id}"]')
+    for iso in ("BE", "DE", "FR", "KR"):
+        row = fanout.locator(f'tr[data-delivery-id][data-jurisdiction="{iso}"]')
+        await expect(row).to_have_attribute("data-state", "acknowledged", timeout=LIVE_TIMEOUT_MS)
+    recipients = fanout.locator('tbody[data-list="deliveries"] tr[data-delivery-id]')
+    await expect(recipients).to_have_count(4)
+    await expect(fanout.locator('[data-field="summary"]')).to_contain_text("4 acknowledged")
+    content = await page.content()
+    for disclosed in ("203.0.113.7", "198.51.100.23", "+33612345678", "+4915112345678"):
+        assert disclosed not in content
+    shot = await shoot(page, "demo")
     if os.environ.get("CASESHARE_UPDATE_DOCS") == "1":
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(shot, DOCS_SCREENSHOT)
