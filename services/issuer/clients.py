@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.issuer import repository
 from services.issuer.models import ClientKind, OAuthClient
 from shared.auth.scopes import Scope
+from shared.files import write_private
 
 logger = logging.getLogger(__name__)
 
@@ -244,11 +244,4 @@ def _restrict_to_owner(path: Path) -> None:
 
 
 def _write_secrets(path: Path, data: Mapping[str, str]) -> None:
-    """Write atomically, readable by the owner only from the first byte."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(dict(sorted(data.items())), handle, indent=2)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(dict(sorted(data.items())), indent=2))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import secrets
 import uuid
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ from services.issuer import repository
 from services.issuer.clients import hash_secret, verify_secret
 from services.issuer.models import DevUser
 from shared.auth.scopes import Scope
+from shared.files import write_private
 
 logger = logging.getLogger(__name__)
 
@@ -96,10 +96,4 @@ def _read(path: Path) -> dict[str, str]:
 
 
 def _write(path: Path, data: dict[str, str]) -> None:
-    """Write atomically, readable by the owner only from the first byte."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(dict(sorted(data.items())), handle, indent=2)
-    os.replace(tmp, path)
+    write_private(path, json.dumps(dict(sorted(data.items())), indent=2))

@@ -9,7 +9,6 @@ written to the state directory, where the demo tooling decrypts with them.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from sqlalchemy import select
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.registry.models import Jurisdiction, Platform
 from services.registry.reference import ReferenceData, load_reference
 from shared import sealing
+from shared.files import write_private
 
 
 async def load(session: AsyncSession, data: ReferenceData | None = None) -> None:
@@ -68,14 +68,8 @@ async def ensure_demo_keys(session: AsyncSession, keys_dir: Path) -> list[str]:
             public = sealing.public_from_private(pair_private)
         else:
             pair = sealing.generate_keypair()
-            _write_secret(private_file, pair.private_jwk)
+            write_private(private_file, json.dumps(pair.private_jwk))
             public = pair.public_jwk
         row.public_jwk = sealing.validate_public_jwk(public)
         created.append(row.code)
     return created
-
-
-def _write_secret(path: Path, value: dict[str, object]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(value, handle)

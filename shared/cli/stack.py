@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.embedded import EmbeddedPostgres, EmbeddedTansu
+from shared.files import write_private
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
@@ -49,9 +50,7 @@ def load_or_create_secrets(state: Path) -> dict[str, str]:
                 values[key] = value
     if "SELECTOR_HMAC_KEY" not in values:
         values["SELECTOR_HMAC_KEY"] = secrets.token_urlsafe(48)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.writelines(f"{k}={v}\n" for k, v in values.items())
+        write_private(path, "".join(f"{k}={v}\n" for k, v in values.items()))
     return values
 
 
