@@ -9,7 +9,7 @@ dependency per request that costs more than the dependency itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -39,18 +39,28 @@ def _authority(principal: Principal) -> Actor:
     return Actor(client_id=principal.client_id, jurisdiction=principal.jurisdiction)
 
 
-def _authority_with(scope: Scope) -> Callable[..., AsyncIterator[Actor]]:
-    """The dependency for an authority route needing `scope`: the caller as an actor, admitted
-    through the access guard (rate limit for writes, audit for reads)."""
+async def _writer(
+    request: Request, principal: Annotated[Principal, require(Scope.CASES_WRITE)]
+) -> AsyncIterator[Actor]:
+    actor = _authority(principal)
+    async with admitted(request, principal):
+        yield actor
 
-    async def dependency(
-        request: Request, principal: Annotated[Principal, require(scope)]
-    ) -> AsyncIterator[Actor]:
-        actor = _authority(principal)
-        async with admitted(request, principal):
-            yield actor
 
-    return dependency
+async def _reader(
+    request: Request, principal: Annotated[Principal, require(Scope.CASES_READ)]
+) -> AsyncIterator[Actor]:
+    actor = _authority(principal)
+    async with admitted(request, principal):
+        yield actor
+
+
+async def _inbox(
+    request: Request, principal: Annotated[Principal, require(Scope.INBOX_READ)]
+) -> AsyncIterator[Actor]:
+    actor = _authority(principal)
+    async with admitted(request, principal):
+        yield actor
 
 
 async def _platform(
@@ -64,9 +74,9 @@ async def _platform(
 
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
 ContextDep = Annotated[Context, Depends(_context)]
-CaseWriterDep = Annotated[Actor, Depends(_authority_with(Scope.CASES_WRITE))]
-CaseReaderDep = Annotated[Actor, Depends(_authority_with(Scope.CASES_READ))]
-InboxReaderDep = Annotated[Actor, Depends(_authority_with(Scope.INBOX_READ))]
+CaseWriterDep = Annotated[Actor, Depends(_writer)]
+CaseReaderDep = Annotated[Actor, Depends(_reader)]
+InboxReaderDep = Annotated[Actor, Depends(_inbox)]
 PlatformDep = Annotated[Principal, Depends(_platform)]
 IdempotencyKeyHeader = Annotated[
     str | None,
