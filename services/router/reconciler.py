@@ -9,7 +9,6 @@ capped exponential backoff, until they fail with an alert event after the last a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.registry import audit, outbox
 from services.registry.models import CooperationResponse, Delivery, Jurisdiction, OutboxEvent
 from services.router import fanout
+from services.router.leader import run_as_leader, sleep_or_stop
 from services.router.metrics import RouterMetrics
 from services.router.relay import asyncpg_dsn
 from shared.db import transaction
@@ -65,27 +65,23 @@ class Reconciler:
         self._second_heal_at: float | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Loop until `stop`, reconciling when this instance holds the reconciler lock."""
         self._stop = stop
-        while not stop.is_set():
-            try:
-                await self._lead(stop)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("reconciler pass failed; retrying", exc_info=True)
-                await _pause(stop, self._interval)
 
-    async def _lead(self, stop: asyncio.Event) -> None:
-        conn = await asyncpg.connect(self._dsn)
-        try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RECONCILER_LOCK_KEY):
-                if await _pause(stop, self._interval):
-                    return
+        async def reconcile_while_leading(_conn: asyncpg.Connection) -> None:
             while not stop.is_set():
                 await self.run_once()
-                await _pause(stop, self._interval)
-        finally:
-            await conn.close()
+                await sleep_or_stop(stop, self._interval)
+
+        await run_as_leader(
+            name="reconciler",
+            dsn=self._dsn,
+            lock_key=RECONCILER_LOCK_KEY,
+            stop=stop,
+            lock_retry=self._interval,
+            failure_retry=self._interval,
+            work=reconcile_while_leading,
+        )
 
     async def run_once(self) -> None:
         """One full pass; public so tests can drive it deterministically."""
@@ -202,9 +198,3 @@ class Reconciler:
             "delivery failed after max attempts",
             extra={"delivery_id": str(d.id), "jurisdiction": d.jurisdiction},
         )
-
-
-async def _pause(stop: asyncio.Event, seconds: float) -> bool:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-    return stop.is_set()

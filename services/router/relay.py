@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.models import OutboxEvent
+from services.router.leader import run_as_leader
 from shared.db import transaction
 from shared.events import EVENT_TYPES
 from shared.kafka import TopicProvisioner, encode_payload
@@ -50,22 +51,9 @@ class OutboxRelay:
         self._on_published = on_published
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Loop until `stop`; reconnects after any database or broker failure."""
-        while not stop.is_set():
-            try:
-                await self._lead(stop)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.warning("outbox relay interrupted; retrying", exc_info=True)
-                await _sleep_or_stop(stop, 1.0)
+        """Loop until `stop`, leading when this instance holds the relay lock."""
 
-    async def _lead(self, stop: asyncio.Event) -> None:
-        conn = await asyncpg.connect(self._dsn)
-        try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK_KEY):
-                if await _sleep_or_stop(stop, 2.0):
-                    return
+        async def publish_while_leading(conn: asyncpg.Connection) -> None:
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
             while not stop.is_set():
                 published = await self.publish_batch()
@@ -73,8 +61,16 @@ class OutboxRelay:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), 0.5)
-        finally:
-            await conn.close()
+
+        await run_as_leader(
+            name="outbox relay",
+            dsn=self._dsn,
+            lock_key=RELAY_LOCK_KEY,
+            stop=stop,
+            lock_retry=2.0,
+            failure_retry=1.0,
+            work=publish_while_leading,
+        )
 
     async def publish_batch(self) -> int:
         """Publish up to one batch of unpublished events; returns how many."""
@@ -114,10 +110,3 @@ class OutboxRelay:
         if self._on_published:
             self._on_published(len(rows))
         return len(rows)
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep, waking early when asked to stop; True if stopping."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-    return stop.is_set()
