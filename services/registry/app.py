@@ -1,5 +1,5 @@
-"""The registry process: the coordinator's read-only API and dashboard, and the administrators'
-API.
+"""The registry process: the coordinator's read-only API and dashboard, the administrators'
+API, and the audit sequencer that chains queued audit entries.
 
 `create_app(settings, http=...)` takes an optional HTTP client for the token validator's
 discovery and JWKS fetches; like a client the app makes itself, it is closed at shutdown. Tests
@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from services.registry import dashboard, routes_admin, routes_coordinator
+from services.registry import audit, dashboard, routes_admin, routes_coordinator
 from services.registry.settings import RegistrySettings
 from services.registry.stream import Viewers
 from shared.auth.deps import document_token_url
@@ -43,9 +43,13 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
         }
         app.state.viewers = Viewers(limit=settings.stream_max_clients)
         app.state.audit_lock = asyncio.Lock()
+        stop = asyncio.Event()
+        sequencer = asyncio.create_task(audit.run_sequencer(app.state.sessionmaker, stop))
         try:
             yield
         finally:
+            stop.set()
+            await sequencer
             await validator.aclose()
             await engine.dispose()
 

@@ -1,24 +1,37 @@
-"""Appending to the hash-chained audit log and verifying it from the database.
+"""The hash-chained audit log: queueing entries, chaining them, verifying the chain.
 
-Appends are serialised by a transaction-scoped advisory lock so each entry can carry its
-predecessor's hash; callers append last in their transaction to hold the lock briefly.
+Writers never touch the chain. `append` and `append_many` insert into `audit_queue`, inside
+the writer's own transaction, so an entry commits (or rolls back) with the change it records
+and no writer waits for another. The sequencer (`sequence`, run continuously by the registry
+through `run_sequencer`, and by `verify` before it walks) takes the chain's one advisory lock,
+moves the committed queue into `audit_log` in id order, and computes each entry's seq and
+hash from its predecessor's. An entry is chained within about `SEQUENCER_INTERVAL` of its
+commit; until then it is durable but not yet covered by the hash chain.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry.models import AuditEntry
+from services.registry.models import AuditEntry, QueuedAuditEntry
 from shared import audit_chain
+from shared.db import transaction
+
+logger = logging.getLogger(__name__)
 
 AUDIT_LOCK_KEY = 0x0CA5E5A0D17  # arbitrary, stable: the one advisory lock of the audit chain
 VERIFY_BATCH = 2000
+SEQUENCE_BATCH = 1000  # entries chained per sequencer transaction
+SEQUENCER_INTERVAL = 0.2  # seconds between looks at an empty queue
 # (client_id, jti) of the request being served; see `bind_token`.
 _request_token: ContextVar[tuple[str, str] | None] = ContextVar("audit_token", default=None)
 
@@ -45,9 +58,9 @@ async def append(
     subject_type: str,
     subject_id: str,
     details: Mapping[str, Any] | None = None,
-) -> AuditEntry:
-    """Add one entry chained to the current head; never carries personal data."""
-    entries = await append_many(
+) -> None:
+    """Queue one entry for the chain, in the caller's transaction; never carries personal data."""
+    await append_many(
         session,
         [
             {
@@ -59,21 +72,68 @@ async def append(
             }
         ],
     )
-    return entries[0]
 
 
-async def append_many(
-    session: AsyncSession, entries: Sequence[Mapping[str, Any]]
-) -> list[AuditEntry]:
-    """Chain several entries under one lock acquisition and insert them in one flush.
+async def append_many(session: AsyncSession, entries: Sequence[Mapping[str, Any]]) -> None:
+    """Queue several entries with one INSERT; they are chained in this order.
 
-    Pending changes are flushed before the lock is taken, so the lock, which serialises every
-    writer of every service, is held for as few round trips as possible.
+    Each entry's details are checked against the canonical form now, so an entry that could
+    never be hashed (a float, a lone surrogate) fails its own transaction rather than the
+    sequencer's.
     """
     if not entries:
-        return []
-    await session.flush()
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
+        return
+    at = datetime.now(UTC)
+    bound = _request_token.get()
+    rows = []
+    for entry in entries:
+        body = dict(entry.get("details") or {})
+        if bound is not None and bound[0] == entry["actor"]:
+            body.setdefault("token_id", bound[1])
+        row: dict[str, Any] = {
+            "at": at,
+            "actor": str(entry["actor"]),
+            "action": str(entry["action"]),
+            "subject_type": str(entry["subject_type"]),
+            "subject_id": str(entry["subject_id"]),
+            "details": body,
+        }
+        audit_chain.canonical_bytes(seq=1, prev_hash=audit_chain.GENESIS_HASH, **row)
+        rows.append(row)
+    await session.execute(insert(QueuedAuditEntry), rows)
+
+
+async def sequence(session: AsyncSession, *, wait: bool = True, limit: int = SEQUENCE_BATCH) -> int:
+    """Chain up to `limit` committed queued entries in id order; returns how many.
+
+    Holds the chain's advisory lock until the caller commits. With `wait=False` it returns 0
+    at once when another sequencer holds the lock. Entries committed later with a lower id
+    (their transaction started earlier) are chained by a later call: seq is chain order.
+    """
+    if wait:
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
+    elif not await session.scalar(
+        text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY}
+    ):
+        return 0
+    oldest = select(QueuedAuditEntry.id).order_by(QueuedAuditEntry.id).limit(limit)
+    taken = (
+        await session.execute(
+            delete(QueuedAuditEntry)
+            .where(QueuedAuditEntry.id.in_(oldest.scalar_subquery()))
+            .returning(
+                QueuedAuditEntry.id,
+                QueuedAuditEntry.at,
+                QueuedAuditEntry.actor,
+                QueuedAuditEntry.action,
+                QueuedAuditEntry.subject_type,
+                QueuedAuditEntry.subject_id,
+                QueuedAuditEntry.details,
+            )
+        )
+    ).all()
+    if not taken:
+        return 0
     head = (
         await session.execute(
             select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
@@ -81,36 +141,55 @@ async def append_many(
     ).first()
     prev_hash = head.hash if head else audit_chain.GENESIS_HASH
     seq = head.seq if head else 0
-    at = datetime.now(UTC)
-    bound = _request_token.get()
-    rows = []
-    for entry in entries:
+    chained = []
+    for row in sorted(taken, key=lambda r: r.id):
         seq += 1
-        body = dict(entry.get("details") or {})
-        if bound is not None and bound[0] == entry["actor"]:
-            body.setdefault("token_id", bound[1])
-        actor, action = str(entry["actor"]), str(entry["action"])
-        subject_type, subject_id = str(entry["subject_type"]), str(entry["subject_id"])
-        digest = audit_chain.chain_next(
-            prev_hash, seq, at, actor, action, subject_type, subject_id, body
-        )
-        rows.append(
-            AuditEntry(
-                seq=seq,
-                at=at,
-                actor=actor,
-                action=action,
-                subject_type=subject_type,
-                subject_id=subject_id,
-                details=body,
-                prev_hash=prev_hash,
-                hash=digest,
-            )
-        )
+        fields = {
+            "at": row.at,
+            "actor": row.actor,
+            "action": row.action,
+            "subject_type": row.subject_type,
+            "subject_id": row.subject_id,
+            "details": row.details,
+        }
+        digest = audit_chain.chain_next(prev_hash, seq, **fields)
+        chained.append({"seq": seq, **fields, "prev_hash": prev_hash, "hash": digest})
         prev_hash = digest
-    session.add_all(rows)
-    await session.flush()
-    return rows
+    await session.execute(insert(AuditEntry), chained)
+    return len(chained)
+
+
+async def drain(session: AsyncSession) -> int:
+    """Chain everything queued and committed so far (waiting for the lock); returns how many."""
+    total = 0
+    while (moved := await sequence(session)) == SEQUENCE_BATCH:
+        total += moved
+    return total + moved
+
+
+async def run_sequencer(
+    sm: async_sessionmaker[AsyncSession],
+    stop: asyncio.Event,
+    *,
+    interval: float = SEQUENCER_INTERVAL,
+) -> None:
+    """Chain queued entries until `stop`: a full batch goes again at once, an empty queue
+    waits `interval`. Several processes may run this; one chains at a time, the others skip."""
+    while not stop.is_set():
+        pause = interval
+        try:
+            async with transaction(sm) as session:
+                moved = await sequence(session, wait=False)
+            if moved == SEQUENCE_BATCH:
+                pause = 0
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("audit sequencer failed; retrying", exc_info=True)
+            pause = max(interval, 1.0)
+        if pause:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
 
 
 async def _batch(session: AsyncSession, after: int) -> list[audit_chain.AuditRecord]:
@@ -135,12 +214,14 @@ async def _batch(session: AsyncSession, after: int) -> list[audit_chain.AuditRec
 
 
 async def verify(session: AsyncSession) -> audit_chain.VerifyResult:
-    """Walk the whole chain batch by batch and report the first broken entry, if any.
+    """Chain what is queued, then walk the whole chain batch by batch and report the first
+    broken entry, if any.
 
     Only one batch is held at a time: each walk resumes from the last verified entry's hash
     and the seq expected next. The chain starts at seq 1, so a deleted first entry shows as a
     gap at 1 rather than as a broken link one entry later.
     """
+    await drain(session)
     checked, last_seq, last_hash = 0, 0, audit_chain.GENESIS_HASH
     while batch := await _batch(session, last_seq):
         walk = audit_chain.verify(batch, start_prev_hash=last_hash, start_seq=last_seq + 1)

@@ -227,6 +227,24 @@ class AuditEntry(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
+class QueuedAuditEntry(Base):
+    """An audit entry committed with its change, waiting for the sequencer to chain it.
+
+    Writers only insert here (no lock, no head read); `audit.sequence` moves entries into
+    `audit_log` in the order it finds them committed. Rows are never updated in place.
+    """
+
+    __tablename__ = "audit_queue"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(64))
+    subject_type: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
 class OutboxEvent(Base):
     """An event committed with the state change it reports, waiting for the relay to publish."""
 

@@ -15,6 +15,7 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.registry import audit
 from services.registry.models import AuditEntry, Jurisdiction, Platform
 from shared import sealing
 from shared.db import transaction
@@ -68,6 +69,7 @@ async def snapshot(sm: async_sessionmaker[AsyncSession], code: str) -> dict[str,
 
 async def audit_tail(sm: async_sessionmaker[AsyncSession]) -> tuple[int, AuditEntry | None]:
     async with transaction(sm) as session:
+        await audit.drain(session)
         count = await session.scalar(select(func.count()).select_from(AuditEntry))
         last = await session.scalar(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1))
     if last is not None:  # the token's jti is tested in tests/integration/api; compare the change

@@ -86,6 +86,8 @@ async def _build(engine: AsyncEngine, ctx: Context) -> None:
             expected_version=1,
             ctx=ctx,
         )
+    async with transaction(sm) as session:
+        assert await audit.drain(session) == ENTRIES
 
 
 def as_superuser(postgres: EmbeddedPostgres, chain: Chain, sql: str) -> None:

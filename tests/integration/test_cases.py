@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry import cases
+from services.registry import audit, cases
 from services.registry.cases import Actor, Context
 from services.registry.models import AuditEntry, CaseLink, OutboxEvent
 from services.registry.rules import CaseStatus
@@ -21,6 +21,7 @@ KR = Actor(client_id="authority-kr", jurisdiction="KR")
 
 
 async def test_register_writes_case_audit_and_event(session: AsyncSession, ctx: Context) -> None:
+    await audit.drain(session)
     before = await session.scalar(select(func.count()).select_from(AuditEntry))
     out = await cases.register(session, actor=FR, data=factories.case(), ctx=ctx)
     assert out.opened_by == "FR"
@@ -30,6 +31,7 @@ async def test_register_writes_case_audit_and_event(session: AsyncSession, ctx: 
         await session.scalars(select(OutboxEvent).where(OutboxEvent.key == str(out.id)))
     ).all()
     assert [e.topic for e in events] == [f"{ctx.topic_prefix}.cases.v1"]
+    await audit.drain(session)
     assert await session.scalar(select(func.count()).select_from(AuditEntry)) == (before or 0) + 1
 
 

@@ -24,6 +24,7 @@ from services.registry.models import (
     IdempotencyKey,
     Jurisdiction,
     OutboxEvent,
+    QueuedAuditEntry,
 )
 from shared.embedded import EmbeddedPostgres
 from tests import databases, factories
@@ -32,7 +33,7 @@ from tests.intake_api import Intake, running, settings_for
 pytestmark = pytest.mark.integration
 
 SUSPENDED_MEMBER = "LU"  # suspended in this module's database only
-WRITTEN = (Case, CaseSelector, CaseLink, AuditEntry, OutboxEvent, IdempotencyKey)
+WRITTEN = (Case, CaseSelector, CaseLink, AuditEntry, QueuedAuditEntry, OutboxEvent, IdempotencyKey)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry import cases, selectors
+from services.registry import audit, cases, selectors
 from services.registry.cases import Actor, Context
 from services.registry.models import AuditEntry, CaseLink, OutboxEvent
 from services.registry.schemas import SelectorIn
@@ -84,6 +84,7 @@ async def test_two_spellings_of_one_number_link_without_naming_it(
 
     normalised = selectors.normalise(PHONE, f"+33{national}")
     digest = selectors.selector_hash(ctx.hmac_key, PHONE, normalised)
+    await audit.drain(session)
     audited = await session.scalar(select(AuditEntry).where(AuditEntry.subject_id == str(link.id)))
     assert audited is not None
     for payload in (told_fr, told_de, audited.details):

@@ -17,7 +17,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.registry.models import AuditEntry, Case, CooperationResponse, OutboxEvent
+from services.registry.models import (
+    AuditEntry,
+    Case,
+    CooperationResponse,
+    OutboxEvent,
+    QueuedAuditEntry,
+)
 from shared.embedded import EmbeddedPostgres
 from tests import databases, factories
 from tests.intake_api import Intake, running, settings_for
@@ -109,7 +115,7 @@ async def totals(db: AsyncEngine) -> dict[str, int]:
             model.__tablename__: int(
                 await conn.scalar(select(func.count()).select_from(model)) or 0
             )
-            for model in (Case, CooperationResponse, AuditEntry, OutboxEvent)
+            for model in (Case, CooperationResponse, AuditEntry, QueuedAuditEntry, OutboxEvent)
         }
 
 

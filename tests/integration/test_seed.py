@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry import admin, seed
-from services.registry.models import AuditEntry, Jurisdiction, Platform
+from services.registry.models import AuditEntry, Jurisdiction, Platform, QueuedAuditEntry
 from services.registry.rules import JurisdictionStatus
 
 pytestmark = pytest.mark.integration
@@ -30,6 +30,7 @@ async def snapshot(session: AsyncSession) -> dict[str, Any]:
         ),
         "platforms": rows((await session.scalars(select(Platform).order_by(Platform.slug))).all()),
         "audit": await session.scalar(select(func.count()).select_from(AuditEntry)),
+        "audit queue": await session.scalar(select(func.count()).select_from(QueuedAuditEntry)),
     }
 
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry import cases
+from services.registry import audit, cases
 from services.registry.cases import Actor, Context
 from services.registry.models import AuditEntry
 from shared.db import transaction
@@ -28,6 +28,7 @@ FR = Actor(client_id="authority-fr", jurisdiction="FR")
 
 async def _entries_of(sm: async_sessionmaker[AsyncSession], jti: str) -> list[AuditEntry]:
     async with transaction(sm) as session:
+        await audit.drain(session)
         rows = await session.scalars(
             select(AuditEntry)
             .where(AuditEntry.details["token_id"].astext == jti)
@@ -107,6 +108,7 @@ async def test_a_write_carries_the_jti_on_its_own_audit_entry(
     ctx = Context(hmac_key=HMAC_KEY.encode(), topic_prefix="tapisecurity")
     async with transaction(sessionmaker) as session:
         later = await cases.register(session, actor=FR, data=factories.case(), ctx=ctx)
+        await audit.drain(session)
         entry = await session.scalar(
             select(AuditEntry).where(AuditEntry.subject_id == str(later.id))
         )
@@ -132,10 +134,12 @@ async def test_an_unauthenticated_request_writes_nothing(
     intake: httpx.AsyncClient, world: World, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     async with transaction(sessionmaker) as session:
+        await audit.drain(session)
         before = await session.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()))
     answer = await intake.get(f"/v1/cases/{world.cases['FR']}")
     assert answer.status_code == 401
     async with transaction(sessionmaker) as session:
+        await audit.drain(session)
         after = await session.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()))
     assert after == before
 
