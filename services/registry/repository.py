@@ -1,0 +1,100 @@
+"""The SQL of case registration, intake's hot path, as Core statements built once.
+
+Through the ORM a registration cost a dozen round trips, a unit of work and statements built
+afresh, and intake was CPU-bound on it. These statements are built at import, compiled once
+per process and return plain rows; each use case still runs in its caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Row, String, Table, any_, bindparam, exists, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.models import Case, CaseSelector, Jurisdiction, Platform
+
+_cases = cast(Table, Case.__table__)
+_selectors = cast(Table, CaseSelector.__table__)
+_jurisdictions = cast(Table, Jurisdiction.__table__)
+_platforms = cast(Table, Platform.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class References:
+    """The rows a registration names, as committed now; None where there is no such row."""
+
+    opener_status: str | None
+    coordinator_status: str | None
+    platform_exists: bool
+    lead_platform: str | None
+
+
+def _status_of(param: str) -> Any:
+    code = _jurisdictions.c.code == bindparam(param)
+    return select(_jurisdictions.c.status).where(code).scalar_subquery()
+
+
+# One round trip for every reference check; None parameters simply find no row.
+_REFERENCES = select(
+    _status_of("opener"),
+    _status_of("coordinator"),
+    exists().where(_platforms.c.slug == bindparam("platform")),
+    select(_cases.c.platform).where(_cases.c.id == bindparam("lead")).scalar_subquery(),
+)
+# A reference already used by the opener inserts nothing and returns no row.
+_INSERT_CASE = (
+    pg_insert(_cases)
+    .on_conflict_do_nothing(index_elements=[_cases.c.opened_by, _cases.c.reference])
+    .returning(_cases.c.id)
+)
+_INSERT_SELECTOR = insert(_selectors)
+_OPEN_MATCHES = (
+    select(_cases.c.id, _cases.c.opened_by, _cases.c.reference)
+    .join(_selectors, _selectors.c.case_id == _cases.c.id)
+    .where(
+        _selectors.c.value_hash == any_(bindparam("hashes", type_=ARRAY(String))),
+        _cases.c.platform == bindparam("platform"),
+        _cases.c.opened_by != bindparam("opener"),
+        _cases.c.status == "open",
+    )
+    .distinct()
+)
+
+
+async def references(
+    session: AsyncSession,
+    *,
+    opener: str,
+    coordinator: str | None,
+    platform: str,
+    lead_case_id: uuid.UUID | None,
+) -> References:
+    """Read the opener's and coordinator's status, the platform and the lead case at once."""
+    params = {"opener": opener, "coordinator": coordinator, "platform": platform}
+    row = (await session.execute(_REFERENCES, {**params, "lead": lead_case_id})).one()
+    return References(row[0], row[1], bool(row[2]), row[3])
+
+
+async def insert_case(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert a case row; False (and nothing written) if its opener used the reference."""
+    return (await session.execute(_INSERT_CASE, values)).first() is not None
+
+
+async def insert_selectors(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert a case's selector rows in the given order (their ids keep that order)."""
+    await session.execute(_INSERT_SELECTOR, list(rows))
+
+
+async def open_matches(
+    session: AsyncSession, *, hashes: Collection[str], platform: str, opener: str
+) -> Sequence[Row[tuple[uuid.UUID, str, str]]]:
+    """Open cases of other jurisdictions on `platform` with a selector among `hashes`."""
+    params = {"hashes": list(hashes), "platform": platform, "opener": opener}
+    result = await session.execute(_OPEN_MATCHES, params)
+    return cast(Sequence[Row[tuple[uuid.UUID, str, str]]], result.all())
