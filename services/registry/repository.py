@@ -12,9 +12,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, String, Table, any_, bindparam, exists, insert, select
+from sqlalchemy import Row, String, Table, any_, bindparam, exists, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.models import Case, CaseSelector, Jurisdiction, Platform
@@ -47,11 +46,17 @@ _REFERENCES = select(
     exists().where(_platforms.c.slug == bindparam("platform")),
     select(_cases.c.platform).where(_cases.c.id == bindparam("lead")).scalar_subquery(),
 )
-# A reference already used by the opener inserts nothing and returns no row.
-_INSERT_CASE = (
-    pg_insert(_cases)
-    .on_conflict_do_nothing(index_elements=[_cases.c.opened_by, _cases.c.reference])
-    .returning(_cases.c.id)
+# A reference already used by the opener inserts nothing and returns no row. Written out:
+# SQLAlchemy cannot cache PostgreSQL's ON CONFLICT, and compiling it on every request cost
+# more than executing it.
+_INSERT_CASE = text(
+    "INSERT INTO cases (id, reference, opened_by, platform, coordinating_jurisdiction,"
+    " lead_case_id, offence_categories, legal_basis, status, emergency, version,"
+    " created_by_client, created_at, updated_at)"
+    " VALUES (:id, :reference, :opened_by, :platform, :coordinating_jurisdiction,"
+    " :lead_case_id, :offence_categories, :legal_basis, :status, :emergency, :version,"
+    " :created_by_client, :created_at, :updated_at)"
+    " ON CONFLICT (opened_by, reference) DO NOTHING RETURNING id"
 )
 _INSERT_SELECTOR = insert(_selectors)
 _OPEN_MATCHES = (
