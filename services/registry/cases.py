@@ -113,17 +113,11 @@ async def register(
     )
     out = _new_case(actor, data, hashed)
     row = out.model_dump(exclude={"selectors"}) | {"created_by_client": actor.client_id}
-    if not await repository.insert_case(session, row):
+    rows = [(kind, digest, masked) for (kind, digest), masked in hashed.items()]
+    if not await repository.insert_case(session, row, rows):
         raise ValidationFailed(
             f"{actor.jurisdiction} already registered reference {data.reference!r}"
         )
-    await repository.insert_selectors(
-        session,
-        [
-            {"case_id": out.id, "kind": kind, "value_hash": digest, "masked": masked}
-            for (kind, digest), masked in hashed.items()
-        ],
-    )
     mine = _Party(out.id, out.opened_by, out.reference)
     await _cross_match(session, mine, {digest for _, digest in hashed}, out.platform, ctx)
     await outbox.add_many(

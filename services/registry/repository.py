@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, String, Table, any_, bindparam, exists, insert, select, text
+from sqlalchemy import Row, String, Table, any_, bindparam, exists, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,19 +46,25 @@ _REFERENCES = select(
     exists().where(_platforms.c.slug == bindparam("platform")),
     select(_cases.c.platform).where(_cases.c.id == bindparam("lead")).scalar_subquery(),
 )
-# A reference already used by the opener inserts nothing and returns no row. Written out:
-# SQLAlchemy cannot cache PostgreSQL's ON CONFLICT, and compiling it on every request cost
-# more than executing it.
+# The case and its selectors in one statement. A reference its opener already used inserts
+# no case, hence no selectors, and returns no row. Written out as text: SQLAlchemy cannot
+# cache PostgreSQL's ON CONFLICT, and compiling it on every request cost more than running it.
+# Selector ids follow the order of the arrays, so reading them by id gives that order back.
 _INSERT_CASE = text(
-    "INSERT INTO cases (id, reference, opened_by, platform, coordinating_jurisdiction,"
+    "WITH new_case AS ("
+    " INSERT INTO cases (id, reference, opened_by, platform, coordinating_jurisdiction,"
     " lead_case_id, offence_categories, legal_basis, status, emergency, version,"
     " created_by_client, created_at, updated_at)"
     " VALUES (:id, :reference, :opened_by, :platform, :coordinating_jurisdiction,"
     " :lead_case_id, :offence_categories, :legal_basis, :status, :emergency, :version,"
     " :created_by_client, :created_at, :updated_at)"
-    " ON CONFLICT (opened_by, reference) DO NOTHING RETURNING id"
+    " ON CONFLICT (opened_by, reference) DO NOTHING RETURNING id)"
+    " INSERT INTO case_selectors (case_id, kind, value_hash, masked)"
+    " SELECT new_case.id, s.kind, s.value_hash, s.masked FROM new_case,"
+    " unnest(CAST(:kinds AS text[]), CAST(:hashes AS text[]), CAST(:masks AS text[]))"
+    " WITH ORDINALITY AS s(kind, value_hash, masked, n)"
+    " ORDER BY s.n RETURNING case_id"
 )
-_INSERT_SELECTOR = insert(_selectors)
 _OPEN_MATCHES = (
     select(_cases.c.id, _cases.c.opened_by, _cases.c.reference)
     .join(_selectors, _selectors.c.case_id == _cases.c.id)
@@ -86,14 +92,16 @@ async def references(
     return References(row[0], row[1], bool(row[2]), row[3])
 
 
-async def insert_case(session: AsyncSession, values: dict[str, Any]) -> bool:
-    """Insert a case row; False (and nothing written) if its opener used the reference."""
-    return (await session.execute(_INSERT_CASE, values)).first() is not None
+async def insert_case(
+    session: AsyncSession, values: dict[str, Any], selectors: Sequence[tuple[str, str, str]]
+) -> bool:
+    """Insert a case row and its (kind, hash, masked) selectors, in their order.
 
-
-async def insert_selectors(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert a case's selector rows in the given order (their ids keep that order)."""
-    await session.execute(_INSERT_SELECTOR, list(rows))
+    False, and nothing written, if the case's opener already used its reference.
+    """
+    kinds, hashes, masks = (list(column) for column in zip(*selectors, strict=True))
+    params = {**values, "kinds": kinds, "hashes": hashes, "masks": masks}
+    return (await session.execute(_INSERT_CASE, params)).first() is not None
 
 
 async def open_matches(
