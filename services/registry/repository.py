@@ -65,11 +65,18 @@ _INSERT_CASE = text(
     " WITH ORDINALITY AS s(kind, value_hash, masked, n)"
     " ORDER BY s.n RETURNING case_id"
 )
+# Selectors first, then their cases by primary key: a case table that grew faster than its
+# statistics otherwise gets scanned for every open case on the platform, on every registration.
+_HITS = (
+    select(_selectors.c.case_id)
+    .where(_selectors.c.value_hash == any_(bindparam("hashes", type_=ARRAY(String))))
+    .cte("hits")
+    .prefix_with("MATERIALIZED")
+)
 _OPEN_MATCHES = (
     select(_cases.c.id, _cases.c.opened_by, _cases.c.reference)
-    .join(_selectors, _selectors.c.case_id == _cases.c.id)
+    .join(_HITS, _HITS.c.case_id == _cases.c.id)
     .where(
-        _selectors.c.value_hash == any_(bindparam("hashes", type_=ARRAY(String))),
         _cases.c.platform == bindparam("platform"),
         _cases.c.opened_by != bindparam("opener"),
         _cases.c.status == "open",
