@@ -34,11 +34,6 @@ class DatabaseSettings(BaseSettings):
         default="postgresql+asyncpg://caseshare@127.0.0.1:54329/caseshare", alias="DATABASE_URL"
     )
     database_pool_size: int = Field(default=10, alias="DATABASE_POOL_SIZE", ge=1, le=100)
-    # Connections opened beyond the pool under a burst, closed again on return (None: as many
-    # as the pool holds).
-    database_max_overflow: int | None = Field(
-        default=None, alias="DATABASE_MAX_OVERFLOW", ge=0, le=100
-    )
 
 
 class KafkaSettings(BaseSettings):

@@ -32,6 +32,4 @@ class IntakeSettings(
     # overflow allow as many as the shared default (ten plus ten) without opening and closing
     # the last ten on every burst, each a new backend and a new statement cache.
     database_pool_size: int = Field(default=20, alias="DATABASE_POOL_SIZE", ge=1, le=100)
-    database_max_overflow: int | None = Field(
-        default=0, alias="DATABASE_MAX_OVERFLOW", ge=0, le=100
-    )
+    database_max_overflow: int = Field(default=0, alias="DATABASE_MAX_OVERFLOW", ge=0, le=100)
