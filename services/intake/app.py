@@ -31,7 +31,11 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        )
         validator = TokenValidator.from_settings(
             settings, http=http or httpx.AsyncClient(timeout=5)
         )

@@ -28,3 +28,8 @@ class IntakeSettings(
     port: int = Field(default=8000, alias="INTAKE_PORT")
     max_body_bytes: int = Field(default=1024 * 1024, alias="INTAKE_MAX_BODY_BYTES", ge=1024)
     docs_enabled: bool = Field(default=True, alias="INTAKE_DOCS_ENABLED")
+    # Intake's load is many short transactions at once. Twenty kept-open connections and no
+    # overflow allow as many as the shared default (ten plus ten) without opening and closing
+    # the last ten on every burst, each a new backend and a new statement cache.
+    database_pool_size: int = Field(default=20, alias="DATABASE_POOL_SIZE", ge=1, le=100)
+    database_max_overflow: int = Field(default=0, alias="DATABASE_MAX_OVERFLOW", ge=0, le=100)

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry import audit, locks, outbox, selectors
-from services.registry.models import Case, CaseLink, CaseSelector, Jurisdiction, Platform
+from services.registry import audit, locks, outbox, repository, selectors
+from services.registry.models import Case, CaseLink, CaseSelector
 from services.registry.rules import CaseStatus, JurisdictionStatus
 from services.registry.schemas import CaseCreate, CaseOut, SelectorOut
 from shared.errors import NotFound, PreconditionFailed, ValidationFailed
@@ -47,41 +47,34 @@ class Context:
     topic_prefix: str
 
 
-async def _jurisdiction(session: AsyncSession, code: str) -> Jurisdiction:
-    found = await session.get(Jurisdiction, code)
-    if found is None:
-        raise ValidationFailed(f"unknown jurisdiction {code}")
-    return found
-
-
-async def _check_opener(session: AsyncSession, actor: Actor, data: CaseCreate) -> None:
-    opener = await _jurisdiction(session, actor.jurisdiction)
-    if opener.status == JurisdictionStatus.SUSPENDED:
-        raise ValidationFailed(f"jurisdiction {opener.code} is suspended and cannot open cases")
-    coordinator_code = data.coordinating_jurisdiction
-    if opener.status == JurisdictionStatus.ASSOCIATED and coordinator_code is None:
+def _check_references(actor: Actor, data: CaseCreate, refs: repository.References) -> None:
+    """Refuse a registration whose opener, coordinator, platform or lead case does not fit."""
+    opener, coordinator_code = refs.opener_status, data.coordinating_jurisdiction
+    if opener is None:
+        raise ValidationFailed(f"unknown jurisdiction {actor.jurisdiction}")
+    if opener == JurisdictionStatus.SUSPENDED:
         raise ValidationFailed(
-            f"{opener.code} takes part through a coordinating member state:"
+            f"jurisdiction {actor.jurisdiction} is suspended and cannot open cases"
+        )
+    if opener == JurisdictionStatus.ASSOCIATED and coordinator_code is None:
+        raise ValidationFailed(
+            f"{actor.jurisdiction} takes part through a coordinating member state:"
             " coordinating_jurisdiction is required"
         )
     if coordinator_code is not None:
-        if coordinator_code == opener.code:
+        if coordinator_code == actor.jurisdiction:
             raise ValidationFailed("a case cannot be coordinated by its own opener")
-        coordinator = await _jurisdiction(session, coordinator_code)
-        if coordinator.status != JurisdictionStatus.MEMBER:
+        if refs.coordinator_status is None:
+            raise ValidationFailed(f"unknown jurisdiction {coordinator_code}")
+        if refs.coordinator_status != JurisdictionStatus.MEMBER:
             raise ValidationFailed(
                 f"coordinating jurisdiction {coordinator_code} must be an active member state"
-                f" (it is {coordinator.status})"
+                f" (it is {refs.coordinator_status})"
             )
-
-
-async def _check_refs(session: AsyncSession, data: CaseCreate) -> None:
-    if await session.get(Platform, data.platform) is None:
+    if not refs.platform_exists:
         raise ValidationFailed(f"unknown platform {data.platform!r}")
-    if data.lead_case_id is not None:
-        lead = await session.get(Case, data.lead_case_id)
-        if lead is None or lead.platform != data.platform:
-            raise ValidationFailed("lead_case_id must name an existing case on the same platform")
+    if data.lead_case_id is not None and refs.lead_platform != data.platform:
+        raise ValidationFailed("lead_case_id must name an existing case on the same platform")
 
 
 def _hashed_selectors(ctx: Context, data: CaseCreate) -> dict[tuple[str, str], str]:
@@ -100,26 +93,58 @@ def _hashed_selectors(ctx: Context, data: CaseCreate) -> dict[tuple[str, str], s
 async def register(
     session: AsyncSession, *, actor: Actor, data: CaseCreate, ctx: Context
 ) -> CaseOut:
-    """Register a case, its selectors, links to matching cases, audit entry and events."""
-    await _check_opener(session, actor, data)
-    await _check_refs(session, data)
+    """Register a case, its selectors, links to matching cases, audit entry and events.
+
+    The answer is built from what was inserted rather than read back: every column is known.
+    """
+    refs = await repository.references(
+        session,
+        opener=actor.jurisdiction,
+        coordinator=data.coordinating_jurisdiction,
+        platform=data.platform,
+        lead_case_id=data.lead_case_id,
+    )
+    _check_references(actor, data, refs)
     hashed = _hashed_selectors(ctx, data)
     await locks.hold(
         session,
         [f"reference:{actor.jurisdiction}:{data.reference}"]
         + [f"selector:{data.platform}:{digest}" for _, digest in hashed],
     )
-    duplicate = await session.scalar(
-        select(Case.id).where(
-            Case.opened_by == actor.jurisdiction, Case.reference == data.reference
-        )
-    )
-    if duplicate is not None:
+    out = _new_case(actor, data, hashed)
+    row = out.model_dump(exclude={"selectors"}) | {"created_by_client": actor.client_id}
+    rows = [(kind, digest, masked) for (kind, digest), masked in hashed.items()]
+    if not await repository.insert_case(session, row, rows):
         raise ValidationFailed(
             f"{actor.jurisdiction} already registered reference {data.reference!r}"
         )
+    mine = _Party(out.id, out.opened_by, out.reference)
+    await _cross_match(session, mine, {digest for _, digest in hashed}, out.platform, ctx)
+    await outbox.add_many(
+        session,
+        [outbox.Pending(_registered(out), key=str(out.id), subject=str(out.id))],
+        prefix=ctx.topic_prefix,
+    )
+    await audit.append(
+        session,
+        actor=actor.client_id,
+        action="case.registered",
+        subject_type="case",
+        subject_id=str(out.id),
+        details={
+            "opened_by": out.opened_by,
+            "platform": out.platform,
+            "selectors": len(hashed),
+            "coordinator": out.coordinating_jurisdiction,
+        },
+    )
+    return out
+
+
+def _new_case(actor: Actor, data: CaseCreate, hashed: dict[tuple[str, str], str]) -> CaseOut:
+    """The case about to be inserted, as its opener will see it."""
     now = datetime.now(UTC)
-    case = Case(
+    return CaseOut(
         id=uuid.uuid4(),
         reference=data.reference,
         opened_by=actor.jurisdiction,
@@ -128,71 +153,54 @@ async def register(
         lead_case_id=data.lead_case_id,
         offence_categories=list(data.offence_categories),
         legal_basis=data.legal_basis,
-        status="open",
+        selectors=[
+            SelectorOut(kind=selectors.SelectorKind(kind), masked=masked)
+            for (kind, _), masked in hashed.items()
+        ],
+        status=CaseStatus.OPEN,
         emergency=data.emergency,
         version=1,
-        created_by_client=actor.client_id,
         created_at=now,
         updated_at=now,
     )
-    session.add(case)
-    session.add_all(
-        CaseSelector(case_id=case.id, kind=kind, value_hash=digest, masked=masked)
-        for (kind, digest), masked in hashed.items()
-    )
-    await session.flush()
-    await _cross_match(session, case, {digest for _, digest in hashed}, ctx)
-    registered = CaseRegistered(
-        case_id=case.id,
-        reference=case.reference,
-        opened_by=case.opened_by,
-        platform=case.platform,
-        coordinating_jurisdiction=case.coordinating_jurisdiction,
-        lead_case_id=case.lead_case_id,
-        emergency=case.emergency,
-        registered_at=case.created_at,
-    )
-    outbox.add(session, registered, key=str(case.id), subject=str(case.id), prefix=ctx.topic_prefix)
-    # Read back before the audit entry: its lock is held until commit, so it comes last.
-    out = await read(session, case_id=case.id, jurisdiction=actor.jurisdiction)
-    await audit.append(
-        session,
-        actor=actor.client_id,
-        action="case.registered",
-        subject_type="case",
-        subject_id=str(case.id),
-        details={
-            "opened_by": case.opened_by,
-            "platform": case.platform,
-            "selectors": len(hashed),
-            "coordinator": case.coordinating_jurisdiction,
-        },
-    )
-    return out
 
 
-async def _cross_match(session: AsyncSession, case: Case, hashes: set[str], ctx: Context) -> None:
+def _registered(out: CaseOut) -> CaseRegistered:
+    return CaseRegistered(
+        case_id=out.id,
+        reference=out.reference,
+        opened_by=out.opened_by,
+        platform=out.platform,
+        coordinating_jurisdiction=out.coordinating_jurisdiction,
+        lead_case_id=out.lead_case_id,
+        emergency=out.emergency,
+        registered_at=out.created_at,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Party:
+    """One side of a link: what its event tells the other side."""
+
+    id: uuid.UUID
+    opened_by: str
+    reference: str
+
+
+async def _cross_match(
+    session: AsyncSession, case: _Party, hashes: set[str], platform: str, ctx: Context
+) -> None:
     """Link open cases of other jurisdictions on the same platform that share a selector."""
-    others = (
-        await session.scalars(
-            select(Case)
-            .join(CaseSelector, CaseSelector.case_id == Case.id)
-            .where(
-                CaseSelector.value_hash.in_(hashes),
-                Case.platform == case.platform,
-                Case.opened_by != case.opened_by,
-                Case.status == "open",
-            )
-            .distinct()
-        )
-    ).all()
-    for other in sorted(others, key=lambda c: c.id):
+    found = await repository.open_matches(
+        session, hashes=hashes, platform=platform, opener=case.opened_by
+    )
+    for other in sorted((_Party(*row) for row in found), key=lambda c: c.id):
         a, b = sorted((case.id, other.id))
         link = CaseLink(
             id=uuid.uuid5(a, str(b)),
             case_a=a,
             case_b=b,
-            platform=case.platform,
+            platform=platform,
             created_at=datetime.now(UTC),
         )
         session.add(link)
@@ -204,7 +212,7 @@ async def _cross_match(session: AsyncSession, case: Case, hashes: set[str], ctx:
                 case_reference=mine.reference,
                 other_jurisdiction=theirs.opened_by,
                 other_case_reference=theirs.reference,
-                platform=case.platform,
+                platform=platform,
                 found_at=datetime.now(UTC),
             )
             outbox.add(

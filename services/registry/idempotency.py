@@ -91,6 +91,8 @@ async def create_once(
     create: Callable[[AsyncSession], Awaitable[BaseModel]],
 ) -> tuple[int, dict[str, Any], bool]:
     """A POST's whole transaction: `create` runs once per (client, key); retries replay it."""
+    # The body is only fingerprinted under a key; most POSTs carry none.
+    body = None if key is None else data.model_dump(mode="json")
     async with transaction(sm) as session:
 
         async def act() -> tuple[int, dict[str, Any]]:
@@ -102,6 +104,6 @@ async def create_once(
             key=key,
             method="POST",
             path=path,
-            body=data.model_dump(mode="json"),
+            body=body,
             action=act,
         )

@@ -29,10 +29,16 @@ def lock_id(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big", signed=True)
 
 
+# One statement for any number of keys: a function scan over an array yields its elements in
+# order, so the locks are still taken one by one in ascending order.
+_HOLD = text(
+    "SELECT count(pg_advisory_xact_lock(:space, ident))"
+    " FROM unnest(CAST(:idents AS integer[])) AS ident"
+)
+
+
 async def hold(session: AsyncSession, keys: Iterable[str]) -> None:
     """Block until this transaction holds the lock of every key; released at commit/rollback."""
-    for ident in sorted({lock_id(key) for key in keys}):
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:space, :ident)"),
-            {"space": REGISTRATION_SPACE, "ident": ident},
-        )
+    idents = sorted({lock_id(key) for key in keys})
+    if idents:
+        await session.execute(_HOLD, {"space": REGISTRATION_SPACE, "idents": idents})

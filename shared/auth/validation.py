@@ -78,12 +78,21 @@ class TokenValidator:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._issuer = issuer
-        self._audience = audience
-        self._leeway = leeway_seconds
         self._ttl = jwks_ttl_seconds
         self._http = http
         self._clock = clock
         self._registry = _AllowListRegistry()
+        # Stateless between calls: exp, nbf and iat are checked against the clock at each one.
+        self._claims = JWTClaimsRegistry(
+            leeway=leeway_seconds,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            exp={"essential": True},
+            iat={"essential": True},
+            sub={"essential": True},
+            jti={"essential": True},
+            client_id={"essential": True},
+        )
         self._jwks_uri: str | None = None
         self._keys: dict[str, Key] = {}
         self._expires_at = -math.inf
@@ -149,18 +158,8 @@ class TokenValidator:
         return signed
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
-        registry = JWTClaimsRegistry(
-            leeway=self._leeway,
-            iss={"essential": True, "value": self._issuer},
-            aud={"essential": True, "value": self._audience},
-            exp={"essential": True},
-            iat={"essential": True},
-            sub={"essential": True},
-            jti={"essential": True},
-            client_id={"essential": True},
-        )
         try:
-            registry.validate(claims)
+            self._claims.validate(claims)
         except ExpiredTokenError:
             raise Unauthorized("The access token has expired") from None
         except JoseError as exc:

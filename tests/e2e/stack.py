@@ -40,9 +40,10 @@ class RunningStack:
 
     def descendants(self) -> list[psutil.Process]:
         try:
-            return psutil.Process(self.proc.pid).children(recursive=True)
+            children: list[psutil.Process] = psutil.Process(self.proc.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
+        return children
 
     def token(self, client_id: str) -> str:
         out = subprocess.run(

@@ -26,6 +26,7 @@ from services.registry.models import (
     OutboxEvent,
     QueuedAuditEntry,
 )
+from services.registry.selectors import SelectorKind
 from shared.embedded import EmbeddedPostgres
 from tests import databases, factories
 from tests.intake_api import Intake, running, settings_for
@@ -103,6 +104,24 @@ def assert_problem(answer: httpx.Response, status: int, detail: str) -> dict[str
     body: dict[str, Any] = answer.json()
     assert detail in body["detail"]
     return body
+
+
+async def test_the_answer_to_a_registration_is_what_reading_the_case_returns(
+    intake: Intake,
+) -> None:
+    handle = factories.selector("@Someone_Else", SelectorKind.ACCOUNT_HANDLE)
+    spelled_again = factories.selector("someone_else", SelectorKind.ACCOUNT_HANDLE)
+    case = await opened(
+        intake,
+        "FR",
+        selectors=[factories.selector(), handle, factories.selector(), spelled_again],
+        offence_categories=["fraud", "extortion"],
+        coordinating_jurisdiction="DE",
+        emergency=True,
+    )
+    assert len(case["selectors"]) == 3  # one selector named twice is stored once
+    read = await intake.client.get(f"/v1/cases/{case['id']}", headers=intake.authority("FR"))
+    assert read.json() == case
 
 
 async def test_list_filters_by_platform_and_status(intake: Intake) -> None:
