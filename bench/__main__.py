@@ -49,17 +49,17 @@ def run_id(tag: str) -> str:
 
 
 def bench_intake(t: Target) -> dict[str, Any]:
-    bare = intake.BareServer()
+    dsn = t.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    bare, commit = intake.BareServer(), intake.BareServer(dsn)
     try:
         tokens = _tokens(t)
-        for url in (bare.url, t.url("intake")):  # warm both (first requests, JWKS fetch)
+        for url in (bare.url, commit.url, t.url("intake")):  # warm all (first requests, JWKS)
             intake.run_wrk(url, tokens=tokens, run_id=run_id("w"), connections=4, seconds=2)
-        target_runs: list[intake.WrkResult] = []
-        base_runs: list[intake.WrkResult] = []
+        runs: dict[str, list[intake.WrkResult]] = {"target": [], "baseline": [], "commit": []}
+        servers = [("baseline", bare.url), ("commit", commit.url), ("target", t.url("intake"))]
         for i in range(RUNS):
-            order = [(bare.url, base_runs), (t.url("intake"), target_runs)]
-            for url, into in order if i % 2 == 0 else reversed(order):
-                into.append(
+            for name, url in servers[i % 3 :] + servers[: i % 3]:  # rotate who goes first
+                runs[name].append(
                     intake.run_wrk(
                         url,
                         tokens=tokens,
@@ -68,10 +68,14 @@ def bench_intake(t: Target) -> dict[str, Any]:
                         seconds=INTAKE_SECONDS,
                     )
                 )
-            _say(f"intake round {i + 1}: {target_runs[-1]} vs bare {base_runs[-1]}")
+            _say(
+                f"intake round {i + 1}: {runs['target'][-1]} vs bare {runs['baseline'][-1]}"
+                f" and bare + one commit {runs['commit'][-1]}"
+            )
     finally:
         bare.stop()
-    return {"target": target_runs, "baseline": base_runs}
+        commit.stop()
+    return runs
 
 
 def bench_router(t: Target) -> dict[str, Any]:
@@ -137,9 +141,11 @@ def _figure(
 
 
 def _figures(res: dict[str, Any]) -> list[dict[str, Any]]:
-    it, ib = res["intake"]["target"], res["intake"]["baseline"]
+    it, ib, ic = res["intake"]["target"], res["intake"]["baseline"], res["intake"]["commit"]
     med = stats.median
     intake_ratio = stats.ratio([r.rps for r in it], [r.rps for r in ib])
+    commit_ratio = stats.ratio([r.rps for r in ic], [r.rps for r in ib])
+    intake_vs_commit = stats.ratio([r.rps for r in it], [r.rps for r in ic])
     rr = res["router"]["runs"]
     router_ratio = stats.ratio(rr["target"], rr["pipelined"])
     router_ratio5 = stats.ratio(rr["target"], rr["batched5"])
@@ -164,6 +170,22 @@ def _figures(res: dict[str, Any]) -> list[dict[str, Any]]:
             intake_ratio,
             "≥ 0.5",
             intake_ratio["median"] >= 0.5,
+        ),
+        _figure(
+            "bare endpoint + one PostgreSQL commit (ceiling)",
+            wrk(ic),
+            wrk(ib),
+            commit_ratio,
+            "context",
+            True,
+        ),
+        _figure(
+            "intake vs bare + one commit",
+            wrk(it),
+            wrk(ic),
+            intake_vs_commit,
+            "context",
+            True,
         ),
         _figure(
             "router deliveries/s (5 recipients)",

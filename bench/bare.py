@@ -4,32 +4,79 @@
 graceful-shutdown budget, uvicorn's automatic choice of event loop and HTTP parser), so the
 ratio measures what caseshare adds per request: authentication, validation, the transaction,
 the audit entry and the outbox row.
+
+`python -m bench.bare PORT DSN` is a context figure, not the target's baseline: the same
+endpoint also commits the body in one INSERT through a raw asyncpg pool (intake's pool size)
+to a scratch database beside caseshare's on the same PostgreSQL. It shows how much of the gap
+is PostgreSQL's commit on this machine, before anything caseshare does.
 """
 
 from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
+import orjson
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+SCRATCH_DATABASE = "caseshare_bench"
+POOL_SIZE = 20  # intake's default pool, no overflow
 
-def create_app() -> FastAPI:
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+async def _scratch_pool(dsn: str) -> asyncpg.Pool:
+    """A pool on a scratch database (created once), so caseshare's schema stays untouched."""
+    admin = await asyncpg.connect(dsn)
+    try:
+        await admin.execute(f"CREATE DATABASE {SCRATCH_DATABASE}")
+    except asyncpg.DuplicateDatabaseError:
+        pass
+    finally:
+        await admin.close()
+    scratch = dsn.rsplit("/", 1)[0] + "/" + SCRATCH_DATABASE
+    pool = await asyncpg.create_pool(scratch, min_size=POOL_SIZE, max_size=POOL_SIZE)
+    await pool.execute(
+        "CREATE TABLE IF NOT EXISTS commits (id uuid PRIMARY KEY, body jsonb NOT NULL)"
+    )
+    return pool
+
+
+def create_app(dsn: str | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.pool = await _scratch_pool(dsn) if dsn else None
+        try:
+            yield
+        finally:
+            if app.state.pool is not None:
+                await app.state.pool.close()
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
 
     @app.post("/v1/cases", status_code=201)
-    async def register(body: dict[str, Any]) -> JSONResponse:
-        return JSONResponse({"id": str(uuid.uuid4()), **body}, status_code=201)
+    async def register(body: dict[str, Any], request: Request) -> JSONResponse:
+        ident = uuid.uuid4()
+        pool: asyncpg.Pool | None = request.app.state.pool
+        if pool is not None:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO commits (id, body) VALUES ($1, $2::jsonb)",
+                    ident,
+                    orjson.dumps(body).decode(),
+                )
+        return JSONResponse({"id": str(ident), **body}, status_code=201)
 
     return app
 
 
 def main() -> None:
     uvicorn.run(
-        create_app(),
+        create_app(sys.argv[2] if len(sys.argv) > 2 else None),
         host="127.0.0.1",
         port=int(sys.argv[1]),
         log_config=None,

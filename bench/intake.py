@@ -80,10 +80,11 @@ def run_wrk(
 class BareServer:
     """The baseline app in its own process, like intake is."""
 
-    def __init__(self) -> None:
+    def __init__(self, dsn: str | None = None) -> None:
+        """`dsn`: also commit each body to PostgreSQL (the commit-ceiling context figure)."""
         self.port = free_port()
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "bench.bare", str(self.port)],
+            [sys.executable, "-m", "bench.bare", str(self.port), *([dsn] if dsn else [])],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
