@@ -76,9 +76,11 @@ def _to_rule_response(resp: CooperationResponse) -> rules.Response:
     )
 
 
-async def _candidates(session: AsyncSession, resp: CooperationResponse) -> list[rules.Case]:
+async def _candidates(
+    session: AsyncSession, resp: CooperationResponse
+) -> tuple[list[rules.Case], dict[uuid.UUID, str]]:
     """Cases on the platform, plus any case the scope could reach on another platform (so a
-    mismatch can be explained)."""
+    mismatch can be explained); and each case's reference, for the inbox records."""
     hashes = list(resp.scope_selector_hashes)
     by_selector = select(CaseSelector.case_id).where(CaseSelector.value_hash.in_(hashes))
     conditions = [Case.platform == resp.platform, Case.id.in_(resp.scope_case_ids or [])]
@@ -97,7 +99,7 @@ async def _candidates(session: AsyncSession, resp: CooperationResponse) -> list[
     hashes_by_case: dict[uuid.UUID, set[str]] = {}
     for case_id, value_hash in sels:
         hashes_by_case.setdefault(case_id, set()).add(value_hash)
-    return [
+    cases = [
         rules.Case(
             id=c.id,
             opened_by=c.opened_by,
@@ -109,32 +111,57 @@ async def _candidates(session: AsyncSession, resp: CooperationResponse) -> list[
         )
         for c in found
     ]
+    return cases, {c.id: c.reference for c in found}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    delivery_id: uuid.UUID
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Routed:
+    """What a first decision produced: the inbox records to publish, and how many were
+    excluded."""
+
+    records: list[Outgoing]
+    excluded: int
 
 
 async def decide_and_record(
     session: AsyncSession, *, response_id: uuid.UUID, prefix: str
-) -> int | None:
-    """Run the standing rules once and record every decision; returns how many jurisdictions
-    were excluded, or None if the response had been decided already (a replay)."""
+) -> Routed | None:
+    """Run the standing rules once and record every decision; returns the inbox records of the
+    new deliveries, or None if the response had been decided already (a replay)."""
     resp = await session.get(CooperationResponse, response_id, with_for_update=True)
     if resp is None:
         raise UnknownResponse(f"response {response_id} is not in the registry")
     if resp.fanout_state != "received":
         return None
-    juris = (await session.scalars(select(Jurisdiction))).all()
+    juris = (
+        await session.execute(
+            select(Jurisdiction.code, Jurisdiction.status, Jurisdiction.public_jwk)
+        )
+    ).all()
     keys = {j.code: j.public_jwk for j in juris}
+    cases, references = await _candidates(session, resp)
     decisions = rules.decide(
         _to_rule_response(resp),
-        cases=await _candidates(session, resp),
+        cases=cases,
         jurisdictions={
             j.code: rules.Jurisdiction(j.code, rules.JurisdictionStatus(j.status)) for j in juris
         },
     )
     now = datetime.now(UTC)
     excluded = [d for d in decisions if not d.included]
-    session.add_all(
+    deliveries = [
         _delivery(resp, d, keys.get(d.jurisdiction), now) for d in decisions if d.included
-    )
+    ]
+    session.add_all(deliveries)
     if excluded:
         await session.execute(insert(Exclusion), [_exclusion(resp.id, d, now) for d in excluded])
     await outbox.add_many(
@@ -150,7 +177,8 @@ async def decide_and_record(
         subject_id=str(resp.id),
         details={"decisions": [_audited(d) for d in decisions]},
     )
-    return len(excluded)
+    records = [_outgoing(prefix, d, references[d.case_id], resp) for d in deliveries]
+    return Routed(records, len(excluded))
 
 
 def _delivery(
@@ -216,55 +244,48 @@ def _audited(d: rules.Decision) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    delivery_id: uuid.UUID
-    topic: str
-    key: bytes
-    value: bytes
-    headers: list[tuple[str, bytes]]
-
-
 async def load_outgoing(
-    session: AsyncSession, *, prefix: str, delivery_ids: list[uuid.UUID]
+    session: AsyncSession,
+    *,
+    prefix: str,
+    delivery_ids: list[uuid.UUID] | None = None,
+    pending_of: uuid.UUID | None = None,
 ) -> list[Outgoing]:
-    """The inbox records for these deliveries (disclosures already sealed)."""
-    rows = (
-        await session.execute(
-            select(Delivery, Case, CooperationResponse)
-            .join(Case, Case.id == Delivery.case_id)
-            .join(CooperationResponse, CooperationResponse.id == Delivery.response_id)
-            .where(Delivery.id.in_(delivery_ids))
-        )
-    ).all()
-    out = []
-    for d, c, r in rows:
-        event = ResponseDelivered(
-            delivery_id=d.id,
-            response_id=r.id,
-            jurisdiction=d.jurisdiction,
-            case_id=c.id,
-            case_reference=c.reference,
-            platform=r.platform,
-            handling_code=r.handling_code,
-            rule=d.rule,
-            emergency=r.emergency,
-            issued_at=r.issued_at,
-            disclosure_count=r.disclosure_count,
-            recipient_kid=d.recipient_kid,
-            sealed_disclosures=d.sealed_disclosures,
-        )
-        value, headers = encode(event, ce_id=d.id, subject=str(c.id))
-        out.append(
-            Outgoing(
-                d.id,
-                topic_name(prefix, "inbox", d.jurisdiction),
-                str(c.id).encode(),
-                value,
-                headers,
-            )
-        )
-    return out
+    """The inbox records for these deliveries, or for the pending deliveries of one response
+    (disclosures already sealed)."""
+    query = (
+        select(Delivery, Case.reference, CooperationResponse)
+        .join(Case, Case.id == Delivery.case_id)
+        .join(CooperationResponse, CooperationResponse.id == Delivery.response_id)
+    )
+    if delivery_ids is not None:
+        query = query.where(Delivery.id.in_(delivery_ids))
+    if pending_of is not None:
+        query = query.where(Delivery.response_id == pending_of, Delivery.state == "pending")
+    rows = (await session.execute(query)).all()
+    return [_outgoing(prefix, d, reference, r) for d, reference, r in rows]
+
+
+def _outgoing(prefix: str, d: Delivery, case_reference: str, r: CooperationResponse) -> Outgoing:
+    """One delivery as its recipient's inbox record, under the delivery id as ce_id."""
+    event = ResponseDelivered(
+        delivery_id=d.id,
+        response_id=r.id,
+        jurisdiction=d.jurisdiction,
+        case_id=d.case_id,
+        case_reference=case_reference,
+        platform=r.platform,
+        handling_code=r.handling_code,
+        rule=d.rule,
+        emergency=r.emergency,
+        issued_at=r.issued_at,
+        disclosure_count=r.disclosure_count,
+        recipient_kid=d.recipient_kid,
+        sealed_disclosures=d.sealed_disclosures,
+    )
+    value, headers = encode(event, ce_id=d.id, subject=str(d.case_id))
+    topic = topic_name(prefix, "inbox", d.jurisdiction)
+    return Outgoing(d.id, topic, str(d.case_id).encode(), value, headers)
 
 
 async def produce(
@@ -337,20 +358,16 @@ async def process_response(
     prefix: str,
     policy: Policy,
 ) -> FanoutResult:
-    """The whole fan-out of one response: what was produced, and who was excluded now."""
+    """The whole fan-out of one response: what was produced, and who was excluded now.
+
+    A first run builds the inbox records from the decisions it has just recorded; only a
+    replay (the response was decided before) reads its pending deliveries back."""
     async with transaction(sm) as session:
-        excluded = await decide_and_record(session, response_id=response_id, prefix=prefix)
-    async with transaction(sm) as session:
-        pending = list(
-            (
-                await session.scalars(
-                    select(Delivery.id).where(
-                        Delivery.response_id == response_id, Delivery.state == "pending"
-                    )
-                )
-            ).all()
-        )
-        records = await load_outgoing(session, prefix=prefix, delivery_ids=pending)
+        routed = await decide_and_record(session, response_id=response_id, prefix=prefix)
+        if routed is None:
+            records = await load_outgoing(session, prefix=prefix, pending_of=response_id)
+        else:
+            records = routed.records
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
         await mark_published(session, records=records, policy=policy, prefix=prefix)
@@ -361,4 +378,4 @@ async def process_response(
             )
             .values(fanout_state="completed")
         )
-    return FanoutResult(produced=len(records), excluded=excluded or 0)
+    return FanoutResult(produced=len(records), excluded=routed.excluded if routed else 0)
