@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry import audit, outbox, rules
@@ -28,7 +28,13 @@ from services.registry.models import (
 )
 from shared import sealing
 from shared.db import transaction
-from shared.events import DeliveryPublished, JurisdictionExcluded, ResponseDelivered, topic_name
+from shared.events import (
+    DeliveryPublished,
+    JurisdictionExcluded,
+    ResponseDelivered,
+    json_datetime,
+    topic_name,
+)
 from shared.kafka import TopicProvisioner, encode
 
 logger = logging.getLogger(__name__)
@@ -162,11 +168,7 @@ async def decide_and_record(
         _delivery(resp, d, keys.get(d.jurisdiction), now) for d in decisions if d.included
     ]
     session.add_all(deliveries)
-    if excluded:
-        await session.execute(insert(Exclusion), [_exclusion(resp.id, d, now) for d in excluded])
-    await outbox.add_many(
-        session, [_excluded_event(resp.id, d, now) for d in excluded], prefix=prefix
-    )
+    await _record_exclusions(session, resp.id, excluded, now, prefix=prefix)
     resp.disclosures, resp.fanout_state, resp.routed_at = None, "routed", now
     await session.flush()
     await audit.append(
@@ -209,29 +211,69 @@ def _delivery(
     )
 
 
-def _exclusion(response_id: uuid.UUID, d: rules.Decision, now: datetime) -> dict[str, Any]:
+async def _record_exclusions(
+    session: AsyncSession,
+    response_id: uuid.UUID,
+    excluded: list[rules.Decision],
+    now: datetime,
+    *,
+    prefix: str,
+) -> None:
+    """The exclusions and their events, one INSERT each: most of the ~40 jurisdictions are
+    excluded from every response, so these rows are built as plainly as possible."""
+    if not excluded:
+        return
+    idents = [exclusion_id(response_id, d.jurisdiction) for d in excluded]
+    await session.execute(
+        insert(Exclusion),
+        [
+            {
+                "id": ident,
+                "response_id": response_id,
+                "jurisdiction": d.jurisdiction,
+                "case_id": d.matched_case_id,
+                "reason": d.reason.value,
+                "detail": d.detail,
+                "created_at": now,
+            }
+            for ident, d in zip(idents, excluded, strict=True)
+        ],
+    )
+    key, decided_at = str(response_id), json_datetime(now)
+    events = []
+    for ident, d in zip(idents, excluded, strict=True):
+        subject = str(ident)
+        payload = excluded_payload(subject, key, d, decided_at)
+        events.append(outbox.Prepared(JurisdictionExcluded, payload, key, subject, ident))
+    await outbox.add_many(session, events, prefix=prefix)
+
+
+def excluded_payload(
+    exclusion_id: str, response_id: str, d: rules.Decision, decided_at: str
+) -> dict[str, Any]:
+    """`JurisdictionExcluded(...).model_dump(mode="json")`, without the model (tested equal)."""
     return {
-        "id": exclusion_id(response_id, d.jurisdiction),
+        "exclusion_id": exclusion_id,
         "response_id": response_id,
         "jurisdiction": d.jurisdiction,
-        "case_id": d.matched_case_id,
         "reason": d.reason.value,
         "detail": d.detail,
-        "created_at": now,
+        "decided_at": decided_at,
     }
 
 
-def _excluded_event(response_id: uuid.UUID, d: rules.Decision, now: datetime) -> outbox.Pending:
-    ident = exclusion_id(response_id, d.jurisdiction)
-    event = JurisdictionExcluded(
-        exclusion_id=ident,
-        response_id=response_id,
-        jurisdiction=d.jurisdiction,
-        reason=d.reason.value,
-        detail=d.detail,
-        decided_at=now,
-    )
-    return outbox.Pending(event, key=str(response_id), subject=str(ident), event_id=ident)
+def published_payload(
+    *, delivery_id: str, response_id: str, jurisdiction: str, rule: str, attempt: int, at: str
+) -> dict[str, Any]:
+    """`DeliveryPublished(...).model_dump(mode="json")`, without the model (tested equal)."""
+    return {
+        "delivery_id": delivery_id,
+        "response_id": response_id,
+        "jurisdiction": jurisdiction,
+        "rule": rule,
+        "attempt": attempt,
+        "published_at": at,
+    }
 
 
 def _audited(d: rules.Decision) -> dict[str, Any]:
@@ -307,34 +349,54 @@ async def mark_published(
     now = datetime.now(UTC)
     ids = [r.delivery_id for r in records]
     found = (
-        await session.scalars(
-            select(Delivery)
+        await session.execute(
+            select(
+                Delivery.id,
+                Delivery.response_id,
+                Delivery.jurisdiction,
+                Delivery.rule,
+                Delivery.attempts,
+            )
             .where(Delivery.id.in_(ids), Delivery.state.in_(("pending", "published")))
             .order_by(Delivery.id)
             .with_for_update()
         )
     ).all()
+    by_attempt: dict[int, list[uuid.UUID]] = {}
+    for d in found:
+        by_attempt.setdefault(d.attempts + 1, []).append(d.id)
+    for attempt, group in by_attempt.items():
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(group))
+            .values(
+                attempts=attempt,
+                state="published",
+                published_at=func.coalesce(Delivery.published_at, now),
+                next_attempt_at=policy.next_attempt(attempt, now),
+            )
+            .execution_options(synchronize_session="fetch")
+        )
+    published_at = json_datetime(now)
     events, entries = [], []
     for d in found:
-        d.attempts += 1
-        d.state, d.published_at = "published", d.published_at or now
-        d.next_attempt_at = policy.next_attempt(d.attempts, now)
-        event = DeliveryPublished(
-            delivery_id=d.id,
-            response_id=d.response_id,
+        attempt, key, subject = d.attempts + 1, str(d.response_id), str(d.id)
+        payload = published_payload(
+            delivery_id=subject,
+            response_id=key,
             jurisdiction=d.jurisdiction,
             rule=d.rule,
-            attempt=d.attempts,
-            published_at=now,
+            attempt=attempt,
+            at=published_at,
         )
-        events.append(outbox.Pending(event, key=str(d.response_id), subject=str(d.id)))
+        events.append(outbox.Prepared(DeliveryPublished, payload, key, subject))
         entries.append(
             {
                 "actor": "router",
                 "action": "delivery.published",
                 "subject_type": "delivery",
-                "subject_id": str(d.id),
-                "details": {"jurisdiction": d.jurisdiction, "attempt": d.attempts},
+                "subject_id": subject,
+                "details": {"jurisdiction": d.jurisdiction, "attempt": attempt},
             }
         )
     await outbox.add_many(session, events, prefix=prefix)
@@ -370,7 +432,6 @@ async def process_response(
             records = routed.records
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
-        await mark_published(session, records=records, policy=policy, prefix=prefix)
         await session.execute(
             update(CooperationResponse)
             .where(
@@ -378,4 +439,6 @@ async def process_response(
             )
             .values(fanout_state="completed")
         )
+        # last: the audit append serialises every writer until this transaction commits
+        await mark_published(session, records=records, policy=policy, prefix=prefix)
     return FanoutResult(produced=len(records), excluded=routed.excluded if routed else 0)
