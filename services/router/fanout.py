@@ -14,18 +14,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry import audit, outbox, rules
 from services.registry.models import (
     Case,
-    CaseSelector,
     CooperationResponse,
     Delivery,
     Exclusion,
     Jurisdiction,
 )
+from services.router import candidates
 from shared import sealing
 from shared.db import transaction
 from shared.events import (
@@ -82,44 +82,6 @@ def _to_rule_response(resp: CooperationResponse) -> rules.Response:
     )
 
 
-async def _candidates(
-    session: AsyncSession, resp: CooperationResponse
-) -> tuple[list[rules.Case], dict[uuid.UUID, str]]:
-    """Cases on the platform, plus any case the scope could reach on another platform (so a
-    mismatch can be explained); and each case's reference, for the inbox records."""
-    hashes = list(resp.scope_selector_hashes)
-    by_selector = select(CaseSelector.case_id).where(CaseSelector.value_hash.in_(hashes))
-    conditions = [Case.platform == resp.platform, Case.id.in_(resp.scope_case_ids or [])]
-    if hashes:
-        conditions.append(Case.id.in_(by_selector))
-    if resp.scope_lead_case_id is not None:
-        conditions.append(Case.lead_case_id == resp.scope_lead_case_id)
-    found = (await session.scalars(select(Case).where(or_(*conditions)))).all()
-    sels = (
-        await session.execute(
-            select(CaseSelector.case_id, CaseSelector.value_hash).where(
-                CaseSelector.case_id.in_([c.id for c in found])
-            )
-        )
-    ).all()
-    hashes_by_case: dict[uuid.UUID, set[str]] = {}
-    for case_id, value_hash in sels:
-        hashes_by_case.setdefault(case_id, set()).add(value_hash)
-    cases = [
-        rules.Case(
-            id=c.id,
-            opened_by=c.opened_by,
-            platform=c.platform,
-            status=rules.CaseStatus(c.status),
-            coordinator=c.coordinating_jurisdiction,
-            lead_case_id=c.lead_case_id,
-            selector_hashes=frozenset(hashes_by_case.get(c.id, ())),
-        )
-        for c in found
-    ]
-    return cases, {c.id: c.reference for c in found}
-
-
 @dataclass(frozen=True)
 class Outgoing:
     delivery_id: uuid.UUID
@@ -154,9 +116,10 @@ async def decide_and_record(
         )
     ).all()
     keys = {j.code: j.public_jwk for j in juris}
-    cases, references = await _candidates(session, resp)
+    response = _to_rule_response(resp)
+    cases, references = await candidates.load(session, response)
     decisions = rules.decide(
-        _to_rule_response(resp),
+        response,
         cases=cases,
         jurisdictions={
             j.code: rules.Jurisdiction(j.code, rules.JurisdictionStatus(j.status)) for j in juris
