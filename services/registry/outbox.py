@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.models import OutboxEvent
@@ -66,7 +66,9 @@ async def add_many(
     """Queue many events in one INSERT (a fan-out writes dozens at once)."""
     if not items:
         return
-    await session.execute(insert(OutboxEvent), [_row(item, prefix) for item in items])
+    rows = [_row(item, prefix) for item in items]
+    # the table, not the mapped class: a Core executemany skips the ORM bulk path, per row
+    await session.execute(insert(cast(Table, OutboxEvent.__table__)), rows)
 
 
 def _row(item: Pending | Prepared, prefix: str) -> dict[str, Any]:

@@ -11,10 +11,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry import audit, outbox, rules
@@ -188,7 +188,7 @@ async def _record_exclusions(
         return
     idents = [exclusion_id(response_id, d.jurisdiction) for d in excluded]
     await session.execute(
-        insert(Exclusion),
+        insert(cast(Table, Exclusion.__table__)),
         [
             {
                 "id": ident,
