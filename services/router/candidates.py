@@ -1,15 +1,16 @@
 """Loading the cases the standing rules need for one response, and no others.
 
 Loading every case on the response's platform made each fan-out's cost grow with the registry.
-`rules.relevant` names the few cases that can change a decision; this loads exactly those, in
-two statements that each use an index: the scope's selector matches, then the cases.
+`rules.relevant` names the few cases that can change a decision; this loads exactly those, in one
+statement (one round trip) whose parts each use an index.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, union
+from sqlalchemy import String, func, select, union
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry import rules
@@ -21,38 +22,42 @@ async def load(
 ) -> tuple[list[rules.Case], dict[uuid.UUID, str]]:
     """`rules.relevant(response, every case)`, and each loaded case's reference."""
     scope = response.scope
-    hashes_by_case: dict[uuid.UUID, set[str]] = {}
-    if scope.selector_hashes:
-        shared = await session.execute(
-            select(CaseSelector.case_id, CaseSelector.value_hash).where(
-                CaseSelector.value_hash.in_(sorted(scope.selector_hashes))
-            )
-        )
-        for case_id, value_hash in shared:
-            hashes_by_case.setdefault(case_id, set()).add(value_hash)
-    ids = set(scope.case_ids) | set(hashes_by_case)
-    ids.update(i for i in (scope.lead_case_id, response.requesting_case_id) if i is not None)
-    columns = (
-        Case.id,
-        Case.reference,
-        Case.opened_by,
-        Case.platform,
-        Case.status,
-        Case.coordinating_jurisdiction,
-        Case.lead_case_id,
+    shared = (
+        select(CaseSelector.case_id, CaseSelector.value_hash)
+        .where(CaseSelector.value_hash.in_(sorted(scope.selector_hashes)))
+        .cte("shared")
     )
+    named = {i for i in (scope.lead_case_id, response.requesting_case_id) if i is not None}
     lowest_open = (
         select(Case.id)
         .where(Case.platform == response.platform, Case.status == "open")
         .distinct(Case.opened_by)
         .order_by(Case.opened_by, Case.id)
+        .subquery()
     )
-    parts = [select(*columns).where(Case.id.in_(lowest_open))]
-    if ids:
-        parts.append(select(*columns).where(Case.id.in_(ids)))
+    wanted = [select(shared.c.case_id), select(lowest_open.c.id)]
+    if scope.case_ids or named:
+        wanted.append(select(Case.id).where(Case.id.in_(sorted(scope.case_ids | named))))
     if scope.lead_case_id is not None:
-        parts.append(select(*columns).where(Case.lead_case_id == scope.lead_case_id))
-    rows = (await session.execute(union(*parts))).all()
+        wanted.append(select(Case.id).where(Case.lead_case_id == scope.lead_case_id))
+    hashes = func.array(
+        select(shared.c.value_hash).where(shared.c.case_id == Case.id).scalar_subquery(),
+        type_=ARRAY(String),
+    )
+    rows = (
+        await session.execute(
+            select(
+                Case.id,
+                Case.reference,
+                Case.opened_by,
+                Case.platform,
+                Case.status,
+                Case.coordinating_jurisdiction,
+                Case.lead_case_id,
+                hashes.label("hashes"),
+            ).where(Case.id.in_(union(*wanted)))
+        )
+    ).all()
     cases = [
         rules.Case(
             id=row.id,
@@ -61,7 +66,7 @@ async def load(
             status=rules.CaseStatus(row.status),
             coordinator=row.coordinating_jurisdiction,
             lead_case_id=row.lead_case_id,
-            selector_hashes=frozenset(hashes_by_case.get(row.id, ())),
+            selector_hashes=frozenset(row.hashes),
         )
         for row in rows
     ]
