@@ -5,11 +5,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, insert
+import orjson
+from sqlalchemy import Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import TypeEngine
 
+from services.registry import bulk
 from services.registry.models import OutboxEvent
 from shared.events import Event, topic_name
 
@@ -63,12 +68,26 @@ class Prepared:
 async def add_many(
     session: AsyncSession, items: Sequence[Pending | Prepared], *, prefix: str
 ) -> None:
-    """Queue many events in one INSERT (a fan-out writes dozens at once)."""
+    """Queue many events in one INSERT executed once (a fan-out writes dozens at once)."""
     if not items:
         return
-    rows = [_row(item, prefix) for item in items]
-    # the table, not the mapped class: a Core executemany skips the ORM bulk path, per row
-    await session.execute(insert(cast(Table, OutboxEvent.__table__)), rows)
+    await bulk.insert_rows(
+        session,
+        OutboxEvent,
+        [_row(item, prefix) for item in items],
+        columns=_COLUMNS,
+        casts={"payload": JSONB()},
+    )
+
+
+_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "event_id": PG_UUID(as_uuid=True),
+    "topic": Text(),
+    "key": Text(),
+    "event_type": Text(),
+    "subject": Text(),
+    "payload": Text(),  # JSON text, cast to jsonb by the database
+}
 
 
 def _row(item: Pending | Prepared, prefix: str) -> dict[str, Any]:
@@ -82,5 +101,5 @@ def _row(item: Pending | Prepared, prefix: str) -> dict[str, Any]:
         "key": item.key,
         "event_type": event_type.TYPE,
         "subject": item.subject,
-        "payload": payload,
+        "payload": orjson.dumps(payload).decode(),
     }

@@ -11,13 +11,15 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import DateTime, Text, func, select, update
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.types import TypeEngine
 
-from services.registry import audit, outbox, rules
+from services.registry import audit, bulk, outbox, rules
 from services.registry.models import (
     Case,
     CooperationResponse,
@@ -174,6 +176,17 @@ def _delivery(
     )
 
 
+_EXCLUSION_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "id": PG_UUID(as_uuid=True),
+    "response_id": PG_UUID(as_uuid=True),
+    "jurisdiction": Text(),
+    "case_id": PG_UUID(as_uuid=True),
+    "reason": Text(),
+    "detail": Text(),
+    "created_at": DateTime(timezone=True),
+}
+
+
 async def _record_exclusions(
     session: AsyncSession,
     response_id: uuid.UUID,
@@ -187,8 +200,9 @@ async def _record_exclusions(
     if not excluded:
         return
     idents = [exclusion_id(response_id, d.jurisdiction) for d in excluded]
-    await session.execute(
-        insert(cast(Table, Exclusion.__table__)),
+    await bulk.insert_rows(
+        session,
+        Exclusion,
         [
             {
                 "id": ident,
@@ -201,6 +215,7 @@ async def _record_exclusions(
             }
             for ident, d in zip(idents, excluded, strict=True)
         ],
+        columns=_EXCLUSION_COLUMNS,
     )
     key, decided_at = str(response_id), json_datetime(now)
     events = []
