@@ -11,10 +11,10 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import DateTime, Text, func, select, update
+from sqlalchemy import DateTime, Integer, Text, func, select, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.types import TypeEngine
@@ -132,7 +132,9 @@ async def decide_and_record(
     deliveries = [
         _delivery(resp, d, keys.get(d.jurisdiction), now) for d in decisions if d.included
     ]
-    session.add_all(deliveries)
+    await bulk.insert_rows(
+        session, Delivery, [d._asdict() for d in deliveries], columns=_DELIVERY_COLUMNS
+    )
     await _record_exclusions(session, resp.id, excluded, now, prefix=prefix)
     resp.disclosures, resp.fanout_state, resp.routed_at = None, "routed", now
     await session.flush()
@@ -148,9 +150,40 @@ async def decide_and_record(
     return Routed(records, len(excluded))
 
 
+class NewDelivery(NamedTuple):
+    """A delivery as decided, sealed and inserted; the inbox record is built from it."""
+
+    id: uuid.UUID
+    response_id: uuid.UUID
+    jurisdiction: str
+    case_id: uuid.UUID
+    rule: str
+    detail: str
+    sealed_disclosures: str | None
+    recipient_kid: str | None
+    state: str
+    attempts: int
+    created_at: datetime
+
+
+_DELIVERY_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "id": PG_UUID(as_uuid=True),
+    "response_id": PG_UUID(as_uuid=True),
+    "jurisdiction": Text(),
+    "case_id": PG_UUID(as_uuid=True),
+    "rule": Text(),
+    "detail": Text(),
+    "sealed_disclosures": Text(),
+    "recipient_kid": Text(),
+    "state": Text(),
+    "attempts": Integer(),
+    "created_at": DateTime(timezone=True),
+}
+
+
 def _delivery(
     resp: CooperationResponse, d: rules.Decision, jwk: dict[str, Any] | None, now: datetime
-) -> Delivery:
+) -> NewDelivery:
     assert d.matched_case_id is not None
     sealed, kid = None, None
     if jwk is not None and resp.disclosures is not None:
@@ -161,7 +194,7 @@ def _delivery(
             "no public key registered; disclosures withheld",
             extra={"jurisdiction": d.jurisdiction, "response_id": str(resp.id)},
         )
-    return Delivery(
+    return NewDelivery(
         id=delivery_id(resp.id, d.jurisdiction),
         response_id=resp.id,
         jurisdiction=d.jurisdiction,
@@ -286,7 +319,9 @@ async def load_outgoing(
     return [_outgoing(prefix, d, reference, r) for d, reference, r in rows]
 
 
-def _outgoing(prefix: str, d: Delivery, case_reference: str, r: CooperationResponse) -> Outgoing:
+def _outgoing(
+    prefix: str, d: Delivery | NewDelivery, case_reference: str, r: CooperationResponse
+) -> Outgoing:
     """One delivery as its recipient's inbox record, under the delivery id as ce_id."""
     event = ResponseDelivered(
         delivery_id=d.id,
