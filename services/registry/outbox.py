@@ -12,7 +12,6 @@ from sqlalchemy import Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import TypeEngine
 
 from services.registry import bulk
 from services.registry.models import OutboxEvent
@@ -71,23 +70,21 @@ async def add_many(
     """Queue many events in one INSERT executed once (a fan-out writes dozens at once)."""
     if not items:
         return
-    await bulk.insert_rows(
-        session,
-        OutboxEvent,
-        [_row(item, prefix) for item in items],
-        columns=_COLUMNS,
-        casts={"payload": JSONB()},
-    )
+    await _INSERTER.insert(session, [_row(item, prefix) for item in items])
 
 
-_COLUMNS: dict[str, TypeEngine[Any]] = {
-    "event_id": PG_UUID(as_uuid=True),
-    "topic": Text(),
-    "key": Text(),
-    "event_type": Text(),
-    "subject": Text(),
-    "payload": Text(),  # JSON text, cast to jsonb by the database
-}
+_INSERTER = bulk.RowInserter(
+    OutboxEvent,
+    columns={
+        "event_id": PG_UUID(as_uuid=True),
+        "topic": Text(),
+        "key": Text(),
+        "event_type": Text(),
+        "subject": Text(),
+        "payload": Text(),  # JSON text, cast to jsonb by the database
+    },
+    casts={"payload": JSONB()},
+)
 
 
 def _row(item: Pending | Prepared, prefix: str) -> dict[str, Any]:

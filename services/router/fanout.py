@@ -10,34 +10,49 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import DateTime, Integer, Text, func, select, update
+from sqlalchemy import DateTime, Integer, Text, select, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.types import TypeEngine
 
 from services.registry import audit, bulk, outbox, rules
 from services.registry.models import (
-    Case,
     CooperationResponse,
     Delivery,
     Exclusion,
     Jurisdiction,
 )
 from services.router import candidates
+from services.router.publish import (
+    Outgoing,
+    Policy,
+    load_outgoing,
+    mark_published,
+    outgoing,
+    produce,
+)
 from shared import sealing
 from shared.db import transaction
-from shared.events import (
-    DeliveryPublished,
-    JurisdictionExcluded,
-    ResponseDelivered,
-    json_datetime,
-    topic_name,
-)
-from shared.kafka import TopicProvisioner, encode
+from shared.events import JurisdictionExcluded, json_datetime
+from shared.kafka import TopicProvisioner
+
+# the publication side lives in publish.py; these names stay importable from here
+__all__ = [
+    "FanoutResult",
+    "Outgoing",
+    "Policy",
+    "UnknownResponse",
+    "decide_and_record",
+    "delivery_id",
+    "load_outgoing",
+    "mark_published",
+    "process_response",
+    "produce",
+]
+
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +72,6 @@ class UnknownResponse(Exception):
     """The event names a response the registry does not hold: a poison message."""
 
 
-@dataclass(frozen=True)
-class Policy:
-    """Re-publication timing: first wait, exponential growth, cap."""
-
-    ack_timeout: timedelta
-    backoff_cap: timedelta
-
-    def next_attempt(self, attempts: int, now: datetime) -> datetime:
-        factor = 1 << max(attempts - 1, 0)
-        wait = min(self.ack_timeout * factor, self.backoff_cap)
-        return now + wait
-
-
 def _to_rule_response(resp: CooperationResponse) -> rules.Response:
     return rules.Response(
         id=resp.id,
@@ -82,15 +84,6 @@ def _to_rule_response(resp: CooperationResponse) -> rules.Response:
         ),
         requesting_case_id=resp.requesting_case_id,
     )
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    delivery_id: uuid.UUID
-    topic: str
-    key: bytes
-    value: bytes
-    headers: list[tuple[str, bytes]]
 
 
 @dataclass(frozen=True)
@@ -132,9 +125,7 @@ async def decide_and_record(
     deliveries = [
         _delivery(resp, d, keys.get(d.jurisdiction), now) for d in decisions if d.included
     ]
-    await bulk.insert_rows(
-        session, Delivery, [d._asdict() for d in deliveries], columns=_DELIVERY_COLUMNS
-    )
+    await _DELIVERIES.insert(session, [d._asdict() for d in deliveries])
     await _record_exclusions(session, resp.id, excluded, now, prefix=prefix)
     resp.disclosures, resp.fanout_state, resp.routed_at = None, "routed", now
     await session.flush()
@@ -146,7 +137,7 @@ async def decide_and_record(
         subject_id=str(resp.id),
         details={"decisions": [_audited(d) for d in decisions]},
     )
-    records = [_outgoing(prefix, d, references[d.case_id], resp) for d in deliveries]
+    records = [outgoing(prefix, d, references[d.case_id], resp) for d in deliveries]
     return Routed(records, len(excluded))
 
 
@@ -166,19 +157,22 @@ class NewDelivery(NamedTuple):
     created_at: datetime
 
 
-_DELIVERY_COLUMNS: dict[str, TypeEngine[Any]] = {
-    "id": PG_UUID(as_uuid=True),
-    "response_id": PG_UUID(as_uuid=True),
-    "jurisdiction": Text(),
-    "case_id": PG_UUID(as_uuid=True),
-    "rule": Text(),
-    "detail": Text(),
-    "sealed_disclosures": Text(),
-    "recipient_kid": Text(),
-    "state": Text(),
-    "attempts": Integer(),
-    "created_at": DateTime(timezone=True),
-}
+_DELIVERIES = bulk.RowInserter(
+    Delivery,
+    columns={
+        "id": PG_UUID(as_uuid=True),
+        "response_id": PG_UUID(as_uuid=True),
+        "jurisdiction": Text(),
+        "case_id": PG_UUID(as_uuid=True),
+        "rule": Text(),
+        "detail": Text(),
+        "sealed_disclosures": Text(),
+        "recipient_kid": Text(),
+        "state": Text(),
+        "attempts": Integer(),
+        "created_at": DateTime(timezone=True),
+    },
+)
 
 
 def _delivery(
@@ -209,15 +203,18 @@ def _delivery(
     )
 
 
-_EXCLUSION_COLUMNS: dict[str, TypeEngine[Any]] = {
-    "id": PG_UUID(as_uuid=True),
-    "response_id": PG_UUID(as_uuid=True),
-    "jurisdiction": Text(),
-    "case_id": PG_UUID(as_uuid=True),
-    "reason": Text(),
-    "detail": Text(),
-    "created_at": DateTime(timezone=True),
-}
+_EXCLUSIONS = bulk.RowInserter(
+    Exclusion,
+    columns={
+        "id": PG_UUID(as_uuid=True),
+        "response_id": PG_UUID(as_uuid=True),
+        "jurisdiction": Text(),
+        "case_id": PG_UUID(as_uuid=True),
+        "reason": Text(),
+        "detail": Text(),
+        "created_at": DateTime(timezone=True),
+    },
+)
 
 
 async def _record_exclusions(
@@ -233,9 +230,8 @@ async def _record_exclusions(
     if not excluded:
         return
     idents = [exclusion_id(response_id, d.jurisdiction) for d in excluded]
-    await bulk.insert_rows(
+    await _EXCLUSIONS.insert(
         session,
-        Exclusion,
         [
             {
                 "id": ident,
@@ -248,7 +244,6 @@ async def _record_exclusions(
             }
             for ident, d in zip(idents, excluded, strict=True)
         ],
-        columns=_EXCLUSION_COLUMNS,
     )
     key, decided_at = str(response_id), json_datetime(now)
     events = []
@@ -273,20 +268,6 @@ def excluded_payload(
     }
 
 
-def published_payload(
-    *, delivery_id: str, response_id: str, jurisdiction: str, rule: str, attempt: int, at: str
-) -> dict[str, Any]:
-    """`DeliveryPublished(...).model_dump(mode="json")`, without the model (tested equal)."""
-    return {
-        "delivery_id": delivery_id,
-        "response_id": response_id,
-        "jurisdiction": jurisdiction,
-        "rule": rule,
-        "attempt": attempt,
-        "published_at": at,
-    }
-
-
 def _audited(d: rules.Decision) -> dict[str, Any]:
     """One routing decision as the audit log keeps it: who, yes or no, why, on which case."""
     return {
@@ -295,125 +276,6 @@ def _audited(d: rules.Decision) -> dict[str, Any]:
         "reason": d.reason.value,
         "case_id": str(d.matched_case_id) if d.matched_case_id else None,
     }
-
-
-async def load_outgoing(
-    session: AsyncSession,
-    *,
-    prefix: str,
-    delivery_ids: list[uuid.UUID] | None = None,
-    pending_of: uuid.UUID | None = None,
-) -> list[Outgoing]:
-    """The inbox records for these deliveries, or for the pending deliveries of one response
-    (disclosures already sealed)."""
-    query = (
-        select(Delivery, Case.reference, CooperationResponse)
-        .join(Case, Case.id == Delivery.case_id)
-        .join(CooperationResponse, CooperationResponse.id == Delivery.response_id)
-    )
-    if delivery_ids is not None:
-        query = query.where(Delivery.id.in_(delivery_ids))
-    if pending_of is not None:
-        query = query.where(Delivery.response_id == pending_of, Delivery.state == "pending")
-    rows = (await session.execute(query)).all()
-    return [_outgoing(prefix, d, reference, r) for d, reference, r in rows]
-
-
-def _outgoing(
-    prefix: str, d: Delivery | NewDelivery, case_reference: str, r: CooperationResponse
-) -> Outgoing:
-    """One delivery as its recipient's inbox record, under the delivery id as ce_id."""
-    event = ResponseDelivered(
-        delivery_id=d.id,
-        response_id=r.id,
-        jurisdiction=d.jurisdiction,
-        case_id=d.case_id,
-        case_reference=case_reference,
-        platform=r.platform,
-        handling_code=r.handling_code,
-        rule=d.rule,
-        emergency=r.emergency,
-        issued_at=r.issued_at,
-        disclosure_count=r.disclosure_count,
-        recipient_kid=d.recipient_kid,
-        sealed_disclosures=d.sealed_disclosures,
-    )
-    value, headers = encode(event, ce_id=d.id, subject=str(d.case_id))
-    topic = topic_name(prefix, "inbox", d.jurisdiction)
-    return Outgoing(d.id, topic, str(d.case_id).encode(), value, headers)
-
-
-async def produce(
-    producer: AIOKafkaProducer, provisioner: TopicProvisioner, records: list[Outgoing]
-) -> None:
-    """Send every record and wait for the broker's acknowledgement of each."""
-    if not records:
-        return
-    await provisioner.ensure({r.topic for r in records})
-    futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]
-    for fut in futures:
-        await fut
-
-
-async def mark_published(
-    session: AsyncSession, *, records: list[Outgoing], policy: Policy, prefix: str
-) -> None:
-    """Record the publication, its fan-out log event and audit entry, in one transaction."""
-    now = datetime.now(UTC)
-    ids = [r.delivery_id for r in records]
-    found = (
-        await session.execute(
-            select(
-                Delivery.id,
-                Delivery.response_id,
-                Delivery.jurisdiction,
-                Delivery.rule,
-                Delivery.attempts,
-            )
-            .where(Delivery.id.in_(ids), Delivery.state.in_(("pending", "published")))
-            .order_by(Delivery.id)
-            .with_for_update()
-        )
-    ).all()
-    by_attempt: dict[int, list[uuid.UUID]] = {}
-    for d in found:
-        by_attempt.setdefault(d.attempts + 1, []).append(d.id)
-    for attempt, group in by_attempt.items():
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(group))
-            .values(
-                attempts=attempt,
-                state="published",
-                published_at=func.coalesce(Delivery.published_at, now),
-                next_attempt_at=policy.next_attempt(attempt, now),
-            )
-            .execution_options(synchronize_session="fetch")
-        )
-    published_at = json_datetime(now)
-    events, entries = [], []
-    for d in found:
-        attempt, key, subject = d.attempts + 1, str(d.response_id), str(d.id)
-        payload = published_payload(
-            delivery_id=subject,
-            response_id=key,
-            jurisdiction=d.jurisdiction,
-            rule=d.rule,
-            attempt=attempt,
-            at=published_at,
-        )
-        events.append(outbox.Prepared(DeliveryPublished, payload, key, subject))
-        entries.append(
-            {
-                "actor": "router",
-                "action": "delivery.published",
-                "subject_type": "delivery",
-                "subject_id": subject,
-                "details": {"jurisdiction": d.jurisdiction, "attempt": attempt},
-            }
-        )
-    await outbox.add_many(session, events, prefix=prefix)
-    await audit.append_many(session, entries)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from services.registry import rules
-from services.router import fanout
+from services.router import fanout, publish
 from shared.events import DeliveryPublished, JurisdictionExcluded, json_datetime
 
 MOMENTS = [
@@ -62,7 +62,7 @@ def test_published_payload_is_the_models_dump() -> None:
         attempt=3,
         published_at=moment,
     ).model_dump(mode="json")
-    built = fanout.published_payload(
+    built = publish.published_payload(
         delivery_id=str(delivery_id),
         response_id=str(response_id),
         jurisdiction="BE",
