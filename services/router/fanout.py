@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import DateTime, Integer, Text, select, update
+from sqlalchemy import DateTime, Integer, Text, bindparam, select, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -105,11 +105,7 @@ async def decide_and_record(
         raise UnknownResponse(f"response {response_id} is not in the registry")
     if resp.fanout_state != "received":
         return None
-    juris = (
-        await session.execute(
-            select(Jurisdiction.code, Jurisdiction.status, Jurisdiction.public_jwk)
-        )
-    ).all()
+    juris = (await session.execute(_JURISDICTIONS)).all()
     keys = {j.code: j.public_jwk for j in juris}
     response = _to_rule_response(resp)
     cases, references = await candidates.load(session, response)
@@ -278,6 +274,19 @@ def _audited(d: rules.Decision) -> dict[str, Any]:
     }
 
 
+# Built once: building a statement costs more than running these.
+_JURISDICTIONS = select(Jurisdiction.code, Jurisdiction.status, Jurisdiction.public_jwk)
+_COMPLETE = (
+    update(CooperationResponse)
+    .where(
+        CooperationResponse.id == bindparam("response"),
+        CooperationResponse.fanout_state == "routed",
+    )
+    .values(fanout_state="completed")
+    .execution_options(synchronize_session=False)  # a fresh session: no response objects
+)
+
+
 @dataclass(frozen=True)
 class FanoutResult:
     """Counts for the metrics: deliveries produced, jurisdictions newly excluded."""
@@ -307,13 +316,7 @@ async def process_response(
             records = routed.records
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
-        await session.execute(
-            update(CooperationResponse)
-            .where(
-                CooperationResponse.id == response_id, CooperationResponse.fanout_state == "routed"
-            )
-            .values(fanout_state="completed")
-        )
+        await session.execute(_COMPLETE, {"response": response_id})
         # last: the audit append serialises every writer until this transaction commits
         await mark_published(session, records=records, policy=policy, prefix=prefix)
     return FanoutResult(produced=len(records), excluded=routed.excluded if routed else 0)

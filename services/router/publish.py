@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, select, update
+from sqlalchemy import any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry import audit, outbox
@@ -117,40 +118,51 @@ async def produce(
         await fut
 
 
+# Built once, inputs bound per call: building a statement costs more than running these.
+_LOCK_PUBLISHABLE = (
+    select(
+        Delivery.id, Delivery.response_id, Delivery.jurisdiction, Delivery.rule, Delivery.attempts
+    )
+    .where(
+        Delivery.id == any_(bindparam("ids", type_=ARRAY(UUID))),
+        Delivery.state.in_(("pending", "published")),
+    )
+    .order_by(Delivery.id)
+    .with_for_update()
+)
+_MARK_PUBLISHED = (
+    update(Delivery)
+    .where(Delivery.id == any_(bindparam("ids", type_=ARRAY(UUID))))
+    .values(
+        attempts=bindparam("attempt"),
+        state="published",
+        published_at=func.coalesce(Delivery.published_at, bindparam("now")),
+        next_attempt_at=bindparam("next"),
+    )
+    # objects of these deliveries already in the session see the new values
+    .execution_options(synchronize_session="fetch")
+)
+
+
 async def mark_published(
     session: AsyncSession, *, records: list[Outgoing], policy: Policy, prefix: str
 ) -> None:
     """Record the publication, its fan-out log event and audit entry, in one transaction."""
     now = datetime.now(UTC)
     ids = [r.delivery_id for r in records]
-    found = (
-        await session.execute(
-            select(
-                Delivery.id,
-                Delivery.response_id,
-                Delivery.jurisdiction,
-                Delivery.rule,
-                Delivery.attempts,
-            )
-            .where(Delivery.id.in_(ids), Delivery.state.in_(("pending", "published")))
-            .order_by(Delivery.id)
-            .with_for_update()
-        )
-    ).all()
+    found = (await session.execute(_LOCK_PUBLISHABLE, {"ids": ids})).all()
     by_attempt: dict[int, list[uuid.UUID]] = {}
     for d in found:
         by_attempt.setdefault(d.attempts + 1, []).append(d.id)
     for attempt, group in by_attempt.items():
         await session.execute(
-            update(Delivery)
-            .where(Delivery.id.in_(group))
-            .values(
-                attempts=attempt,
-                state="published",
-                published_at=func.coalesce(Delivery.published_at, now),
-                next_attempt_at=policy.next_attempt(attempt, now),
-            )
-            .execution_options(synchronize_session="fetch")
+            _MARK_PUBLISHED,
+            {
+                "ids": group,
+                "attempt": attempt,
+                "now": now,
+                "next": policy.next_attempt(attempt, now),
+            },
         )
     published_at = json_datetime(now)
     events, entries = [], []
