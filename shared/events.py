@@ -174,6 +174,13 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
+def json_datetime(value: datetime) -> str:
+    """A timestamp exactly as these models write it in JSON mode (ISO 8601, UTC as `Z`), for
+    code that builds a payload without the model."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 def topic_name(prefix: str, family: Topic, jurisdiction: str | None = None) -> str:
     """`caseshare.responses.v1`, or `caseshare.inbox.FR.v1` for a jurisdiction's inbox."""
     if family == "inbox":

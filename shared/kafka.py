@@ -112,19 +112,19 @@ def encode_payload(
 ) -> tuple[bytes, list[tuple[str, bytes]]]:
     """Like `encode`, for a payload already validated against `event_type` when it was stored
     (the outbox keeps `model_dump(mode="json")`), so publishing does not parse it again."""
-    headers = {
-        "ce_specversion": "1.0",
-        "ce_id": str(ce_id),
-        "ce_type": event_type.TYPE,
-        "ce_source": source,
-        "ce_time": now().isoformat().replace("+00:00", "Z"),
-        "ce_schemaversion": str(event_type.SCHEMA_VERSION),
-        "content-type": "application/json",
-        "traceparent": new_traceparent(),
-    }
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", str(ce_id).encode()),
+        ("ce_type", event_type.TYPE.encode()),
+        ("ce_source", source.encode()),
+        ("ce_time", now().isoformat().replace("+00:00", "Z").encode()),
+        ("ce_schemaversion", str(event_type.SCHEMA_VERSION).encode()),
+        ("content-type", b"application/json"),
+        ("traceparent", new_traceparent().encode()),
+    ]
     if subject is not None:
-        headers["ce_subject"] = subject
-    return orjson.dumps(payload), [(k, v.encode()) for k, v in headers.items()]
+        headers.append(("ce_subject", subject.encode()))
+    return orjson.dumps(payload), headers
 
 
 def new_traceparent() -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -76,6 +77,7 @@ class KeyPair:
     kid: str
 
 
+@functools.cache
 def _registry() -> jwe.JWERegistry:
     registry = jwe.JWERegistry(algorithms=[ALG, ENC])
     # Base64url of MAX_PAYLOAD_BYTES plus the 16-byte GCM block slack.
@@ -130,14 +132,36 @@ def seal(payload: Any, public_jwk: dict[str, Any]) -> str:
     Raises InvalidKey for an unusable key, TypeError/ValueError for a payload JSON cannot
     represent (including NaN/Infinity), and SealError for one over MAX_PAYLOAD_BYTES.
     """
-    recipient = validate_public_jwk(public_jwk)
+    kid, key = _recipient(public_jwk)
     plaintext = json.dumps(
         payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
     ).encode("utf-8")
     if len(plaintext) > MAX_PAYLOAD_BYTES:
         raise SealError(f"payload is {len(plaintext)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
-    header = {"alg": ALG, "enc": ENC, "kid": recipient["kid"], "cty": CONTENT_TYPE}
-    return jwe.encrypt_compact(header, plaintext, _import_checked(recipient), registry=_registry())
+    header = {"alg": ALG, "enc": ENC, "kid": kid, "cty": CONTENT_TYPE}
+    return jwe.encrypt_compact(header, plaintext, key, registry=_registry())
+
+
+def _recipient(public_jwk: dict[str, Any]) -> tuple[str, ECKey | OKPKey]:
+    """The kid and imported key for a registered public JWK, checked once per distinct key:
+    a fan-out seals for several recipients, and every response for the same ones."""
+    try:
+        canonical = json.dumps(public_jwk, sort_keys=True)
+    except (TypeError, ValueError):
+        canonical = None
+    if canonical is None or not isinstance(public_jwk, dict):
+        return _import_recipient(public_jwk)
+    return _import_canonical(canonical)
+
+
+@functools.lru_cache(maxsize=256)
+def _import_canonical(canonical: str) -> tuple[str, ECKey | OKPKey]:
+    return _import_recipient(json.loads(canonical))
+
+
+def _import_recipient(public_jwk: dict[str, Any]) -> tuple[str, ECKey | OKPKey]:
+    recipient = validate_public_jwk(public_jwk)
+    return recipient["kid"], _import_checked(recipient)
 
 
 def unseal(token: str, private_jwk: dict[str, Any]) -> Any:

@@ -32,7 +32,7 @@ more than a match on the wrong platform, which explains more than an unrelated c
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from uuid import UUID
 
@@ -174,6 +174,29 @@ def is_active(j: Jurisdiction, coordinator: Jurisdiction | None) -> bool:
     return False
 
 
+def relevant(response: Response, cases: Iterable[Case]) -> list[Case]:
+    """The cases that can change a decision about `response`, selectors cut to the scope's.
+
+    They are: every case the scope matches (standing, coordination, and the CASE_NOT_OPEN and
+    PLATFORM_MISMATCH explanations), the requesting case (H2 recipients), and each opener's
+    lowest-id open case on the platform (the SCOPE_MISMATCH explanation names that one). So
+    ``decide`` over these equals ``decide`` over all cases, and the router loads only these.
+    """
+    lowest_open: dict[str, Case] = {}
+    for case in sorted(cases, key=lambda c: c.id):
+        if case.status is CaseStatus.OPEN and case.platform == response.platform:
+            lowest_open.setdefault(case.opened_by, case)
+    keep = {c.id for c in lowest_open.values()}
+    scope = response.scope
+    return [
+        replace(case, selector_hashes=case.selector_hashes & scope.selector_hashes)
+        for case in cases
+        if case.id in keep
+        or case.id == response.requesting_case_id
+        or case_matches(response, case) is not None
+    ]
+
+
 def decide(
     response: Response,
     *,
@@ -192,8 +215,9 @@ def decide(
             raise ValueError(f"jurisdiction mapping key {code!r} does not match {j.code!r}")
     known = sorted((c for c in cases if c.opened_by in jurisdictions), key=lambda c: c.id)
     allowed = _h2_recipients(response, known)
+    index = _Index.build(response, known)
     return [
-        _decide_one(jurisdictions[code], response, known, jurisdictions, allowed)
+        _decide_one(jurisdictions[code], response, index, jurisdictions, allowed)
         for code in sorted(jurisdictions)
     ]
 
@@ -208,43 +232,70 @@ def _h2_recipients(response: Response, cases: list[Case]) -> frozenset[str] | No
     return frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class _Index:
+    """The cases grouped by who could use them, each scope match computed once, so deciding
+    for every jurisdiction costs one pass over the cases rather than one per jurisdiction."""
+
+    # opener -> its cases in id order, each with the scope rule that matches it (or None)
+    own: dict[str, list[tuple[Case, Reason | None]]]
+    # coordinator -> open, matched cases on the platform that someone else opened
+    coordinated: dict[str, list[Case]]
+
+    @classmethod
+    def build(cls, response: Response, cases: list[Case]) -> _Index:
+        own: dict[str, list[tuple[Case, Reason | None]]] = {}
+        coordinated: dict[str, list[Case]] = {}
+        for case in cases:
+            rule = case_matches(response, case)
+            own.setdefault(case.opened_by, []).append((case, rule))
+            if (
+                rule is not None
+                and _usable(response, case)
+                and case.coordinator is not None
+                and case.coordinator != case.opened_by
+            ):
+                coordinated.setdefault(case.coordinator, []).append(case)
+        return cls(own, coordinated)
+
+
+def _usable(response: Response, case: Case) -> bool:
+    return case.status is CaseStatus.OPEN and case.platform == response.platform
+
+
 def _candidates(
     j: Jurisdiction,
     response: Response,
-    cases: list[Case],
+    index: _Index,
     jurisdictions: Mapping[str, Jurisdiction],
 ) -> list[_Candidate]:
     """Every open, in-scope case on the platform that J opened or coordinates, best first."""
     found: list[_Candidate] = []
-    for case in cases:
-        if case.status is not CaseStatus.OPEN or case.platform != response.platform:
+    for case, rule in index.own.get(j.code, ()):
+        if rule is None or not _usable(response, case):
             continue
-        rule = case_matches(response, case)
-        if rule is None:
-            continue
-        if case.opened_by == j.code:
-            coordinator = jurisdictions.get(case.coordinator) if case.coordinator else None
-            found.append(_Candidate(rule, case, is_active(j, coordinator)))
-        if case.coordinator == j.code and case.opened_by != j.code:
-            active = j.status in _ACTIVE_STATUSES
-            found.append(_Candidate(Reason.COORDINATES_MATCHED_CASE, case, active))
+        coordinator = jurisdictions.get(case.coordinator) if case.coordinator else None
+        found.append(_Candidate(rule, case, is_active(j, coordinator)))
+    active = j.status in _ACTIVE_STATUSES
+    for case in index.coordinated.get(j.code, ()):
+        found.append(_Candidate(Reason.COORDINATES_MATCHED_CASE, case, active))
     return sorted(found, key=_Candidate.sort_key)
 
 
 def _decide_one(
     j: Jurisdiction,
     response: Response,
-    cases: list[Case],
+    index: _Index,
     jurisdictions: Mapping[str, Jurisdiction],
     allowed: frozenset[str] | None,
 ) -> Decision:
-    candidates = _candidates(j, response, cases, jurisdictions)
+    candidates = _candidates(j, response, index, jurisdictions)
     best = candidates[0] if candidates else None
     best_id = best.case.id if best else None
     if j.status is JurisdictionStatus.SUSPENDED:
         return _exclude(j, Reason.SUSPENDED, best_id, "the jurisdiction is suspended")
     if best is None:
-        return _near_miss(j, response, cases)
+        return _near_miss(j, response, index.own.get(j.code, []))
     if not best.active:
         why = (
             "an associated jurisdiction cannot coordinate"
@@ -258,10 +309,11 @@ def _decide_one(
     return Decision(j.code, True, best.rule, best_id, _include_detail(j, best))
 
 
-def _near_miss(j: Jurisdiction, response: Response, cases: list[Case]) -> Decision:
+def _near_miss(
+    j: Jurisdiction, response: Response, own: list[tuple[Case, Reason | None]]
+) -> Decision:
     """Explain an exclusion for J without standing by its nearest miss (precedence 4-7)."""
-    own = [c for c in cases if c.opened_by == j.code]
-    matched = [c for c in own if case_matches(response, c) is not None]
+    matched = [case for case, rule in own if rule is not None]
     for case in matched:
         if case.platform == response.platform:
             why = f"its matching case is {case.status.value}, not open"
@@ -269,7 +321,7 @@ def _near_miss(j: Jurisdiction, response: Response, cases: list[Case]) -> Decisi
     if matched:
         why = "its matching case concerns another platform"
         return _exclude(j, Reason.PLATFORM_MISMATCH, matched[0].id, why)
-    for case in own:
+    for case, _ in own:
         if case.platform == response.platform and case.status is CaseStatus.OPEN:
             why = "the response scope does not cover its open case on this platform"
             return _exclude(j, Reason.SCOPE_MISMATCH, case.id, why)

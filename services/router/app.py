@@ -75,6 +75,7 @@ class Runtime:
             interval=s.reconcile_interval_seconds,
             redrive=self.process,
             metrics=self.metrics,
+            queue_busy=self.consumer_busy,
         )
         await _retry_forever(self.reconciler.provision, self.stop)
         self.consumer = make_consumer(
@@ -94,7 +95,7 @@ class Runtime:
             batch=s.relay_batch,
             on_published=self.metrics.relayed.inc,
         )
-        responses = ResponseConsumer(
+        self.responses = ResponseConsumer(
             self.consumer,
             self.producer,
             self.provisioner,
@@ -104,10 +105,14 @@ class Runtime:
         )
         for name, coro in (
             ("relay", relay.run(self.stop)),
-            ("consumer", responses.run(self.stop)),
+            ("consumer", self.responses.run(self.stop)),
             ("reconciler", self.reconciler.run(self.stop)),
         ):
             self.tasks.append(asyncio.create_task(_supervised(name, coro), name=name))
+
+    def consumer_busy(self, within: float) -> bool:
+        responses: ResponseConsumer | None = getattr(self, "responses", None)
+        return responses is not None and responses.busy(within)
 
     async def process(self, response_id: uuid.UUID) -> int:
         result = await fanout.process_response(

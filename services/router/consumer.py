@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -49,6 +50,7 @@ class ResponseConsumer:
         self._consumer, self._producer, self._provisioner = consumer, producer, provisioner
         self._handler, self._dlq, self._metrics = handler, dlq_topic, metrics
         self._positions: dict[TopicPartition, int] = {}
+        self._handled_at = float("-inf")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch, handle, commit, until `stop`; in-flight records finish before returning."""
@@ -70,10 +72,14 @@ class ResponseConsumer:
 
         Partitions are independent, so they run concurrently; within one, order is kept."""
         committed: int | None = None
+        if records:
+            # the first record fetched is the first not yet committed: our backlog starts here
+            self._positions[tp] = records[0].offset
         for record in records:
             if stop.is_set() or not await self._handle(record, stop):
                 break  # stopping: the rest stays uncommitted and is redelivered
             committed = record.offset + 1
+            self._handled_at = time.monotonic()
         return tp, committed
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event) -> bool:
@@ -133,10 +139,25 @@ class ResponseConsumer:
             },
         )
 
-    def _update_lag(self) -> None:
+    def backlog(self) -> int:
+        """Records on our partitions not yet handled and committed, as of the last fetch.
+
+        A partition we have not fetched a record from since it was assigned counts as empty:
+        its backlog is unknown until then, and its records are fetched within milliseconds."""
+        assigned = self._consumer.assignment()
+        for gone in set(self._positions) - set(assigned):
+            del self._positions[gone]
         total = 0
-        for tp in self._consumer.assignment():
+        for tp, position in self._positions.items():
             highwater = self._consumer.highwater(tp)
             if highwater is not None:
-                total += max(highwater - self._positions.get(tp, 0), 0)
-        self._metrics.lag.set(total)
+                total += max(highwater - position, 0)
+        return total
+
+    def busy(self, within: float) -> bool:
+        """Working through a backlog, and a record was handled in the last `within` seconds:
+        whatever waits on our partitions will be reached without anyone's help."""
+        return time.monotonic() - self._handled_at < within and self.backlog() > 0
+
+    def _update_lag(self) -> None:
+        self._metrics.lag.set(self.backlog())

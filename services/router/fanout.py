@@ -10,26 +10,49 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import DateTime, Integer, Text, bindparam, select, update
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry import audit, outbox, rules
+from services.registry import audit, bulk, outbox, rules
 from services.registry.models import (
-    Case,
-    CaseSelector,
     CooperationResponse,
     Delivery,
     Exclusion,
     Jurisdiction,
 )
+from services.router import candidates
+from services.router.publish import (
+    Outgoing,
+    Policy,
+    load_outgoing,
+    mark_published,
+    outgoing,
+    produce,
+)
 from shared import sealing
 from shared.db import transaction
-from shared.events import DeliveryPublished, JurisdictionExcluded, ResponseDelivered, topic_name
-from shared.kafka import TopicProvisioner, encode
+from shared.events import JurisdictionExcluded, json_datetime
+from shared.kafka import TopicProvisioner
+
+# the publication side lives in publish.py; these names stay importable from here
+__all__ = [
+    "FanoutResult",
+    "Outgoing",
+    "Policy",
+    "UnknownResponse",
+    "decide_and_record",
+    "delivery_id",
+    "load_outgoing",
+    "mark_published",
+    "process_response",
+    "produce",
+]
+
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +72,6 @@ class UnknownResponse(Exception):
     """The event names a response the registry does not hold: a poison message."""
 
 
-@dataclass(frozen=True)
-class Policy:
-    """Re-publication timing: first wait, exponential growth, cap."""
-
-    ack_timeout: timedelta
-    backoff_cap: timedelta
-
-    def next_attempt(self, attempts: int, now: datetime) -> datetime:
-        factor = 1 << max(attempts - 1, 0)
-        wait = min(self.ack_timeout * factor, self.backoff_cap)
-        return now + wait
-
-
 def _to_rule_response(resp: CooperationResponse) -> rules.Response:
     return rules.Response(
         id=resp.id,
@@ -76,70 +86,43 @@ def _to_rule_response(resp: CooperationResponse) -> rules.Response:
     )
 
 
-async def _candidates(session: AsyncSession, resp: CooperationResponse) -> list[rules.Case]:
-    """Cases on the platform, plus any case the scope could reach on another platform (so a
-    mismatch can be explained)."""
-    hashes = list(resp.scope_selector_hashes)
-    by_selector = select(CaseSelector.case_id).where(CaseSelector.value_hash.in_(hashes))
-    conditions = [Case.platform == resp.platform, Case.id.in_(resp.scope_case_ids or [])]
-    if hashes:
-        conditions.append(Case.id.in_(by_selector))
-    if resp.scope_lead_case_id is not None:
-        conditions.append(Case.lead_case_id == resp.scope_lead_case_id)
-    found = (await session.scalars(select(Case).where(or_(*conditions)))).all()
-    sels = (
-        await session.execute(
-            select(CaseSelector.case_id, CaseSelector.value_hash).where(
-                CaseSelector.case_id.in_([c.id for c in found])
-            )
-        )
-    ).all()
-    hashes_by_case: dict[uuid.UUID, set[str]] = {}
-    for case_id, value_hash in sels:
-        hashes_by_case.setdefault(case_id, set()).add(value_hash)
-    return [
-        rules.Case(
-            id=c.id,
-            opened_by=c.opened_by,
-            platform=c.platform,
-            status=rules.CaseStatus(c.status),
-            coordinator=c.coordinating_jurisdiction,
-            lead_case_id=c.lead_case_id,
-            selector_hashes=frozenset(hashes_by_case.get(c.id, ())),
-        )
-        for c in found
-    ]
+@dataclass(frozen=True)
+class Routed:
+    """What a first decision produced: the inbox records to publish, and how many were
+    excluded."""
+
+    records: list[Outgoing]
+    excluded: int
 
 
 async def decide_and_record(
     session: AsyncSession, *, response_id: uuid.UUID, prefix: str
-) -> int | None:
-    """Run the standing rules once and record every decision; returns how many jurisdictions
-    were excluded, or None if the response had been decided already (a replay)."""
+) -> Routed | None:
+    """Run the standing rules once and record every decision; returns the inbox records of the
+    new deliveries, or None if the response had been decided already (a replay)."""
     resp = await session.get(CooperationResponse, response_id, with_for_update=True)
     if resp is None:
         raise UnknownResponse(f"response {response_id} is not in the registry")
     if resp.fanout_state != "received":
         return None
-    juris = (await session.scalars(select(Jurisdiction))).all()
+    juris = (await session.execute(_JURISDICTIONS)).all()
     keys = {j.code: j.public_jwk for j in juris}
+    response = _to_rule_response(resp)
+    cases, references = await candidates.load(session, response)
     decisions = rules.decide(
-        _to_rule_response(resp),
-        cases=await _candidates(session, resp),
+        response,
+        cases=cases,
         jurisdictions={
             j.code: rules.Jurisdiction(j.code, rules.JurisdictionStatus(j.status)) for j in juris
         },
     )
     now = datetime.now(UTC)
     excluded = [d for d in decisions if not d.included]
-    session.add_all(
+    deliveries = [
         _delivery(resp, d, keys.get(d.jurisdiction), now) for d in decisions if d.included
-    )
-    if excluded:
-        await session.execute(insert(Exclusion), [_exclusion(resp.id, d, now) for d in excluded])
-    await outbox.add_many(
-        session, [_excluded_event(resp.id, d, now) for d in excluded], prefix=prefix
-    )
+    ]
+    await _DELIVERIES.insert(session, [d._asdict() for d in deliveries])
+    await _record_exclusions(session, resp.id, excluded, now, prefix=prefix)
     resp.disclosures, resp.fanout_state, resp.routed_at = None, "routed", now
     await session.flush()
     await audit.append(
@@ -150,12 +133,47 @@ async def decide_and_record(
         subject_id=str(resp.id),
         details={"decisions": [_audited(d) for d in decisions]},
     )
-    return len(excluded)
+    records = [outgoing(prefix, d, references[d.case_id], resp) for d in deliveries]
+    return Routed(records, len(excluded))
+
+
+class NewDelivery(NamedTuple):
+    """A delivery as decided, sealed and inserted; the inbox record is built from it."""
+
+    id: uuid.UUID
+    response_id: uuid.UUID
+    jurisdiction: str
+    case_id: uuid.UUID
+    rule: str
+    detail: str
+    sealed_disclosures: str | None
+    recipient_kid: str | None
+    state: str
+    attempts: int
+    created_at: datetime
+
+
+_DELIVERIES = bulk.RowInserter(
+    Delivery,
+    columns={
+        "id": PG_UUID(as_uuid=True),
+        "response_id": PG_UUID(as_uuid=True),
+        "jurisdiction": Text(),
+        "case_id": PG_UUID(as_uuid=True),
+        "rule": Text(),
+        "detail": Text(),
+        "sealed_disclosures": Text(),
+        "recipient_kid": Text(),
+        "state": Text(),
+        "attempts": Integer(),
+        "created_at": DateTime(timezone=True),
+    },
+)
 
 
 def _delivery(
     resp: CooperationResponse, d: rules.Decision, jwk: dict[str, Any] | None, now: datetime
-) -> Delivery:
+) -> NewDelivery:
     assert d.matched_case_id is not None
     sealed, kid = None, None
     if jwk is not None and resp.disclosures is not None:
@@ -166,7 +184,7 @@ def _delivery(
             "no public key registered; disclosures withheld",
             extra={"jurisdiction": d.jurisdiction, "response_id": str(resp.id)},
         )
-    return Delivery(
+    return NewDelivery(
         id=delivery_id(resp.id, d.jurisdiction),
         response_id=resp.id,
         jurisdiction=d.jurisdiction,
@@ -181,29 +199,69 @@ def _delivery(
     )
 
 
-def _exclusion(response_id: uuid.UUID, d: rules.Decision, now: datetime) -> dict[str, Any]:
+_EXCLUSIONS = bulk.RowInserter(
+    Exclusion,
+    columns={
+        "id": PG_UUID(as_uuid=True),
+        "response_id": PG_UUID(as_uuid=True),
+        "jurisdiction": Text(),
+        "case_id": PG_UUID(as_uuid=True),
+        "reason": Text(),
+        "detail": Text(),
+        "created_at": DateTime(timezone=True),
+    },
+)
+
+
+async def _record_exclusions(
+    session: AsyncSession,
+    response_id: uuid.UUID,
+    excluded: list[rules.Decision],
+    now: datetime,
+    *,
+    prefix: str,
+) -> None:
+    """The exclusions and their events, one INSERT each: most of the ~40 jurisdictions are
+    excluded from every response, so these rows are built as plainly as possible."""
+    if not excluded:
+        return
+    idents = [exclusion_id(response_id, d.jurisdiction) for d in excluded]
+    await _EXCLUSIONS.insert(
+        session,
+        [
+            {
+                "id": ident,
+                "response_id": response_id,
+                "jurisdiction": d.jurisdiction,
+                "case_id": d.matched_case_id,
+                "reason": d.reason.value,
+                "detail": d.detail,
+                "created_at": now,
+            }
+            for ident, d in zip(idents, excluded, strict=True)
+        ],
+    )
+    key, decided_at = str(response_id), json_datetime(now)
+    events = []
+    for ident, d in zip(idents, excluded, strict=True):
+        subject = str(ident)
+        payload = excluded_payload(subject, key, d, decided_at)
+        events.append(outbox.Prepared(JurisdictionExcluded, payload, key, subject, ident))
+    await outbox.add_many(session, events, prefix=prefix)
+
+
+def excluded_payload(
+    exclusion_id: str, response_id: str, d: rules.Decision, decided_at: str
+) -> dict[str, Any]:
+    """`JurisdictionExcluded(...).model_dump(mode="json")`, without the model (tested equal)."""
     return {
-        "id": exclusion_id(response_id, d.jurisdiction),
+        "exclusion_id": exclusion_id,
         "response_id": response_id,
         "jurisdiction": d.jurisdiction,
-        "case_id": d.matched_case_id,
         "reason": d.reason.value,
         "detail": d.detail,
-        "created_at": now,
+        "decided_at": decided_at,
     }
-
-
-def _excluded_event(response_id: uuid.UUID, d: rules.Decision, now: datetime) -> outbox.Pending:
-    ident = exclusion_id(response_id, d.jurisdiction)
-    event = JurisdictionExcluded(
-        exclusion_id=ident,
-        response_id=response_id,
-        jurisdiction=d.jurisdiction,
-        reason=d.reason.value,
-        detail=d.detail,
-        decided_at=now,
-    )
-    return outbox.Pending(event, key=str(response_id), subject=str(ident), event_id=ident)
 
 
 def _audited(d: rules.Decision) -> dict[str, Any]:
@@ -216,108 +274,17 @@ def _audited(d: rules.Decision) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    delivery_id: uuid.UUID
-    topic: str
-    key: bytes
-    value: bytes
-    headers: list[tuple[str, bytes]]
-
-
-async def load_outgoing(
-    session: AsyncSession, *, prefix: str, delivery_ids: list[uuid.UUID]
-) -> list[Outgoing]:
-    """The inbox records for these deliveries (disclosures already sealed)."""
-    rows = (
-        await session.execute(
-            select(Delivery, Case, CooperationResponse)
-            .join(Case, Case.id == Delivery.case_id)
-            .join(CooperationResponse, CooperationResponse.id == Delivery.response_id)
-            .where(Delivery.id.in_(delivery_ids))
-        )
-    ).all()
-    out = []
-    for d, c, r in rows:
-        event = ResponseDelivered(
-            delivery_id=d.id,
-            response_id=r.id,
-            jurisdiction=d.jurisdiction,
-            case_id=c.id,
-            case_reference=c.reference,
-            platform=r.platform,
-            handling_code=r.handling_code,
-            rule=d.rule,
-            emergency=r.emergency,
-            issued_at=r.issued_at,
-            disclosure_count=r.disclosure_count,
-            recipient_kid=d.recipient_kid,
-            sealed_disclosures=d.sealed_disclosures,
-        )
-        value, headers = encode(event, ce_id=d.id, subject=str(c.id))
-        out.append(
-            Outgoing(
-                d.id,
-                topic_name(prefix, "inbox", d.jurisdiction),
-                str(c.id).encode(),
-                value,
-                headers,
-            )
-        )
-    return out
-
-
-async def produce(
-    producer: AIOKafkaProducer, provisioner: TopicProvisioner, records: list[Outgoing]
-) -> None:
-    """Send every record and wait for the broker's acknowledgement of each."""
-    if not records:
-        return
-    await provisioner.ensure({r.topic for r in records})
-    futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]
-    for fut in futures:
-        await fut
-
-
-async def mark_published(
-    session: AsyncSession, *, records: list[Outgoing], policy: Policy, prefix: str
-) -> None:
-    """Record the publication, its fan-out log event and audit entry, in one transaction."""
-    now = datetime.now(UTC)
-    ids = [r.delivery_id for r in records]
-    found = (
-        await session.scalars(
-            select(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.state.in_(("pending", "published")))
-            .order_by(Delivery.id)
-            .with_for_update()
-        )
-    ).all()
-    events, entries = [], []
-    for d in found:
-        d.attempts += 1
-        d.state, d.published_at = "published", d.published_at or now
-        d.next_attempt_at = policy.next_attempt(d.attempts, now)
-        event = DeliveryPublished(
-            delivery_id=d.id,
-            response_id=d.response_id,
-            jurisdiction=d.jurisdiction,
-            rule=d.rule,
-            attempt=d.attempts,
-            published_at=now,
-        )
-        events.append(outbox.Pending(event, key=str(d.response_id), subject=str(d.id)))
-        entries.append(
-            {
-                "actor": "router",
-                "action": "delivery.published",
-                "subject_type": "delivery",
-                "subject_id": str(d.id),
-                "details": {"jurisdiction": d.jurisdiction, "attempt": d.attempts},
-            }
-        )
-    await outbox.add_many(session, events, prefix=prefix)
-    await audit.append_many(session, entries)
+# Built once: building a statement costs more than running these.
+_JURISDICTIONS = select(Jurisdiction.code, Jurisdiction.status, Jurisdiction.public_jwk)
+_COMPLETE = (
+    update(CooperationResponse)
+    .where(
+        CooperationResponse.id == bindparam("response"),
+        CooperationResponse.fanout_state == "routed",
+    )
+    .values(fanout_state="completed")
+    .execution_options(synchronize_session=False)  # a fresh session: no response objects
+)
 
 
 @dataclass(frozen=True)
@@ -337,28 +304,19 @@ async def process_response(
     prefix: str,
     policy: Policy,
 ) -> FanoutResult:
-    """The whole fan-out of one response: what was produced, and who was excluded now."""
+    """The whole fan-out of one response: what was produced, and who was excluded now.
+
+    A first run builds the inbox records from the decisions it has just recorded; only a
+    replay (the response was decided before) reads its pending deliveries back."""
     async with transaction(sm) as session:
-        excluded = await decide_and_record(session, response_id=response_id, prefix=prefix)
-    async with transaction(sm) as session:
-        pending = list(
-            (
-                await session.scalars(
-                    select(Delivery.id).where(
-                        Delivery.response_id == response_id, Delivery.state == "pending"
-                    )
-                )
-            ).all()
-        )
-        records = await load_outgoing(session, prefix=prefix, delivery_ids=pending)
+        routed = await decide_and_record(session, response_id=response_id, prefix=prefix)
+        if routed is None:
+            records = await load_outgoing(session, prefix=prefix, pending_of=response_id)
+        else:
+            records = routed.records
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
+        await session.execute(_COMPLETE, {"response": response_id})
+        # last: the audit append serialises every writer until this transaction commits
         await mark_published(session, records=records, policy=policy, prefix=prefix)
-        await session.execute(
-            update(CooperationResponse)
-            .where(
-                CooperationResponse.id == response_id, CooperationResponse.fanout_state == "routed"
-            )
-            .values(fanout_state="completed")
-        )
-    return FanoutResult(produced=len(records), excluded=excluded or 0)
+    return FanoutResult(produced=len(records), excluded=routed.excluded if routed else 0)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry import audit, outbox
@@ -37,6 +37,12 @@ BATCH = 200
 # Longer than a produce request may take (the producer's request timeout is 15 s).
 SECOND_HEAL_AFTER = 20.0
 Redrive = Callable[[uuid.UUID], Awaitable[int]]
+# Is this instance's consumer working through a backlog, with progress in the last N seconds?
+QueueBusy = Callable[[float], bool]
+
+
+def _never_busy(_within: float) -> bool:
+    return False
 
 
 class Reconciler:
@@ -55,12 +61,13 @@ class Reconciler:
         interval: float,
         redrive: Redrive,
         metrics: RouterMetrics,
+        queue_busy: QueueBusy = _never_busy,
     ) -> None:
         self._sm, self._producer, self._provisioner = sm, producer, provisioner
         self._dsn, self._prefix, self._policy = asyncpg_dsn(database_url), prefix, policy
         self._max_attempts, self._redrive_after = max_attempts, redrive_after
         self._replay_window, self._interval = replay_window, interval
-        self._redrive, self._metrics = redrive, metrics
+        self._redrive, self._metrics, self._queue_busy = redrive, metrics, queue_busy
         self._stop = asyncio.Event()
         self._second_heal_at: float | None = None
 
@@ -129,16 +136,26 @@ class Reconciler:
             )
 
     async def redrive_stalled(self) -> None:
-        """Responses whose fan-out began but did not complete (a crash, a lost record)."""
+        """Responses whose fan-out began but did not complete (a crash, a lost record).
+
+        A response still `received` while our consumer works through a backlog is queued, not
+        stalled: re-driving it would do the consumer's work twice (and publish twice), exactly
+        when the router is saturated. It is re-driven once the consumer is idle or stops making
+        progress. A fan-out that began (`routed`) is judged by when it began. Other instances'
+        consumers are not seen here; their queued responses are re-driven by age as before."""
         cutoff = datetime.now(UTC) - self._redrive_after
+        stalled_routed = (CooperationResponse.fanout_state == "routed") & (
+            CooperationResponse.routed_at < cutoff
+        )
+        never_started = (CooperationResponse.fanout_state == "received") & (
+            CooperationResponse.received_at < cutoff
+        )
+        queued = self._queue_busy(self._redrive_after.total_seconds())
         async with transaction(self._sm) as session:
             stalled = (
                 await session.scalars(
                     select(CooperationResponse.id)
-                    .where(
-                        CooperationResponse.fanout_state.in_(("received", "routed")),
-                        CooperationResponse.received_at < cutoff,
-                    )
+                    .where(stalled_routed if queued else or_(stalled_routed, never_started))
                     .order_by(CooperationResponse.received_at)
                     .limit(BATCH)
                 )

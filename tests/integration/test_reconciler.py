@@ -3,6 +3,7 @@ delivery id on the wire, exponential backoff with a cap, and `failed` with an al
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry import cases, responses
 from services.registry.cases import Actor, Context
-from services.registry.models import Delivery, OutboxEvent
+from services.registry.models import CooperationResponse, Delivery, OutboxEvent
 from services.router import fanout
 from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler
@@ -139,3 +140,79 @@ async def _make_due(sm: async_sessionmaker[AsyncSession], delivery: object) -> N
             .where(Delivery.id == delivery)
             .values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
         )
+
+
+async def test_redrive_leaves_queued_responses_to_a_busy_consumer(
+    sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, kafka: tuple
+) -> None:
+    """Received long ago but queued behind a consumer that is making progress: not stalled.
+    Routed long ago and never completed: stalled, whatever the consumer does. Routed just now
+    (the consumer is on it): not stalled, however long it was queued."""
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with transaction(sessionmaker) as s:
+        mine = await cases.register(
+            s, actor=Actor("authority-fr", "FR"), data=factories.case(), ctx=ctx
+        )
+        queued, crashed, in_progress = [
+            (
+                await responses.submit(
+                    s,
+                    platform="telegram",
+                    client_id="platform-telegram",
+                    ctx=ctx,
+                    data=factories.response(case_ids=[mine.id]),
+                )
+            ).id
+            for _ in range(3)
+        ]
+        await s.execute(
+            update(CooperationResponse)
+            .where(CooperationResponse.id.in_([queued, crashed, in_progress]))
+            .values(received_at=long_ago)
+        )
+        await s.execute(
+            update(CooperationResponse)
+            .where(CooperationResponse.id == crashed)
+            .values(fanout_state="routed", routed_at=long_ago)
+        )
+        await s.execute(
+            update(CooperationResponse)
+            .where(CooperationResponse.id == in_progress)
+            .values(fanout_state="routed", routed_at=datetime.now(UTC))
+        )
+    redriven: list[uuid.UUID] = []
+
+    async def redrive(response_id: uuid.UUID) -> int:
+        redriven.append(response_id)
+        return 0
+
+    busy = True
+    reconciler = Reconciler(
+        sessionmaker,
+        *kafka,
+        database_url="unused",
+        prefix=ctx.topic_prefix,
+        policy=fanout.Policy(timedelta(seconds=3600), timedelta(seconds=7200)),
+        max_attempts=2,
+        redrive_after=timedelta(seconds=10),
+        replay_window=timedelta(0),
+        interval=1,
+        redrive=redrive,
+        metrics=RouterMetrics(),
+        queue_busy=lambda _within: busy,
+    )
+    ours = {queued, crashed, in_progress}
+    try:
+        await reconciler.redrive_stalled()
+        assert [r for r in redriven if r in ours] == [crashed]
+        redriven.clear()
+        busy = False
+        await reconciler.redrive_stalled()
+        assert {r for r in redriven if r in ours} == {queued, crashed}
+    finally:  # a later full pass elsewhere must not find these
+        async with transaction(sessionmaker) as s:
+            await s.execute(
+                update(CooperationResponse)
+                .where(CooperationResponse.id.in_(ours))
+                .values(fanout_state="completed")
+            )

@@ -21,6 +21,7 @@ from services.registry.rules import (
     Response,
     ResponseScope,
     decide,
+    relevant,
 )
 
 CODES = ["AA", "BB", "CC", "DD", "EE", "FF"]
@@ -160,3 +161,13 @@ def test_included_decisions_name_an_open_matching_case(
             c = by_id[d.matched_case_id]
             assert (c.platform, c.status, in_scope(r, c)) == (r.platform, CaseStatus.OPEN, True)
             assert d.jurisdiction in {c.opened_by, c.coordinator}
+
+
+@PROPERTY
+@given(response_st, cases_st(), jurisdictions_st)
+def test_deciding_over_the_relevant_cases_changes_nothing(
+    r: Response, cases: list[Case], js: dict[str, Jurisdiction]
+) -> None:
+    assert decide(r, cases=relevant(r, cases), jurisdictions=js) == decide(
+        r, cases=cases, jurisdictions=js
+    )

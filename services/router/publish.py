@@ -1,0 +1,204 @@
+"""Publishing deliveries to their recipients' inboxes, and recording that they were.
+
+Shared by the fan-out (first publication) and the reconciler (re-publication): the inbox record
+of a delivery always carries the delivery id as its ce_id, so a recipient sees one delivery
+however often it is published.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry import audit, outbox
+from services.registry.models import Case, CooperationResponse, Delivery
+from shared.events import DeliveryPublished, ResponseDelivered, json_datetime, topic_name
+from shared.kafka import TopicProvisioner, encode
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Re-publication timing: first wait, exponential growth, cap."""
+
+    ack_timeout: timedelta
+    backoff_cap: timedelta
+
+    def next_attempt(self, attempts: int, now: datetime) -> datetime:
+        factor = 1 << max(attempts - 1, 0)
+        wait = min(self.ack_timeout * factor, self.backoff_cap)
+        return now + wait
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    delivery_id: uuid.UUID
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class Sealed(Protocol):
+    """What an inbox record needs of a delivery: one loaded back, or one just decided."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def jurisdiction(self) -> str: ...
+    @property
+    def case_id(self) -> uuid.UUID: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def recipient_kid(self) -> str | None: ...
+    @property
+    def sealed_disclosures(self) -> str | None: ...
+
+
+async def load_outgoing(
+    session: AsyncSession,
+    *,
+    prefix: str,
+    delivery_ids: list[uuid.UUID] | None = None,
+    pending_of: uuid.UUID | None = None,
+) -> list[Outgoing]:
+    """The inbox records for these deliveries, or for the pending deliveries of one response
+    (disclosures already sealed)."""
+    query = (
+        select(Delivery, Case.reference, CooperationResponse)
+        .join(Case, Case.id == Delivery.case_id)
+        .join(CooperationResponse, CooperationResponse.id == Delivery.response_id)
+    )
+    if delivery_ids is not None:
+        query = query.where(Delivery.id.in_(delivery_ids))
+    if pending_of is not None:
+        query = query.where(Delivery.response_id == pending_of, Delivery.state == "pending")
+    rows = (await session.execute(query)).all()
+    return [outgoing(prefix, d, reference, r) for d, reference, r in rows]
+
+
+def outgoing(prefix: str, d: Sealed, case_reference: str, r: CooperationResponse) -> Outgoing:
+    """One delivery as its recipient's inbox record, under the delivery id as ce_id."""
+    event = ResponseDelivered(
+        delivery_id=d.id,
+        response_id=r.id,
+        jurisdiction=d.jurisdiction,
+        case_id=d.case_id,
+        case_reference=case_reference,
+        platform=r.platform,
+        handling_code=r.handling_code,
+        rule=d.rule,
+        emergency=r.emergency,
+        issued_at=r.issued_at,
+        disclosure_count=r.disclosure_count,
+        recipient_kid=d.recipient_kid,
+        sealed_disclosures=d.sealed_disclosures,
+    )
+    value, headers = encode(event, ce_id=d.id, subject=str(d.case_id))
+    topic = topic_name(prefix, "inbox", d.jurisdiction)
+    return Outgoing(d.id, topic, str(d.case_id).encode(), value, headers)
+
+
+async def produce(
+    producer: AIOKafkaProducer, provisioner: TopicProvisioner, records: list[Outgoing]
+) -> None:
+    """Send every record and wait for the broker's acknowledgement of each."""
+    if not records:
+        return
+    await provisioner.ensure({r.topic for r in records})
+    futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]
+    for fut in futures:
+        await fut
+
+
+# Built once, inputs bound per call: building a statement costs more than running these.
+_LOCK_PUBLISHABLE = (
+    select(
+        Delivery.id, Delivery.response_id, Delivery.jurisdiction, Delivery.rule, Delivery.attempts
+    )
+    .where(
+        Delivery.id == any_(bindparam("ids", type_=ARRAY(UUID))),
+        Delivery.state.in_(("pending", "published")),
+    )
+    .order_by(Delivery.id)
+    .with_for_update()
+)
+_MARK_PUBLISHED = (
+    update(Delivery)
+    .where(Delivery.id == any_(bindparam("ids", type_=ARRAY(UUID))))
+    .values(
+        attempts=bindparam("attempt"),
+        state="published",
+        published_at=func.coalesce(Delivery.published_at, bindparam("now")),
+        next_attempt_at=bindparam("next"),
+    )
+    # objects of these deliveries already in the session see the new values
+    .execution_options(synchronize_session="fetch")
+)
+
+
+async def mark_published(
+    session: AsyncSession, *, records: list[Outgoing], policy: Policy, prefix: str
+) -> None:
+    """Record the publication, its fan-out log event and audit entry, in one transaction."""
+    now = datetime.now(UTC)
+    ids = [r.delivery_id for r in records]
+    found = (await session.execute(_LOCK_PUBLISHABLE, {"ids": ids})).all()
+    by_attempt: dict[int, list[uuid.UUID]] = {}
+    for d in found:
+        by_attempt.setdefault(d.attempts + 1, []).append(d.id)
+    for attempt, group in by_attempt.items():
+        await session.execute(
+            _MARK_PUBLISHED,
+            {
+                "ids": group,
+                "attempt": attempt,
+                "now": now,
+                "next": policy.next_attempt(attempt, now),
+            },
+        )
+    published_at = json_datetime(now)
+    events, entries = [], []
+    for d in found:
+        attempt, key, subject = d.attempts + 1, str(d.response_id), str(d.id)
+        payload = published_payload(
+            delivery_id=subject,
+            response_id=key,
+            jurisdiction=d.jurisdiction,
+            rule=d.rule,
+            attempt=attempt,
+            at=published_at,
+        )
+        events.append(outbox.Prepared(DeliveryPublished, payload, key, subject))
+        entries.append(
+            {
+                "actor": "router",
+                "action": "delivery.published",
+                "subject_type": "delivery",
+                "subject_id": subject,
+                "details": {"jurisdiction": d.jurisdiction, "attempt": attempt},
+            }
+        )
+    await outbox.add_many(session, events, prefix=prefix)
+    await audit.append_many(session, entries)
+
+
+def published_payload(
+    *, delivery_id: str, response_id: str, jurisdiction: str, rule: str, attempt: int, at: str
+) -> dict[str, Any]:
+    """`DeliveryPublished(...).model_dump(mode="json")`, without the model (tested equal)."""
+    return {
+        "delivery_id": delivery_id,
+        "response_id": response_id,
+        "jurisdiction": jurisdiction,
+        "rule": rule,
+        "attempt": attempt,
+        "published_at": at,
+    }
