@@ -86,7 +86,11 @@ class Case(Base):
         CheckConstraint("version >= 1", name="version_positive"),
         CheckConstraint("lead_case_id IS NULL OR lead_case_id <> id", name="not_own_lead"),
         UniqueConstraint("opened_by", "reference"),
-        Index("ix_cases_platform_status", "platform", "status"),
+        # Serves (platform, status) filters, and the router's "lowest open case of each
+        # jurisdiction on this platform" as one probe per jurisdiction. Not a partial index on
+        # status = 'open': prepared statements bind the status, and a generic plan cannot use
+        # a partial index whose predicate it cannot prove.
+        Index("ix_cases_platform_status_opener", "platform", "status", "opened_by", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -50,6 +50,10 @@ async def load(session: AsyncSession, data: ReferenceData | None = None) -> None
             )
             .on_conflict_do_nothing(index_elements=["slug"])
         )
+    # A few dozen rows never reach autovacuum's analyze threshold, and without statistics the
+    # planner assumes hundreds of jurisdictions: the router's per-jurisdiction probe of open
+    # cases then looks dearer than a scan of every case.
+    await session.execute(text("ANALYZE jurisdictions, platforms"))
 
 
 async def ensure_demo_keys(session: AsyncSession, keys_dir: Path) -> list[str]:

@@ -11,12 +11,12 @@ import functools
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, String, any_, bindparam, func, select, union
+from sqlalchemy import Select, String, any_, bindparam, func, select, true, union
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry import rules
-from services.registry.models import Case, CaseSelector
+from services.registry.models import Case, CaseSelector, Jurisdiction
 
 
 async def load(
@@ -61,16 +61,23 @@ def _statement() -> Select[Any]:
         .where(CaseSelector.value_hash == any_(bindparam("hashes", type_=ARRAY(String))))
         .cte("shared")
     )
+    # Each jurisdiction's lowest open case on the platform: one probe of the index
+    # ix_cases_platform_status_opener per jurisdiction, however many cases the platform has
+    # (DISTINCT ON over the platform's open cases read and sorted all of them).
     lowest_open = (
         select(Case.id)
-        .where(Case.platform == bindparam("platform", type_=String), Case.status == "open")
-        .distinct(Case.opened_by)
-        .order_by(Case.opened_by, Case.id)
-        .subquery()
+        .where(
+            Case.platform == bindparam("platform", type_=String),
+            Case.status == "open",
+            Case.opened_by == Jurisdiction.code,
+        )
+        .order_by(Case.id)
+        .limit(1)
+        .lateral("lowest_open")
     )
     wanted = union(
         select(shared.c.case_id),
-        select(lowest_open.c.id),
+        select(lowest_open.c.id).select_from(Jurisdiction).join(lowest_open, true()),
         select(Case.id).where(Case.id == any_(bindparam("named", type_=ARRAY(UUID)))),
         select(Case.id).where(Case.lead_case_id == bindparam("lead", type_=UUID)),
     )

@@ -3,8 +3,12 @@ case in the registry, so the decisions are those over every case."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry import cases, responses, rules
@@ -102,3 +106,40 @@ async def test_loads_exactly_the_relevant_cases_and_decides_the_same(
     reasons = {d.jurisdiction: d.reason for d in decided}
     assert reasons["BE"] is rules.Reason.PLATFORM_MISMATCH
     assert reasons["DE"] is rules.Reason.SCOPE_MISMATCH
+
+
+async def test_a_platform_with_many_open_cases_is_probed_not_read(session: AsyncSession) -> None:
+    """The lowest open case of each jurisdiction comes from one index probe per jurisdiction:
+    the query never reads every open case of the platform, so a fan-out's cost does not grow
+    with the registry (timings in BENCHMARKS.md; this checks the rows behind them)."""
+    await session.execute(
+        text(
+            "INSERT INTO cases (id, reference, opened_by, platform, offence_categories,"
+            " legal_basis, status, emergency, version, created_by_client, created_at, updated_at)"
+            " SELECT gen_random_uuid(), 'PLAN-' || g, j.code, 'telegram', ARRAY['fraud'], 'x',"
+            " 'open', false, 1, 'plan-test', now(), now()"
+            " FROM generate_series(1, 20000) g"
+            " JOIN (SELECT code, row_number() OVER (ORDER BY code) - 1 AS n FROM jurisdictions"
+            "       WHERE status <> 'suspended') j ON j.n = g % 20"
+        )
+    )
+    await session.execute(text("ANALYZE cases, case_selectors, jurisdictions"))
+    compiled = candidates._statement().compile(dialect=session.bind.dialect)
+    given = {"platform": "telegram", "hashes": ["0" * 64], "named": [], "lead": None}
+    args = [given.get(name, compiled.params.get(name)) for name in compiled.positiontup or ()]
+    driver = (await (await session.connection()).get_raw_connection()).driver_connection
+    assert driver is not None
+    raw = await driver.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + compiled.string, *args)
+    plan = raw if isinstance(raw, list) else json.loads(raw)  # the connection may decode json
+    read = sum(
+        node["Actual Rows"] * node["Actual Loops"]
+        for node in _nodes(plan[0]["Plan"])
+        if node.get("Relation Name") == "cases"
+    )
+    assert read < 1000, plan  # of 20,000 open cases: about one per jurisdiction
+
+
+def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _nodes(child)
