@@ -46,6 +46,8 @@ __all__ = [
 GENESIS_HASH: Final[str] = "0" * 64
 _MAX_SAFE_INT: Final = 2**53 - 1
 _HASH_RE: Final = re.compile(r"[0-9a-f]{64}")
+# Strings JSON leaves as they are: no quote, backslash, control character or lone surrogate.
+_PLAIN: Final = re.compile(r'[^"\\\x00-\x1f\ud800-\udfff]*')
 
 
 @dataclass(frozen=True)
@@ -325,6 +327,8 @@ def _canonical(value: Any, path: str) -> str:
 
 
 def _string(text: str, path: str) -> str:
+    if _PLAIN.fullmatch(text):  # nothing to escape or refuse: the common case, done cheaply
+        return f'"{text}"'
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:

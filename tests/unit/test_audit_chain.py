@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared import audit_chain
 from shared.audit_chain import GENESIS_HASH, AuditRecord, verify, verify_head
@@ -326,3 +329,22 @@ def test_canonical_bytes_refuse_ambiguous_input(
 def test_nested_error_names_the_path() -> None:
     with pytest.raises(ValueError, match=r"\$\.details\.rows\[1\]\.score"):
         canonical(details={"rows": [{"score": 1}, {"score": 0.5}]})
+
+
+_ANY_CHAR = st.one_of(
+    st.characters(),
+    st.sampled_from('"\\\x00\x1f\x7f\u2028'),
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=()),
+)
+
+
+@given(st.text(alphabet=_ANY_CHAR))
+def test_strings_encode_as_json_does_or_are_refused(text: str) -> None:
+    """The shortcut for plain strings gives exactly what the escaping path gives."""
+    try:
+        expected = json.dumps(text.encode("utf-8").decode("utf-8"), ensure_ascii=False)
+    except UnicodeEncodeError:
+        with pytest.raises(ValueError, match="lone surrogate"):
+            audit_chain._string(text, "$")
+        return
+    assert audit_chain._string(text, "$") == expected
