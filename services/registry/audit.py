@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -213,9 +214,22 @@ async def _batch(session: AsyncSession, after: int) -> list[audit_chain.AuditRec
     return [audit_chain.AuditRecord(**row._asdict()) for row in rows]
 
 
-async def verify(session: AsyncSession) -> audit_chain.VerifyResult:
+@dataclass(frozen=True)
+class Anchor:
+    """A head taken earlier and kept outside the database: entry `seq` had hash `hash`.
+
+    Chaining alone cannot show a deleted tail or a chain rewritten with recomputed hashes;
+    a walk checked against an anchor can (see `shared.audit_chain`)."""
+
+    seq: int
+    hash: str
+
+
+async def verify(
+    session: AsyncSession, *, anchor: Anchor | None = None
+) -> audit_chain.VerifyResult:
     """Chain what is queued, then walk the whole chain batch by batch and report the first
-    broken entry, if any.
+    broken entry, if any; with `anchor`, also that the chain still reaches it unchanged.
 
     Only one batch is held at a time: each walk resumes from the last verified entry's hash
     and the seq expected next. The chain starts at seq 1, so a deleted first entry shows as a
@@ -228,21 +242,36 @@ async def verify(session: AsyncSession) -> audit_chain.VerifyResult:
         checked += walk.checked
         last_seq, last_hash = walk.last_seq or last_seq, walk.last_hash
         if not walk.ok:
-            return audit_chain.VerifyResult(
-                ok=False,
-                checked=checked,
-                first_broken_seq=walk.first_broken_seq,
-                problem=walk.problem,
-                last_seq=last_seq or None,
-                last_hash=last_hash,
-            )
+            return _broken(checked, walk.first_broken_seq, walk.problem, last_seq, last_hash)
+        if anchor is not None:
+            at_anchor = next((r for r in batch if r.seq == anchor.seq), None)
+            if at_anchor is not None and at_anchor.hash != anchor.hash:
+                problem = "entry does not match the anchored head (history rewritten)"
+                before = anchor.seq - 1
+                return _broken(before, anchor.seq, problem, before, at_anchor.prev_hash)
         if len(batch) < VERIFY_BATCH:
             break
+    if anchor is not None and last_seq < anchor.seq:
+        problem = f"log truncated: {last_seq} entries, the anchor is at {anchor.seq} (tail deleted)"
+        return _broken(checked, last_seq + 1, problem, last_seq, last_hash)
     return audit_chain.VerifyResult(
         ok=True,
         checked=checked,
         first_broken_seq=None,
         problem=None,
+        last_seq=last_seq or None,
+        last_hash=last_hash,
+    )
+
+
+def _broken(
+    checked: int, seq: int | None, problem: str | None, last_seq: int, last_hash: str
+) -> audit_chain.VerifyResult:
+    return audit_chain.VerifyResult(
+        ok=False,
+        checked=checked,
+        first_broken_seq=seq,
+        problem=problem,
         last_seq=last_seq or None,
         last_hash=last_hash,
     )

@@ -11,7 +11,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
 
 from services.registry import audit, coordinator, stream
@@ -38,6 +38,12 @@ router = APIRouter(prefix="/v1/registry", tags=["coordinator"])
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
 PlatformFilter = Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
 CodeFilter = Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")]
+AnchorSeq = Annotated[
+    int | None, Query(ge=1, le=2**63 - 1, description="seq of an anchored head (with anchor_hash)")
+]
+AnchorHash = Annotated[
+    str | None, Query(pattern=r"^[0-9a-f]{64}$", description="hash of entry anchor_seq")
+]
 SEND_TIMEOUT_SECONDS = 10
 
 
@@ -47,6 +53,11 @@ class AuditVerification(BaseModel):
     first_broken_seq: int | None
     problem: str | None
     last_seq: int | None
+    head_hash: str | None = Field(
+        description="hash of entry `last_seq`: keep it (with last_seq) outside the database and"
+        " pass both back as an anchor, so a later walk also catches a deleted tail"
+    )
+    anchored: bool = Field(description="whether the walk was checked against an anchor")
 
 
 @router.get("/case-map", response_model=CaseMap)
@@ -165,16 +176,30 @@ async def stream_events(
 
 @router.get("/audit/verify", response_model=AuditVerification, openapi_extra=AUDITOR_SECURITY)
 async def verify_audit(
-    request: Request, _caller: AuditorDep, sm: SessionmakerDep
+    request: Request,
+    _caller: AuditorDep,
+    sm: SessionmakerDep,
+    anchor_seq: AnchorSeq = None,
+    anchor_hash: AnchorHash = None,
 ) -> AuditVerification:
-    """Walk the whole hash chain; one walk at a time, since each reads the entire log."""
+    """Walk the whole hash chain; one walk at a time, since each reads the entire log.
+
+    With `anchor_seq` and `anchor_hash` (an earlier answer's `last_seq` and `head_hash`, kept
+    elsewhere) the walk also fails if the chain no longer reaches that entry unchanged."""
+    if (anchor_seq is None) != (anchor_hash is None):
+        raise ValidationFailed("anchor_seq and anchor_hash go together")
+    anchor = None
+    if anchor_seq is not None and anchor_hash is not None:
+        anchor = audit.Anchor(seq=anchor_seq, hash=anchor_hash)
     lock: asyncio.Lock = request.app.state.audit_lock
     async with lock, transaction(sm) as session:
-        result = await audit.verify(session)
+        result = await audit.verify(session, anchor=anchor)
     return AuditVerification(
         ok=result.ok,
         checked=result.checked,
         first_broken_seq=result.first_broken_seq,
         problem=result.problem,
         last_seq=result.last_seq,
+        head_hash=result.last_hash if result.last_seq else None,
+        anchored=anchor is not None,
     )

@@ -236,3 +236,94 @@ async def test_an_unmigrated_database_exits_2(postgres: EmbeddedPostgres) -> Non
     code, output = await cli_verdict(databases.create_empty(postgres, prefix="bare"))
     assert code == 2
     assert "is the schema migrated?" in output
+
+
+async def anchored_verdicts(
+    chain: Chain, anchor: audit.Anchor
+) -> tuple[VerifyResult, dict[str, object], tuple[int, str]]:
+    """The same anchored walk by the registry's verifier, over HTTP and from the CLI."""
+    async with (
+        databases.engine_for(chain.url) as engine,
+        transaction(create_sessionmaker(engine)) as session,
+    ):
+        service = await audit.verify(session, anchor=anchor)
+    settings = registry_api.settings_for(chain.url, chain.topic_prefix)
+    async with registry_api.running(settings) as registry:
+        answer = await registry.client.get(
+            "/v1/registry/audit/verify",
+            params={"anchor_seq": anchor.seq, "anchor_hash": anchor.hash},
+            headers=registry.issuer.auth(registry_api.COORDINATOR),
+        )
+    assert answer.status_code == 200
+    runner = CliRunner()
+    args = ["audit", "verify", "--anchor-seq", str(anchor.seq), "--anchor-hash", anchor.hash]
+    result = await asyncio.to_thread(runner.invoke, cli, args, env={"DATABASE_URL": chain.url})
+    return service, answer.json(), (result.exit_code, result.output)
+
+
+async def head_of(chain: Chain) -> audit.Anchor:
+    """An anchor as an operator takes it: the head a verify reports, here from the CLI."""
+    code, output = await cli_verdict(chain.url)
+    assert code == 0
+    _, seq, _, digest = output.splitlines()[-1].removeprefix("head: ").split()
+    return audit.Anchor(seq=int(seq), hash=digest)
+
+
+async def test_a_deleted_tail_passes_plain_chaining_but_not_an_anchor(
+    postgres: EmbeddedPostgres, chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anchor = await head_of(chain)
+    service, body, (code, output) = await anchored_verdicts(chain, anchor)
+    assert (service.ok, body["ok"], body["anchored"], code) == (True, True, True, 0)
+    assert f"anchor at seq {anchor.seq} matches" in output
+    as_superuser(postgres, chain, f"DELETE FROM audit_log WHERE seq >= {anchor.seq - 1}")
+    for plain in await service_verdicts(chain, monkeypatch):
+        assert plain.ok  # what chaining alone cannot see
+    service, body, (code, output) = await anchored_verdicts(chain, anchor)
+    assert (service.ok, service.first_broken_seq) == (False, anchor.seq - 1)
+    assert service.problem is not None
+    assert "tail deleted" in service.problem
+    # the HTTP walk is an audited access: its own entry is chained first, at anchor.seq - 1,
+    # so from then on the log is one entry short of the anchor
+    assert (body["ok"], body["first_broken_seq"]) == (False, anchor.seq)
+    assert "tail deleted" in str(body["problem"])
+    assert code == 1
+    assert f"BROKEN at seq {anchor.seq}: log truncated" in output
+
+
+async def test_an_anchor_that_does_not_match_is_reported_as_rewritten_history(
+    chain: Chain,
+) -> None:
+    anchor = await head_of(chain)
+    forged = audit.Anchor(seq=anchor.seq - 2, hash="f" * 64)
+    service, body, (code, output) = await anchored_verdicts(chain, forged)
+    assert (service.ok, service.first_broken_seq, service.checked) == (
+        False,
+        forged.seq,
+        forged.seq - 1,
+    )
+    assert (body["ok"], body["first_broken_seq"]) == (False, forged.seq)
+    assert "history rewritten" in str(body["problem"])
+    assert code == 1
+    assert "history rewritten" in output
+
+
+async def test_an_anchor_is_refused_unless_complete_and_well_formed(chain: Chain) -> None:
+    settings = registry_api.settings_for(chain.url, chain.topic_prefix)
+    async with registry_api.running(settings) as registry:
+        auth = registry.issuer.auth(registry_api.COORDINATOR)
+        for params in ({"anchor_seq": 3}, {"anchor_seq": 3, "anchor_hash": "abc"}):
+            answer = await registry.client.get(
+                "/v1/registry/audit/verify", params=params, headers=auth
+            )
+            assert answer.status_code in (400, 422)
+            assert answer.headers["content-type"].startswith("application/problem+json")
+    runner = CliRunner()
+    result = await asyncio.to_thread(
+        runner.invoke,
+        cli,
+        ["audit", "verify", "--anchor-seq", "3"],
+        env={"DATABASE_URL": chain.url},
+    )
+    assert result.exit_code == 2
+    assert "go together" in result.output
