@@ -255,6 +255,7 @@ class OutboxEvent(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        Index("ix_outbox_created_at", "created_at", postgresql_using="brin"),  # retention
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -273,6 +274,9 @@ class IdempotencyKey(Base):
     """The first answer to a POST, replayed to retries that carry the same key."""
 
     __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        Index("ix_idempotency_keys_created_at", "created_at", postgresql_using="brin"),
+    )
 
     client_id: Mapped[str] = mapped_column(Text, primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)

@@ -76,6 +76,8 @@ class Runtime:
             redrive=self.process,
             metrics=self.metrics,
             queue_busy=self.consumer_busy,
+            outbox_retention=timedelta(seconds=s.outbox_retention_seconds),
+            key_ttl=timedelta(seconds=s.idempotency_key_ttl_seconds),
         )
         await _retry_forever(self.reconciler.provision, self.stop)
         self.consumer = make_consumer(

@@ -4,6 +4,7 @@ Each pass (one leader at a time) re-provisions topics if the broker came back em
 recently published outbox events after such a wipe, re-drives fan-outs that stalled, and
 re-publishes deliveries that were not acknowledged in time, under the same delivery id, with
 capped exponential backoff, until they fail with an alert event after the last attempt.
+Once a minute it also applies retention (`services.registry.retention`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry import audit, outbox
+from services.registry import audit, outbox, retention
 from services.registry.models import CooperationResponse, Delivery, Jurisdiction, OutboxEvent
 from services.router import fanout
 from services.router.leader import run_as_leader, sleep_or_stop
@@ -36,6 +37,7 @@ RECONCILER_LOCK_KEY = 0x0CA5E5A0EC0C
 BATCH = 200
 # Longer than a produce request may take (the producer's request timeout is 15 s).
 SECOND_HEAL_AFTER = 20.0
+PRUNE_EVERY = 60.0  # seconds between retention passes
 Redrive = Callable[[uuid.UUID], Awaitable[int]]
 # Is this instance's consumer working through a backlog, with progress in the last N seconds?
 QueueBusy = Callable[[float], bool]
@@ -62,6 +64,8 @@ class Reconciler:
         redrive: Redrive,
         metrics: RouterMetrics,
         queue_busy: QueueBusy = _never_busy,
+        outbox_retention: timedelta | None = None,
+        key_ttl: timedelta | None = None,
     ) -> None:
         self._sm, self._producer, self._provisioner = sm, producer, provisioner
         self._dsn, self._prefix, self._policy = asyncpg_dsn(database_url), prefix, policy
@@ -70,6 +74,9 @@ class Reconciler:
         self._redrive, self._metrics, self._queue_busy = redrive, metrics, queue_busy
         self._stop = asyncio.Event()
         self._second_heal_at: float | None = None
+        self._outbox_retention = outbox_retention or max(replay_window, timedelta(days=7))
+        self._key_ttl = key_ttl or timedelta(days=1)
+        self._prune_at = 0.0  # monotonic time of the next retention pass
 
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until `stop`, reconciling when this instance holds the reconciler lock."""
@@ -98,6 +105,28 @@ class Reconciler:
             await self.heal()
         await self.redrive_stalled()
         await self.republish_due()
+        if time.monotonic() >= self._prune_at:
+            self._prune_at = time.monotonic() + PRUNE_EVERY
+            await self.prune()
+
+    async def prune(self) -> retention.Pruned:
+        """Forget published events past retention and expired idempotency keys, in batches."""
+        total = retention.Pruned(outbox=0, keys=0)
+        while not self._stop.is_set():
+            now = datetime.now(UTC)
+            async with transaction(self._sm) as session:
+                done = await retention.prune(
+                    session,
+                    outbox_before=now - self._outbox_retention,
+                    keys_before=now - self._key_ttl,
+                )
+            total = retention.Pruned(total.outbox + done.outbox, total.keys + done.keys)
+            if max(done.outbox, done.keys) < retention.BATCH:
+                break
+        if total.outbox or total.keys:
+            counts = {"outbox_events": total.outbox, "idempotency_keys": total.keys}
+            logger.info("retention pass", extra=counts)
+        return total
 
     async def required_topics(self) -> set[str]:
         async with transaction(self._sm) as session:

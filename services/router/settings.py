@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.settings import CommonSettings, DatabaseSettings, KafkaSettings
 
@@ -26,3 +26,20 @@ class RouterSettings(CommonSettings, DatabaseSettings, KafkaSettings):
     )
     relay_batch: int = Field(default=500, alias="RELAY_BATCH", ge=1, le=5000)
     replay_window_seconds: float = Field(default=3600, alias="ROUTER_REPLAY_WINDOW_SECONDS", ge=0)
+    # Published outbox events older than this are deleted; never shorter than the replay window.
+    outbox_retention_seconds: float = Field(
+        default=7 * 86400, alias="OUTBOX_RETENTION_SECONDS", gt=0
+    )
+    # A retry with the same Idempotency-Key gets the first answer for at least this long.
+    idempotency_key_ttl_seconds: float = Field(
+        default=86400, alias="IDEMPOTENCY_KEY_TTL_SECONDS", gt=0
+    )
+
+    @model_validator(mode="after")
+    def _retention_covers_replay(self) -> RouterSettings:
+        if self.outbox_retention_seconds < self.replay_window_seconds:
+            raise ValueError(
+                "OUTBOX_RETENTION_SECONDS must be at least ROUTER_REPLAY_WINDOW_SECONDS:"
+                " a broker that lost its data is healed from the events kept"
+            )
+        return self
