@@ -36,6 +36,7 @@ __all__ = [
     "GENESIS_HASH",
     "AuditRecord",
     "VerifyResult",
+    "Walk",
     "canonical_bytes",
     "chain_next",
     "entry_hash",
@@ -183,7 +184,7 @@ def verify(
     ``start_seq``. Without ``start_seq`` the first entry's seq is taken as given, so a
     deleted first entry shows up one entry later, as a ``prev_hash`` mismatch.
     """
-    walk = _Walk(start_prev_hash, start_seq)
+    walk = Walk(start_prev_hash, start_seq)
     for record in records:
         if not walk.step(record):
             break
@@ -209,28 +210,31 @@ def verify_head(
         raise ValueError("expected_count must not be negative")
     if expected_count == 0 and expected_head_hash != start_prev_hash:
         return VerifyResult(False, 0, start_seq, "anchored head does not match the start hash")
-    walk = _Walk(start_prev_hash, start_seq)
+    walk = Walk(start_prev_hash, start_seq, anchor=(expected_count, expected_head_hash))
     for record in records:
         if not walk.step(record):
-            return walk.result()
-        if walk.checked == expected_count and record.hash != expected_head_hash:
-            walk.fail(record.seq, "entry does not match the anchored head (history rewritten)")
-            return walk.result()
-    if walk.checked < expected_count:
-        missing = walk.last_seq + 1 if walk.last_seq is not None else start_seq
-        walk.fail(
-            missing,
-            f"log truncated: {walk.checked} entries, anchor covers {expected_count} (tail deleted)",
-        )
-    return walk.result()
+            break
+    return walk.finish()
 
 
-class _Walk:
-    """Constant-size state of a verification walk, so the log never has to fit in memory."""
+class Walk:
+    """Constant-size state of a verification walk, so the log never has to fit in memory.
 
-    def __init__(self, prev_hash: str, expected_seq: int | None) -> None:
+    Feed entries in seq order to `step` (in as many batches as suits the caller) and end with
+    `finish`. With ``anchor=(count, hash)`` the ``count``-th entry of the walk must have
+    ``hash``, and a walk that ends before it is a truncated log.
+    """
+
+    def __init__(
+        self,
+        prev_hash: str = GENESIS_HASH,
+        expected_seq: int | None = None,
+        *,
+        anchor: tuple[int, str] | None = None,
+    ) -> None:
         self.prev_hash = prev_hash
         self.expected_seq = expected_seq
+        self.anchor = anchor
         self.checked = 0
         self.last_seq: int | None = None
         self.broken: tuple[int | None, str] | None = None
@@ -272,11 +276,26 @@ class _Walk:
                 record.seq, "prev_hash does not match predecessor (entry deleted or reordered)"
             )
             return False
+        at_anchor = self.anchor is not None and self.checked + 1 == self.anchor[0]
+        if at_anchor and self.anchor is not None and record.hash != self.anchor[1]:
+            self.fail(record.seq, "entry does not match the anchored head (history rewritten)")
+            return False
         self.prev_hash = record.hash
         self.expected_seq = record.seq + 1
         self.last_seq = record.seq
         self.checked += 1
         return True
+
+    def finish(self) -> VerifyResult:
+        """The outcome, once every entry was fed: a walk short of its anchor is truncated."""
+        if self.broken is None and self.anchor is not None and self.checked < self.anchor[0]:
+            missing = self.last_seq + 1 if self.last_seq is not None else self.expected_seq
+            self.fail(
+                missing,
+                f"log truncated: {self.checked} entries, anchor covers {self.anchor[0]}"
+                " (tail deleted)",
+            )
+        return self.result()
 
     def result(self) -> VerifyResult:
         seq, problem = self.broken if self.broken else (None, None)

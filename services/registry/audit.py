@@ -231,47 +231,17 @@ async def verify(
     """Chain what is queued, then walk the whole chain batch by batch and report the first
     broken entry, if any; with `anchor`, also that the chain still reaches it unchanged.
 
-    Only one batch is held at a time: each walk resumes from the last verified entry's hash
-    and the seq expected next. The chain starts at seq 1, so a deleted first entry shows as a
-    gap at 1 rather than as a broken link one entry later.
+    Only one batch is held at a time, and one walk spans them all. The chain starts at seq 1
+    from the genesis hash, so a deleted first entry shows as a gap at 1, and the anchor's seq
+    is its position in the walk.
     """
     await drain(session)
-    checked, last_seq, last_hash = 0, 0, audit_chain.GENESIS_HASH
-    while batch := await _batch(session, last_seq):
-        walk = audit_chain.verify(batch, start_prev_hash=last_hash, start_seq=last_seq + 1)
-        checked += walk.checked
-        last_seq, last_hash = walk.last_seq or last_seq, walk.last_hash
-        if not walk.ok:
-            return _broken(checked, walk.first_broken_seq, walk.problem, last_seq, last_hash)
-        if anchor is not None:
-            at_anchor = next((r for r in batch if r.seq == anchor.seq), None)
-            if at_anchor is not None and at_anchor.hash != anchor.hash:
-                problem = "entry does not match the anchored head (history rewritten)"
-                before = anchor.seq - 1
-                return _broken(before, anchor.seq, problem, before, at_anchor.prev_hash)
+    walk = audit_chain.Walk(
+        audit_chain.GENESIS_HASH, 1, anchor=(anchor.seq, anchor.hash) if anchor else None
+    )
+    while batch := await _batch(session, walk.last_seq or 0):
+        if not all(walk.step(record) for record in batch):
+            return walk.result()
         if len(batch) < VERIFY_BATCH:
             break
-    if anchor is not None and last_seq < anchor.seq:
-        problem = f"log truncated: {last_seq} entries, the anchor is at {anchor.seq} (tail deleted)"
-        return _broken(checked, last_seq + 1, problem, last_seq, last_hash)
-    return audit_chain.VerifyResult(
-        ok=True,
-        checked=checked,
-        first_broken_seq=None,
-        problem=None,
-        last_seq=last_seq or None,
-        last_hash=last_hash,
-    )
-
-
-def _broken(
-    checked: int, seq: int | None, problem: str | None, last_seq: int, last_hash: str
-) -> audit_chain.VerifyResult:
-    return audit_chain.VerifyResult(
-        ok=False,
-        checked=checked,
-        first_broken_seq=seq,
-        problem=problem,
-        last_seq=last_seq or None,
-        last_hash=last_hash,
-    )
+    return walk.finish()
