@@ -20,9 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text
+import orjson
+from sqlalchemy import BigInteger, DateTime, Text, delete, select, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.types import TypeEngine
 
+from services.registry import bulk
 from services.registry.models import AuditEntry, QueuedAuditEntry
 from shared import audit_chain
 from shared.db import transaction
@@ -33,6 +37,20 @@ AUDIT_LOCK_KEY = 0x0CA5E5A0D17  # arbitrary, stable: the one advisory lock of th
 VERIFY_BATCH = 2000
 SEQUENCE_BATCH = 1000  # entries chained per sequencer transaction
 SEQUENCER_INTERVAL = 0.2  # seconds between looks at an empty queue
+_ENTRY_COLUMNS: dict[str, TypeEngine[Any]] = {
+    "at": DateTime(timezone=True),
+    "actor": Text(),
+    "action": Text(),
+    "subject_type": Text(),
+    "subject_id": Text(),
+    "details": Text(),  # JSON text, cast to jsonb by the database
+}
+_QUEUE = bulk.RowInserter(QueuedAuditEntry, columns=_ENTRY_COLUMNS, casts={"details": JSONB()})
+_LOG = bulk.RowInserter(
+    AuditEntry,
+    columns={"seq": BigInteger(), **_ENTRY_COLUMNS, "prev_hash": Text(), "hash": Text()},
+    casts={"details": JSONB()},
+)
 # (client_id, jti) of the request being served; see `bind_token`.
 _request_token: ContextVar[tuple[str, str] | None] = ContextVar("audit_token", default=None)
 
@@ -100,8 +118,8 @@ async def append_many(session: AsyncSession, entries: Sequence[Mapping[str, Any]
             "details": body,
         }
         audit_chain.canonical_bytes(seq=1, prev_hash=audit_chain.GENESIS_HASH, **row)
-        rows.append(row)
-    await session.execute(insert(QueuedAuditEntry), rows)
+        rows.append({**row, "details": orjson.dumps(body).decode()})
+    await _QUEUE.insert(session, rows)
 
 
 async def sequence(session: AsyncSession, *, wait: bool = True, limit: int = SEQUENCE_BATCH) -> int:
@@ -154,9 +172,10 @@ async def sequence(session: AsyncSession, *, wait: bool = True, limit: int = SEQ
             "details": row.details,
         }
         digest = audit_chain.chain_next(prev_hash, seq, **fields)
-        chained.append({"seq": seq, **fields, "prev_hash": prev_hash, "hash": digest})
+        text_fields = {**fields, "details": orjson.dumps(row.details).decode()}
+        chained.append({"seq": seq, **text_fields, "prev_hash": prev_hash, "hash": digest})
         prev_hash = digest
-    await session.execute(insert(AuditEntry), chained)
+    await _LOG.insert(session, chained)
     return len(chained)
 
 
