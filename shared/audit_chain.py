@@ -34,6 +34,7 @@ from typing import Any, Final
 
 __all__ = [
     "GENESIS_HASH",
+    "HASH_RE",
     "AuditRecord",
     "VerifyResult",
     "Walk",
@@ -46,7 +47,7 @@ __all__ = [
 
 GENESIS_HASH: Final[str] = "0" * 64
 _MAX_SAFE_INT: Final = 2**53 - 1
-_HASH_RE: Final = re.compile(r"[0-9a-f]{64}")
+HASH_RE: Final = re.compile(r"[0-9a-f]{64}")
 # Strings JSON leaves as they are: no quote, backslash, control character or lone surrogate.
 _PLAIN: Final = re.compile(r'[^"\\\x00-\x1f\ud800-\udfff]*')
 
@@ -96,7 +97,7 @@ def canonical_bytes(
     """The exact bytes an entry's hash covers; any change here invalidates every stored chain."""
     if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
         raise ValueError(f"seq must be a positive integer, got {seq!r}")
-    if not isinstance(prev_hash, str) or not _HASH_RE.fullmatch(prev_hash):
+    if not isinstance(prev_hash, str) or not HASH_RE.fullmatch(prev_hash):
         raise ValueError("prev_hash must be 64 lowercase hex digits")
     for name, text in (
         ("actor", actor),

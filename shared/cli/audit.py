@@ -11,19 +11,17 @@ deleted tail or a chain rewritten with recomputed hashes.
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Annotated, Final
 
 import typer
 from sqlalchemy.exc import ArgumentError, DBAPIError, ProgrammingError
 
-from shared.audit_chain import VerifyResult
+from shared.audit_chain import HASH_RE, VerifyResult
 from shared.settings import DatabaseSettings
 
 INTACT: Final = 0
 BROKEN: Final = 1
 UNREADABLE: Final = 2
-_HASH: Final = re.compile(r"[0-9a-f]{64}")
 CONNECT_TIMEOUT_SECONDS: Final = 10  # a silent host must not hang a cron job for minutes
 
 audit_app = typer.Typer(help="Inspect the tamper-evident audit log.", no_args_is_help=True)
@@ -61,7 +59,7 @@ def verify(
     """Walk the whole chain; print OK with the entry count and head, or the first broken entry."""
     if (anchor_seq is None) != (anchor_hash is None):
         raise typer.BadParameter("--anchor-seq and --anchor-hash go together")
-    if anchor_hash is not None and not _HASH.fullmatch(anchor_hash):
+    if anchor_hash is not None and not HASH_RE.fullmatch(anchor_hash):
         raise typer.BadParameter("--anchor-hash must be 64 lowercase hex digits")
     anchor = (anchor_seq, anchor_hash) if anchor_seq is not None and anchor_hash else None
     settings = DatabaseSettings()
