@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import MetaData, event
+from sqlalchemy import DateTime, MetaData, event, func
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, mapped_column
 
 # Deterministic constraint names keep Alembic migrations and models comparable.
 NAMING_CONVENTION = {
@@ -33,6 +33,16 @@ class Base(DeclarativeBase):
     """Declarative base for every caseshare table."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def check_in(column: str, values: tuple[str, ...]) -> str:
+    """A CHECK constraint's text that keeps `column` within an enumeration's values."""
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
+
+
+def created_now() -> Any:
+    """A timestamp column that PostgreSQL fills with the transaction's time."""
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
 # Connections older than this are replaced at checkout, so one the server silently dropped

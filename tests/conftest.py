@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.registry import migrate, seed
-from services.registry.cases import Context
+from services.registry import migrate
+from services.registry.context import Context
+from services.registry.reference import seed
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.embedded import EmbeddedPostgres, EmbeddedTansu, free_port
 

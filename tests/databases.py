@@ -17,7 +17,8 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.registry import migrate, seed
+from services.registry import migrate
+from services.registry.reference import seed
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.embedded import EmbeddedPostgres
 

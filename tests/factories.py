@@ -7,16 +7,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from services.registry.rules import HandlingCode
-from services.registry.schemas import (
-    CaseCreate,
+from services.registry.cases.schemas import CaseCreate, SelectorIn
+from services.registry.cases.selectors import SelectorKind
+from services.registry.responses.rules import HandlingCode
+from services.registry.responses.schemas import (
     Disclosure,
     DisclosureRecord,
     ResponseCreate,
     ResponseScopeIn,
-    SelectorIn,
 )
-from services.registry.selectors import SelectorKind
 
 
 def reference() -> str:

@@ -18,9 +18,13 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry import cases, migrate, responses, seed
-from services.registry.cases import Actor, Context
-from services.registry.models import CooperationResponse, Delivery
+from services.registry import migrate
+from services.registry.cases import service as cases
+from services.registry.context import Actor, Context
+from services.registry.deliveries.models import Delivery
+from services.registry.reference import seed
+from services.registry.responses import service as responses
+from services.registry.responses.models import CooperationResponse
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.embedded import EmbeddedPostgres, free_port
 from shared.events import ResponseDelivered, topic_name

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from services.intake.routes import router
 from services.intake.settings import IntakeSettings
-from services.registry.cases import Context
+from services.registry.context import Context
 from shared.auth.validation import TokenValidator
 from shared.checks import broker_check, database_check
 from shared.db import create_engine, create_sessionmaker

@@ -15,8 +15,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry.access import admitted
-from services.registry.cases import Actor, Context
+from services.registry.context import Actor, Context
+from services.registry.web.access import admitted
 from shared.auth.deps import require
 from shared.auth.principal import Principal
 from shared.auth.scopes import Scope

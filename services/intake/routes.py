@@ -18,21 +18,17 @@ from services.intake.deps import (
     PlatformDep,
     SessionmakerDep,
 )
-from services.registry import cases, idempotency, inbox, responses
-from services.registry.rules import CaseStatus
-from services.registry.schemas import (
-    MAX_PAGE,
-    Acknowledgement,
-    CaseCreate,
-    CaseOut,
-    CaseStatusUpdate,
-    InboxItem,
-    Page,
-    ResponseAccepted,
-    ResponseCreate,
-)
+from services.registry.cases import service as cases
+from services.registry.cases.rules import CaseStatus
+from services.registry.cases.schemas import CaseCreate, CaseOut, CaseStatusUpdate
+from services.registry.deliveries import service as inbox
+from services.registry.deliveries.schemas import Acknowledgement, InboxItem
+from services.registry.responses import service as responses
+from services.registry.responses.schemas import ResponseAccepted, ResponseCreate
+from services.registry.store import idempotency
 from shared.db import transaction
 from shared.errors import ValidationFailed
+from shared.schemas import MAX_PAGE, Page
 from shared.web import created_response
 
 router = APIRouter(prefix="/v1")

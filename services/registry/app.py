@@ -16,9 +16,12 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from services.registry import audit, dashboard, routes_admin, routes_coordinator
+from services.registry.audit import service as audit
 from services.registry.settings import RegistrySettings
-from services.registry.stream import Viewers
+from services.registry.web import admin as routes_admin
+from services.registry.web import coordinator as routes_coordinator
+from services.registry.web import dashboard
+from services.registry.web.stream import Viewers
 from shared.auth.deps import document_token_url
 from shared.auth.validation import TokenValidator
 from shared.checks import broker_check, database_check

@@ -18,14 +18,15 @@ from sqlalchemy import DateTime, Integer, Text, bindparam, select, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry import audit, bulk, outbox, rules
-from services.registry.models import (
-    CooperationResponse,
-    Delivery,
-    Exclusion,
-    Jurisdiction,
-)
-from services.router import candidates
+from services.registry.audit import service as audit
+from services.registry.deliveries.models import Delivery, Exclusion
+from services.registry.reference.models import Jurisdiction
+from services.registry.reference.rules import JurisdictionStatus
+from services.registry.responses.models import CooperationResponse
+from services.registry.responses.rules import HandlingCode
+from services.registry.standing import repository as candidates
+from services.registry.standing import rules
+from services.registry.store import bulk, outbox
 from services.router.publish import (
     Outgoing,
     Policy,
@@ -76,7 +77,7 @@ def _to_rule_response(resp: CooperationResponse) -> rules.Response:
     return rules.Response(
         id=resp.id,
         platform=resp.platform,
-        handling_code=rules.HandlingCode(resp.handling_code),
+        handling_code=HandlingCode(resp.handling_code),
         scope=rules.ResponseScope(
             case_ids=frozenset(resp.scope_case_ids),
             selector_hashes=frozenset(resp.scope_selector_hashes),
@@ -113,7 +114,7 @@ async def decide_and_record(
         response,
         cases=cases,
         jurisdictions={
-            j.code: rules.Jurisdiction(j.code, rules.JurisdictionStatus(j.status)) for j in juris
+            j.code: rules.Jurisdiction(j.code, JurisdictionStatus(j.status)) for j in juris
         },
     )
     now = datetime.now(UTC)

@@ -17,8 +17,11 @@ from sqlalchemy import any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry import audit, outbox
-from services.registry.models import Case, CooperationResponse, Delivery
+from services.registry.audit import service as audit
+from services.registry.cases.models import Case
+from services.registry.deliveries.models import Delivery
+from services.registry.responses.models import CooperationResponse
+from services.registry.store import outbox
 from shared.events import DeliveryPublished, ResponseDelivered, json_datetime, topic_name
 from shared.kafka import TopicProvisioner, encode
 

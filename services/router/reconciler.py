@@ -4,7 +4,7 @@ Each pass (one leader at a time) re-provisions topics if the broker came back em
 recently published outbox events after such a wipe, re-drives fan-outs that stalled, and
 re-publishes deliveries that were not acknowledged in time, under the same delivery id, with
 capped exponential backoff, until they fail with an alert event after the last attempt.
-Once a minute it also applies retention (`services.registry.retention`).
+Once a minute it also applies retention (`services.registry.store.retention`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,12 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry import audit, outbox, retention
-from services.registry.models import CooperationResponse, Delivery, Jurisdiction, OutboxEvent
+from services.registry.audit import service as audit
+from services.registry.deliveries.models import Delivery
+from services.registry.reference.models import Jurisdiction
+from services.registry.responses.models import CooperationResponse
+from services.registry.store import outbox, retention
+from services.registry.store.models import OutboxEvent
 from services.router import fanout
 from services.router.leader import run_as_leader, sleep_or_stop
 from services.router.metrics import RouterMetrics

@@ -19,7 +19,7 @@ from sqlalchemy import BigInteger, any_, bindparam, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry.models import OutboxEvent
+from services.registry.store.models import OutboxEvent
 from services.router.leader import run_as_leader
 from shared.db import transaction
 from shared.events import EVENT_TYPES

@@ -32,7 +32,7 @@ async def _verify(database_url: str, anchor: tuple[int, str] | None) -> VerifyRe
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    from services.registry import audit
+    from services.registry.audit import service as audit
     from shared.db import create_sessionmaker, transaction
 
     engine = create_async_engine(

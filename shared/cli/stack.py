@@ -124,8 +124,9 @@ async def prepare_database(url: str, state: Path, *, registry_port: int = 8001) 
     import services.issuer.clients as issuer_clients
     import services.issuer.keys as issuer_keys
     import services.issuer.users as issuer_users
-    from services.registry import migrate, seed
-    from services.registry.reference import load_reference
+    from services.registry import migrate
+    from services.registry.reference import seed
+    from services.registry.reference.loader import load_reference
     from shared.db import create_engine, create_sessionmaker, transaction
 
     await migrate.upgrade_async(url)

@@ -15,8 +15,9 @@ from joserfc.jwk import ECKey, OctKey, RSAKey
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.registry import audit
-from services.registry.models import AuditEntry, Jurisdiction, Platform
+from services.registry.audit import service as audit
+from services.registry.audit.models import AuditEntry
+from services.registry.reference.models import Jurisdiction, Platform
 from shared import sealing
 from shared.db import transaction
 from tests.registry_api import ADMIN, COORDINATOR, Registry, running, settings_for

@@ -18,8 +18,8 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry import audit
-from services.registry.models import AuditEntry, QueuedAuditEntry
+from services.registry.audit import service as audit
+from services.registry.audit.models import AuditEntry, QueuedAuditEntry
 from shared.db import transaction
 
 pytestmark = pytest.mark.integration

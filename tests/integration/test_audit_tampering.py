@@ -18,9 +18,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
-from services.registry import audit, cases, responses
-from services.registry.cases import Actor, Context
-from services.registry.rules import CaseStatus
+from services.registry.audit import service as audit
+from services.registry.cases import service as cases
+from services.registry.cases.rules import CaseStatus
+from services.registry.context import Actor, Context
+from services.registry.responses import service as responses
 from shared.audit_chain import VerifyResult
 from shared.cli import app as cli
 from shared.db import create_sessionmaker, transaction

@@ -11,11 +11,16 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry import cases, responses, rules
-from services.registry.cases import Actor, Context
-from services.registry.models import Case, CaseSelector, CooperationResponse, Jurisdiction
-from services.registry.schemas import ResponseScopeIn
-from services.router import candidates, fanout
+from services.registry.cases import service as cases
+from services.registry.cases.models import Case, CaseSelector
+from services.registry.context import Actor, Context
+from services.registry.reference.models import Jurisdiction
+from services.registry.responses import service as responses
+from services.registry.responses.models import CooperationResponse
+from services.registry.responses.schemas import ResponseScopeIn
+from services.registry.standing import repository as candidates
+from services.registry.standing import rules
+from services.router import fanout
 from tests import factories
 
 pytestmark = pytest.mark.integration

@@ -6,10 +6,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry import audit, cases
-from services.registry.cases import Actor, Context
-from services.registry.models import AuditEntry, CaseLink, OutboxEvent
-from services.registry.rules import CaseStatus
+from services.registry.audit import service as audit
+from services.registry.audit.models import AuditEntry
+from services.registry.cases import service as cases
+from services.registry.cases.models import CaseLink
+from services.registry.cases.rules import CaseStatus
+from services.registry.context import Actor, Context
+from services.registry.store.models import OutboxEvent
 from shared.errors import NotFound, PreconditionFailed, ValidationFailed
 from tests import factories
 

@@ -16,17 +16,11 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.registry.models import (
-    AuditEntry,
-    Case,
-    CaseLink,
-    CaseSelector,
-    IdempotencyKey,
-    Jurisdiction,
-    OutboxEvent,
-    QueuedAuditEntry,
-)
-from services.registry.selectors import SelectorKind
+from services.registry.audit.models import AuditEntry, QueuedAuditEntry
+from services.registry.cases.models import Case, CaseLink, CaseSelector
+from services.registry.cases.selectors import SelectorKind
+from services.registry.reference.models import Jurisdiction
+from services.registry.store.models import IdempotencyKey, OutboxEvent
 from shared.embedded import EmbeddedPostgres
 from tests import databases, factories
 from tests.intake_api import Intake, running, settings_for

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.registry.models import Case, CaseLink
+from services.registry.cases.models import Case, CaseLink
 from shared.embedded import EmbeddedPostgres
 from tests import databases, factories
 from tests.intake_api import Intake, running, settings_for

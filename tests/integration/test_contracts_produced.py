@@ -21,10 +21,12 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry import cases, inbox, responses
-from services.registry.cases import Actor, Context
-from services.registry.models import Delivery
-from services.registry.rules import CaseStatus
+from services.registry.cases import service as cases
+from services.registry.cases.rules import CaseStatus
+from services.registry.context import Actor, Context
+from services.registry.deliveries import service as inbox
+from services.registry.deliveries.models import Delivery
+from services.registry.responses import service as responses
 from services.router import fanout
 from services.router.consumer import ResponseConsumer
 from services.router.metrics import RouterMetrics

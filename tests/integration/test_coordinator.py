@@ -20,20 +20,21 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.registry import cases, inbox, outbox, responses, selectors
-from services.registry.cases import Actor, Context
-from services.registry.models import (
-    CaseSelector,
-    CooperationResponse,
-    Delivery,
-    Jurisdiction,
-    OutboxEvent,
-    Platform,
-)
-from services.registry.rules import CaseStatus
-from services.registry.schemas import CaseOut, SelectorIn
-from services.registry.selectors import SelectorKind
-from services.registry.stream import GAP_GRACE_SECONDS, OutboxTail
+from services.registry.cases import selectors
+from services.registry.cases import service as cases
+from services.registry.cases.models import CaseSelector
+from services.registry.cases.rules import CaseStatus
+from services.registry.cases.schemas import CaseOut, SelectorIn
+from services.registry.cases.selectors import SelectorKind
+from services.registry.context import Actor, Context
+from services.registry.deliveries import service as inbox
+from services.registry.deliveries.models import Delivery
+from services.registry.reference.models import Jurisdiction, Platform
+from services.registry.responses import service as responses
+from services.registry.responses.models import CooperationResponse
+from services.registry.store import outbox
+from services.registry.store.models import OutboxEvent
+from services.registry.web.stream import GAP_GRACE_SECONDS, OutboxTail
 from services.router import fanout
 from shared.db import transaction
 from shared.events import ResponseReceived

@@ -13,11 +13,15 @@ import pytest
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry import audit, cases, selectors
-from services.registry.cases import Actor, Context
-from services.registry.models import AuditEntry, CaseLink, OutboxEvent
-from services.registry.schemas import SelectorIn
-from services.registry.selectors import SelectorKind
+from services.registry.audit import service as audit
+from services.registry.audit.models import AuditEntry
+from services.registry.cases import selectors
+from services.registry.cases import service as cases
+from services.registry.cases.models import CaseLink
+from services.registry.cases.schemas import SelectorIn
+from services.registry.cases.selectors import SelectorKind
+from services.registry.context import Actor, Context
+from services.registry.store.models import OutboxEvent
 from shared.events import CaseLinkFound
 from tests import factories
 

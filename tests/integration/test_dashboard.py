@@ -20,8 +20,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.registry.app import create_app
-from services.registry.cases import Context
-from services.registry.dashboard.render import CONTENT_SECURITY_POLICY
+from services.registry.context import Context
+from services.registry.web.dashboard.render import CONTENT_SECURITY_POLICY
 from tests.integration.test_coordinator import (
     FR,
     assert_metadata_only,

@@ -13,9 +13,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry import cases, responses
-from services.registry.cases import Actor, Context
-from services.registry.models import CooperationResponse, Delivery, Exclusion, Jurisdiction
+from services.registry.cases import service as cases
+from services.registry.context import Actor, Context
+from services.registry.deliveries.models import Delivery, Exclusion
+from services.registry.reference.models import Jurisdiction
+from services.registry.responses import service as responses
+from services.registry.responses.models import CooperationResponse
 from services.router import fanout
 from shared import sealing
 from shared.db import transaction

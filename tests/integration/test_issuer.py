@@ -27,7 +27,7 @@ from services.issuer import clients, keys
 from services.issuer.app import create_app
 from services.issuer.models import ClientKind
 from services.issuer.settings import IssuerSettings
-from services.registry.models import Platform
+from services.registry.reference.models import Platform
 from shared.auth import TokenValidator
 from shared.errors import Unauthorized
 

@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 from services.registry import migrate
-from services.registry.schema import metadata
+from services.registry.tables import metadata
 from shared.embedded import EmbeddedPostgres
 from tests import databases
 

@@ -11,9 +11,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry import cases, responses
-from services.registry.cases import Actor, Context
-from services.registry.models import CooperationResponse, Delivery, OutboxEvent
+from services.registry.cases import service as cases
+from services.registry.context import Actor, Context
+from services.registry.deliveries.models import Delivery
+from services.registry.responses import service as responses
+from services.registry.responses.models import CooperationResponse
+from services.registry.store.models import OutboxEvent
 from services.router import fanout
 from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry import retention
-from services.registry.models import IdempotencyKey, OutboxEvent
+from services.registry.store import retention
+from services.registry.store.models import IdempotencyKey, OutboxEvent
 from services.router.settings import RouterSettings
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry import admin, seed
-from services.registry.models import AuditEntry, Jurisdiction, Platform, QueuedAuditEntry
-from services.registry.rules import JurisdictionStatus
+from services.registry.audit.models import AuditEntry, QueuedAuditEntry
+from services.registry.reference import seed
+from services.registry.reference import service as admin
+from services.registry.reference.models import Jurisdiction, Platform
+from services.registry.reference.rules import JurisdictionStatus
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from services.registry import rules
+from services.registry.standing import rules
 from services.router import fanout, publish
 from shared.events import DeliveryPublished, JurisdictionExcluded, json_datetime
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.registry.reference import (
+from services.registry.reference.loader import (
     ReferenceData,
     ReferenceDataError,
     ReferenceJurisdiction,
@@ -16,7 +16,7 @@ from services.registry.reference import (
     parse_jurisdictions,
     parse_platforms,
 )
-from services.registry.rules import JurisdictionStatus
+from services.registry.reference.rules import JurisdictionStatus
 
 _EU = "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE"
 _AGREEMENTS = "AL BA GE IS LI MD ME MK NO RS CH UA GB US"

@@ -20,11 +20,11 @@ from services.intake.app import create_app as create_intake
 from services.intake.settings import IntakeSettings
 from services.issuer.app import create_app as create_issuer
 from services.issuer.settings import IssuerSettings
-from services.registry import deps as registry_deps
 from services.registry.app import create_app as create_registry
-from services.registry.dashboard import auth as dashboard_auth
-from services.registry.dashboard import pages as dashboard_pages
 from services.registry.settings import RegistrySettings
+from services.registry.web import deps as registry_deps
+from services.registry.web.dashboard import auth as dashboard_auth
+from services.registry.web.dashboard import pages as dashboard_pages
 from shared.auth.deps import authenticate
 from tests.conftest import HMAC_KEY
 
@@ -62,7 +62,7 @@ AUTHENTICATORS: frozenset[Callable[..., Any]] = frozenset(
         dashboard_pages._stream_viewer,
     }
 )
-# The caller dependencies that pass every request through `services.registry.access.admit`.
+# The caller dependencies that pass every request through `services.registry.web.access.admit`.
 GUARDED_CALLERS: frozenset[Callable[..., Any]] = frozenset(
     {
         intake_deps._writer,

@@ -8,13 +8,13 @@ from uuid import UUID
 
 import pytest
 
-from services.registry.rules import (
+from services.registry.cases.rules import CaseStatus
+from services.registry.reference.rules import JurisdictionStatus
+from services.registry.responses.rules import HandlingCode
+from services.registry.standing.rules import (
     Case,
-    CaseStatus,
     Decision,
-    HandlingCode,
     Jurisdiction,
-    JurisdictionStatus,
     Reason,
     Response,
     ResponseScope,

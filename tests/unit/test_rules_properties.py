@@ -1,7 +1,7 @@
 """Property tests for the standing rules, checked against an independent oracle.
 
 The oracle below restates DESIGN.md's standing rule directly, without sharing code with
-``services.registry.rules``, so a bug in the rules cannot hide in both places at once.
+``services.registry.standing.rules``, so a bug in the rules cannot hide in both places at once.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from uuid import UUID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.registry.rules import (
+from services.registry.cases.rules import CaseStatus
+from services.registry.reference.rules import JurisdictionStatus
+from services.registry.responses.rules import HandlingCode
+from services.registry.standing.rules import (
     Case,
-    CaseStatus,
-    HandlingCode,
     Jurisdiction,
-    JurisdictionStatus,
     Response,
     ResponseScope,
     decide,

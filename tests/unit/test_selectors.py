@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.registry.selectors import (
+from services.registry.cases.selectors import (
     InvalidSelector,
     SelectorKind,
     mask,

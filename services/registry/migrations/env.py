@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.registry.schema import metadata
+from services.registry.tables import metadata
 
 config = context.config
 

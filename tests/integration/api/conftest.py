@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.intake.app import create_app as create_intake
 from services.intake.settings import IntakeSettings
-from services.registry import cases, responses
 from services.registry.app import create_app as create_registry
-from services.registry.cases import Actor, Context
+from services.registry.cases import service as cases
+from services.registry.context import Actor, Context
+from services.registry.responses import service as responses
 from services.registry.settings import RegistrySettings
 from services.router import fanout
 from shared.db import transaction

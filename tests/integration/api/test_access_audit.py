@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry import audit, cases
-from services.registry.cases import Actor, Context
-from services.registry.models import AuditEntry
+from services.registry.audit import service as audit
+from services.registry.audit.models import AuditEntry
+from services.registry.cases import service as cases
+from services.registry.context import Actor, Context
 from shared.db import transaction
 from tests import factories
 from tests.conftest import HMAC_KEY

@@ -29,8 +29,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from services.intake.app import create_app as create_intake
-from services.registry import migrate, seed
+from services.registry import migrate
 from services.registry.app import create_app as create_registry
+from services.registry.reference import seed
 from shared.auth.scopes import Scope
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.embedded import EmbeddedPostgres, EmbeddedTansu

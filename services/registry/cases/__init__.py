@@ -1,0 +1,1 @@
+"""Cases: registration with cross-matching, reads, status changes."""

@@ -1,0 +1,1 @@
+"""Deliveries: one per recipient with standing; the inbox and acknowledgements."""

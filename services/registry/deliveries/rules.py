@@ -1,0 +1,28 @@
+"""The states of a fan-out and of each delivery in it, as types.
+
+A response is `received`, then `routed` once its decisions are recorded, then `completed` once
+every delivery is published. A delivery is `pending` until its record is on the recipient's
+inbox topic, `published` then, and `acknowledged` when the recipient confirms retrieval; one
+that exhausted its attempts is `failed`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FanoutState(StrEnum):
+    RECEIVED = "received"
+    ROUTED = "routed"
+    COMPLETED = "completed"
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    PUBLISHED = "published"
+    ACKNOWLEDGED = "acknowledged"
+    FAILED = "failed"
+
+
+FANOUT_STATES = tuple(FanoutState)
+DELIVERY_STATES = tuple(DeliveryState)

@@ -1,0 +1,1 @@
+"""What the coordinating desk may see: metadata of cases and fan-outs, never disclosed data."""

@@ -1,0 +1,1 @@
+"""Reference data: jurisdictions and platforms, their seed and administration."""

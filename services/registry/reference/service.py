@@ -1,0 +1,231 @@
+"""Administering the reference data that standing depends on: jurisdictions and platforms.
+
+A jurisdiction's status decides whether it can receive anything, and its public key decides who
+can read what it receives, so every change is checked before anything is written and is
+recorded in the audit log in the same transaction. Free text (notes) is never copied into the
+audit log, which cannot be redacted later; the log names the field that changed instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.audit import service as audit
+from services.registry.reference.models import Jurisdiction, Platform
+from services.registry.reference.rules import JurisdictionStatus
+from shared import sealing
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.schemas import Code, ShortText, Slug, Strict
+
+Note = Annotated[str, Field(max_length=500)]
+
+
+class JurisdictionOut(Strict):
+    code: str
+    name: str
+    status: JurisdictionStatus
+    note: str | None
+    public_jwk: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class _Patch(Strict):
+    """A partial update: at least one field, and null only where the field may be cleared."""
+
+    NULLABLE: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _meaningful(self) -> _Patch:
+        if not self.model_fields_set:
+            raise ValueError("name at least one field to change")
+        nulls = [f for f in self.model_fields_set if getattr(self, f) is None]
+        if refused := sorted(set(nulls) - self.NULLABLE):
+            raise ValueError(f"{', '.join(refused)} cannot be null")
+        return self
+
+
+class JurisdictionUpdate(_Patch):
+    """Change a jurisdiction's name, note or status, or register its recipient public key."""
+
+    NULLABLE: ClassVar[frozenset[str]] = frozenset({"note"})
+
+    name: ShortText | None = None
+    note: Note | None = None
+    status: JurisdictionStatus | None = None
+    public_jwk: dict[str, Any] | None = Field(
+        default=None, description="EC P-256 or OKP X25519 public key for sealed disclosures"
+    )
+
+
+class PlatformOut(Strict):
+    slug: str
+    name: str
+    legal_rep_jurisdiction: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class PlatformCreate(Strict):
+    slug: Slug
+    name: ShortText
+    legal_rep_jurisdiction: Code
+
+
+class PlatformUpdate(_Patch):
+    name: ShortText | None = None
+    legal_rep_jurisdiction: Code | None = None
+
+
+def _jurisdiction_out(row: Jurisdiction) -> JurisdictionOut:
+    return JurisdictionOut.model_validate(row, from_attributes=True)
+
+
+def _platform_out(row: Platform) -> PlatformOut:
+    return PlatformOut.model_validate(row, from_attributes=True)
+
+
+async def list_jurisdictions(
+    session: AsyncSession, *, limit: int, after: str | None = None
+) -> tuple[list[JurisdictionOut], str | None]:
+    """Jurisdictions by code; the cursor is the last code of the previous page."""
+    query = select(Jurisdiction).order_by(Jurisdiction.code).limit(limit + 1)
+    if after is not None:
+        query = query.where(Jurisdiction.code > after)
+    rows = (await session.scalars(query)).all()
+    page = [_jurisdiction_out(r) for r in rows[:limit]]
+    return page, page[-1].code if len(rows) > limit else None
+
+
+async def _checked_key(session: AsyncSession, code: str, jwk: dict[str, Any]) -> dict[str, Any]:
+    """The normalised public key, refused if unusable or already another jurisdiction's."""
+    try:
+        key = sealing.validate_public_jwk(jwk)
+    except sealing.InvalidKey as exc:
+        raise ValidationFailed(f"public_jwk is refused: {exc}") from None
+    holder = await session.scalar(
+        select(Jurisdiction.code).where(
+            Jurisdiction.public_jwk["kid"].astext == key["kid"], Jurisdiction.code != code
+        )
+    )
+    if holder is not None:
+        raise Conflict("this public key is already registered for another jurisdiction")
+    return key
+
+
+async def update_jurisdiction(
+    session: AsyncSession, *, actor: str, code: str, data: JurisdictionUpdate
+) -> JurisdictionOut:
+    """Apply a checked partial update and audit it; an update that changes nothing is a no-op."""
+    row = await session.get(Jurisdiction, code, with_for_update=True)
+    if row is None:
+        raise NotFound(f"no jurisdiction {code}")
+    key = None if data.public_jwk is None else await _checked_key(session, code, data.public_jwk)
+    # Everything is checked above; from here on the row changes and nothing can refuse.
+    changes: dict[str, Any] = {}
+    if data.name is not None and data.name != row.name:
+        changes["name"] = {"from": row.name, "to": data.name}
+        row.name = data.name
+    if data.status is not None and data.status.value != row.status:
+        changes["status"] = {"from": row.status, "to": data.status.value}
+        row.status = data.status.value
+    if "note" in data.model_fields_set and data.note != row.note:
+        changes["note"] = "changed"
+        row.note = data.note
+    old_kid = (row.public_jwk or {}).get("kid")
+    if key is not None and key["kid"] != old_kid:
+        changes["public_key"] = {"from_kid": old_kid, "to_kid": key["kid"]}
+        row.public_jwk = key
+    if changes:
+        row.updated_at = datetime.now(UTC)
+        await session.flush()
+        await audit.append(
+            session,
+            actor=actor,
+            action="jurisdiction.updated",
+            subject_type="jurisdiction",
+            subject_id=code,
+            details=changes,
+        )
+    return _jurisdiction_out(row)
+
+
+async def list_platforms(
+    session: AsyncSession, *, limit: int, after: str | None = None
+) -> tuple[list[PlatformOut], str | None]:
+    """Platforms by slug; the cursor is the last slug of the previous page."""
+    query = select(Platform).order_by(Platform.slug).limit(limit + 1)
+    if after is not None:
+        query = query.where(Platform.slug > after)
+    rows = (await session.scalars(query)).all()
+    page = [_platform_out(r) for r in rows[:limit]]
+    return page, page[-1].slug if len(rows) > limit else None
+
+
+async def _known_jurisdiction(session: AsyncSession, code: str) -> None:
+    if await session.get(Jurisdiction, code) is None:
+        raise ValidationFailed(f"unknown jurisdiction {code}")
+
+
+async def create_platform(
+    session: AsyncSession, *, actor: str, data: PlatformCreate
+) -> PlatformOut:
+    """Register a platform; a slug that exists already is a conflict, never an overwrite."""
+    await _known_jurisdiction(session, data.legal_rep_jurisdiction)
+    now = datetime.now(UTC)
+    created = await session.scalar(
+        insert(Platform)
+        .values(**data.model_dump(), created_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["slug"])
+        .returning(Platform.slug)
+    )
+    if created is None:
+        raise Conflict(f"platform {data.slug!r} already exists")
+    await audit.append(
+        session,
+        actor=actor,
+        action="platform.registered",
+        subject_type="platform",
+        subject_id=data.slug,
+        details={"name": data.name, "legal_rep_jurisdiction": data.legal_rep_jurisdiction},
+    )
+    row = await session.get(Platform, data.slug)
+    assert row is not None
+    return _platform_out(row)
+
+
+async def update_platform(
+    session: AsyncSession, *, actor: str, slug: str, data: PlatformUpdate
+) -> PlatformOut:
+    """Rename a platform or move its legal representative; the slug never changes."""
+    row = await session.get(Platform, slug, with_for_update=True)
+    if row is None:
+        raise NotFound(f"no platform {slug!r}")
+    changes: dict[str, Any] = {}
+    rep = data.legal_rep_jurisdiction
+    if rep is not None:
+        await _known_jurisdiction(session, rep)
+    if data.name is not None and data.name != row.name:
+        changes["name"] = {"from": row.name, "to": data.name}
+        row.name = data.name
+    if rep is not None and rep != row.legal_rep_jurisdiction:
+        changes["legal_rep_jurisdiction"] = {"from": row.legal_rep_jurisdiction, "to": rep}
+        row.legal_rep_jurisdiction = rep
+    if changes:
+        row.updated_at = datetime.now(UTC)
+        await session.flush()
+        await audit.append(
+            session,
+            actor=actor,
+            action="platform.updated",
+            subject_type="platform",
+            subject_id=slug,
+            details=changes,
+        )
+    return _platform_out(row)

@@ -1,0 +1,1 @@
+"""Cooperation responses: what a platform submits, validated and stored."""

@@ -1,0 +1,113 @@
+"""Accepting a platform's cooperation response: validate its scope, store it with its outbox
+event in one transaction. Routing happens later, in the router, from the committed row."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.audit import service as audit
+from services.registry.cases import selectors
+from services.registry.cases.models import Case
+from services.registry.cases.schemas import SelectorIn
+from services.registry.context import Context
+from services.registry.reference.models import Platform
+from services.registry.responses.models import CooperationResponse
+from services.registry.responses.rules import HandlingCode
+from services.registry.responses.schemas import ResponseAccepted, ResponseCreate
+from services.registry.store import outbox
+from shared.errors import ValidationFailed
+from shared.events import ResponseReceived
+
+
+def _hash_all(ctx: Context, sels: list[SelectorIn], where: str) -> list[str]:
+    out: list[str] = []
+    for index, sel in enumerate(sels):
+        try:
+            normalised = selectors.normalise(sel.kind, sel.value)
+        except selectors.InvalidSelector as exc:
+            raise ValidationFailed(f"{where}[{index}]: {exc}") from exc
+        out.append(selectors.selector_hash(ctx.hmac_key, sel.kind, normalised))
+    return sorted(set(out))
+
+
+async def _check_cases(session: AsyncSession, platform: str, ids: set[uuid.UUID]) -> None:
+    """Named cases must exist and target the submitting platform (no cross-platform probing)."""
+    if not ids:
+        return
+    found = set(
+        (
+            await session.scalars(
+                select(Case.id).where(Case.id.in_(ids), Case.platform == platform)
+            )
+        ).all()
+    )
+    if missing := ids - found:
+        raise ValidationFailed(
+            f"{len(missing)} case(s) in the request are unknown for platform {platform}"
+        )
+
+
+async def submit(
+    session: AsyncSession, *, platform: str, client_id: str, data: ResponseCreate, ctx: Context
+) -> ResponseAccepted:
+    """Store a response and queue `ResponseReceived`; disclosures stay only until fan-out."""
+    if await session.get(Platform, platform) is None:
+        raise ValidationFailed(f"unknown platform {platform!r}")
+    named = set(data.scope.case_ids)
+    extra = {c for c in (data.requesting_case_id, data.scope.lead_case_id) if c is not None}
+    await _check_cases(session, platform, named | extra)
+    scope_hashes = _hash_all(ctx, data.scope.selectors, "scope.selectors")
+    for index, disclosure in enumerate(data.disclosures):
+        _hash_all(ctx, [disclosure.selector], f"disclosures[{index}].selector")
+    now = datetime.now(UTC)
+    row = CooperationResponse(
+        id=uuid.uuid4(),
+        platform=platform,
+        submitted_by_client=client_id,
+        request_reference=data.request_reference,
+        requesting_case_id=data.requesting_case_id,
+        scope_case_ids=sorted(named),
+        scope_selector_hashes=scope_hashes,
+        scope_lead_case_id=data.scope.lead_case_id,
+        handling_code=data.handling_code.value,
+        disclosures=[d.model_dump(mode="json") for d in data.disclosures],
+        disclosure_count=len(data.disclosures),
+        emergency=data.emergency,
+        fanout_state="received",
+        issued_at=data.issued_at,
+        received_at=now,
+    )
+    session.add(row)
+    event = ResponseReceived(
+        response_id=row.id,
+        platform=platform,
+        handling_code=row.handling_code,
+        emergency=row.emergency,
+        received_at=now,
+    )
+    outbox.add(session, event, key=str(row.id), subject=str(row.id), prefix=ctx.topic_prefix)
+    await audit.append(
+        session,
+        actor=client_id,
+        action="response.received",
+        subject_type="response",
+        subject_id=str(row.id),
+        details={
+            "platform": platform,
+            "handling_code": row.handling_code,
+            "disclosures": row.disclosure_count,
+            "named_cases": len(named),
+            "selectors": len(scope_hashes),
+        },
+    )
+    return ResponseAccepted(
+        id=row.id,
+        platform=platform,
+        handling_code=HandlingCode(row.handling_code),
+        fanout_state=row.fanout_state,
+        received_at=now,
+    )

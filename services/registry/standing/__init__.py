@@ -1,0 +1,1 @@
+"""Standing: who receives a response and why, decided by pure rules."""

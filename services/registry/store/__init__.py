@@ -1,0 +1,1 @@
+"""Storage plumbing every domain shares: outbox, idempotency, locks, bulk inserts, retention."""

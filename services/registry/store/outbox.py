@@ -1,0 +1,102 @@
+"""Writing events to the transactional outbox: they commit or roll back with the change."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.store import bulk
+from services.registry.store.models import OutboxEvent
+from shared.events import Event, topic_name
+
+
+def add(
+    session: AsyncSession,
+    event: Event,
+    *,
+    key: str,
+    subject: str | None,
+    prefix: str,
+    jurisdiction: str | None = None,
+    event_id: uuid.UUID | None = None,
+) -> OutboxEvent:
+    """Queue `event` for publication on its topic; the relay publishes after commit."""
+    row = OutboxEvent(
+        event_id=event_id or uuid.uuid4(),
+        topic=topic_name(prefix, event.TOPIC, jurisdiction),
+        key=key,
+        event_type=event.TYPE,
+        subject=subject,
+        payload=event.model_dump(mode="json"),
+    )
+    session.add(row)
+    return row
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One event to queue with `add_many`: the event, its record key and CloudEvents subject."""
+
+    event: Event
+    key: str
+    subject: str | None
+    event_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One event already in its JSON form (what `model_dump(mode="json")` of `event_type`
+    gives), for a caller that queues dozens of a trivially built event at once and would spend
+    more on validating and dumping each than on everything else; it owns the equivalence."""
+
+    event_type: type[Event]
+    payload: dict[str, Any]
+    key: str
+    subject: str | None
+    event_id: uuid.UUID | None = None
+
+
+async def add_many(
+    session: AsyncSession, items: Sequence[Pending | Prepared], *, prefix: str
+) -> None:
+    """Queue many events in one INSERT executed once (a fan-out writes dozens at once)."""
+    if not items:
+        return
+    await _INSERTER.insert(session, [_row(item, prefix) for item in items])
+
+
+_INSERTER = bulk.RowInserter(
+    OutboxEvent,
+    columns={
+        "event_id": PG_UUID(as_uuid=True),
+        "topic": Text(),
+        "key": Text(),
+        "event_type": Text(),
+        "subject": Text(),
+        "payload": Text(),  # JSON text, cast to jsonb by the database
+    },
+    casts={"payload": JSONB()},
+)
+
+
+def _row(item: Pending | Prepared, prefix: str) -> dict[str, Any]:
+    if isinstance(item, Pending):
+        event_type, payload = type(item.event), item.event.model_dump(mode="json")
+    else:
+        event_type, payload = item.event_type, item.payload
+    return {
+        "event_id": item.event_id or uuid.uuid4(),
+        "topic": topic_name(prefix, event_type.TOPIC),
+        "key": item.key,
+        "event_type": event_type.TYPE,
+        "subject": item.subject,
+        "payload": orjson.dumps(payload).decode(),
+    }

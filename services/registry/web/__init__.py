@@ -1,0 +1,1 @@
+"""The registry process's HTTP layer: coordinator and admin routes, live stream, dashboard."""

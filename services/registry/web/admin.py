@@ -1,0 +1,113 @@
+"""The administrators' API over reference data; every route needs `registry:admin`.
+
+Thin adapters over `services.registry.reference.service`: each request is one transaction,
+holding the change and its audit entry, so a refused request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.reference import service as admin
+from services.registry.reference.service import (
+    JurisdictionOut,
+    JurisdictionUpdate,
+    PlatformCreate,
+    PlatformOut,
+    PlatformUpdate,
+)
+from services.registry.store import idempotency
+from services.registry.web.deps import AdminDep, SessionmakerDep
+from shared.db import transaction
+from shared.schemas import MAX_PAGE, Page
+from shared.web import created_response
+
+router = APIRouter(prefix="/v1/registry", tags=["admin"])
+CODE = r"^[A-Z]{2}$"
+SLUG = r"^[a-z0-9][a-z0-9-]{1,62}$"
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Retries with the same key get the first answer"),
+]
+
+
+@router.get("/jurisdictions", response_model=Page[JurisdictionOut])
+async def list_jurisdictions(
+    _caller: AdminDep,
+    sm: SessionmakerDep,
+    limit: Limit = MAX_PAGE,
+    cursor: Annotated[str | None, Query(pattern=CODE)] = None,
+) -> Page[JurisdictionOut]:
+    async with transaction(sm) as session:
+        items, nxt = await admin.list_jurisdictions(session, limit=limit, after=cursor)
+    return Page[JurisdictionOut](items=items, next_cursor=nxt)
+
+
+@router.patch("/jurisdictions/{code}", response_model=JurisdictionOut)
+async def update_jurisdiction(
+    code: Annotated[str, Path(pattern=CODE)],
+    data: JurisdictionUpdate,
+    caller: AdminDep,
+    sm: SessionmakerDep,
+) -> JurisdictionOut:
+    """Change status, name or note, or register the recipient key that deliveries are sealed to."""
+    async with transaction(sm) as session:
+        return await admin.update_jurisdiction(
+            session, actor=caller.client_id, code=code, data=data
+        )
+
+
+@router.get("/platforms", response_model=Page[PlatformOut])
+async def list_platforms(
+    _caller: AdminDep,
+    sm: SessionmakerDep,
+    limit: Limit = MAX_PAGE,
+    cursor: Annotated[str | None, Query(pattern=SLUG)] = None,
+) -> Page[PlatformOut]:
+    async with transaction(sm) as session:
+        items, nxt = await admin.list_platforms(session, limit=limit, after=cursor)
+    return Page[PlatformOut](items=items, next_cursor=nxt)
+
+
+@router.post("/platforms", status_code=201, response_model=PlatformOut)
+async def create_platform(
+    data: PlatformCreate,
+    request: Request,
+    caller: AdminDep,
+    sm: SessionmakerDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Register a platform; an existing slug is a 409, a retry with the same key replays."""
+
+    async def create(session: AsyncSession) -> PlatformOut:
+        return await admin.create_platform(session, actor=caller.client_id, data=data)
+
+    status, body, replayed = await idempotency.create_once(
+        sm,
+        client_id=caller.client_id,
+        key=idempotency_key,
+        path=request.url.path,
+        data=data,
+        status=201,
+        create=create,
+    )
+    return created_response(
+        status, body, replayed=replayed, location=f"/v1/registry/platforms/{body['slug']}"
+    )
+
+
+@router.patch("/platforms/{slug}", response_model=PlatformOut)
+async def update_platform(
+    slug: Annotated[str, Path(pattern=SLUG)],
+    data: PlatformUpdate,
+    caller: AdminDep,
+    sm: SessionmakerDep,
+) -> PlatformOut:
+    """Rename a platform or change the jurisdiction of its legal representative."""
+    async with transaction(sm) as session:
+        return await admin.update_platform(session, actor=caller.client_id, slug=slug, data=data)

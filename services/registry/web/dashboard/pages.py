@@ -1,0 +1,215 @@
+"""The dashboard's pages and its live stream, over the coordinator use cases in-process.
+
+Every page needs a signed-in coordinator (`CoordinatorPage`). The stream relays the registry's
+own outbox tail (`services.registry.web.stream`), the same generator the API's `/stream` serves,
+because a browser's EventSource cannot send the bearer token that endpoint asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import Response
+from sse_starlette import EventSourceResponse
+
+from services.registry.audit import service as audit
+from services.registry.cases.rules import CaseStatus
+from services.registry.oversight import service as coordinator
+from services.registry.oversight.schemas import CaseMap
+from services.registry.web import stream
+from services.registry.web.access import admitted
+from services.registry.web.dashboard.auth import CoordinatorPage, NotPermitted, SignInRequired
+from services.registry.web.dashboard.auth import signed_in as _signed_in
+from services.registry.web.dashboard.render import page
+from services.registry.web.deps import SessionmakerDep, SettingsDep
+from shared.auth.principal import Principal
+from shared.db import transaction
+from shared.errors import DomainError, NotFound, TooManyRequests, Unauthorized
+
+router = APIRouter(prefix="/dashboard", include_in_schema=False)
+RECENT_RESPONSES = 10
+PAGE_SIZE = 50
+SEND_TIMEOUT_SECONDS = 10
+_CODE = re.compile(r"^[A-Z]{2}$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """The case map laid out for a table: jurisdictions down, platforms across."""
+
+    jurisdictions: list[str]
+    platforms: list[str]
+    counts: dict[tuple[str, str], int]
+    by_jurisdiction: dict[str, int]
+    by_platform: dict[str, int]
+    total: int
+
+    @classmethod
+    def of(cls, data: CaseMap) -> Matrix:
+        return cls(
+            jurisdictions=sorted(data.by_jurisdiction),
+            platforms=sorted(data.by_platform),
+            counts={(c.jurisdiction, c.platform): c.cases for c in data.cells},
+            by_jurisdiction=data.by_jurisdiction,
+            by_platform=data.by_platform,
+            total=data.total,
+        )
+
+
+def _status(value: str | None) -> CaseStatus | None:
+    return CaseStatus(value) if value in set(CaseStatus) else None
+
+
+def _matching(pattern: re.Pattern[str], value: str | None) -> str | None:
+    return value if value is not None and pattern.match(value) else None
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"no such {what}") from None
+
+
+def _problem(request: Request, error: DomainError) -> Response:
+    context = {"title": error.title, "message": str(error), "alert": True}
+    return page(request, "message.html", context, status_code=error.status)
+
+
+async def _stream_viewer(request: Request) -> AsyncIterator[Principal]:
+    """Like a page, but an EventSource cannot follow a sign-in redirect: answer 401 instead."""
+    try:
+        principal = await _signed_in(request)
+    except (SignInRequired, NotPermitted):
+        raise Unauthorized("Sign in to the dashboard again", error="invalid_token") from None
+    async with admitted(request, principal):
+        yield principal
+
+
+@router.get("", name="dashboard_home")
+async def case_map(
+    request: Request, _who: CoordinatorPage, sm: SessionmakerDep, status: str | None = None
+) -> Response:
+    """Jurisdiction-by-platform counts; each count links to the cases behind it."""
+    chosen = _status(status)
+    async with transaction(sm) as session:
+        data = await coordinator.case_map(session, status=chosen)
+    context = {"nav": "map", "matrix": Matrix.of(data), "status": chosen, "statuses": CaseStatus}
+    return page(request, "case_map.html", context)
+
+
+@router.get("/cases", name="dashboard_cases")
+async def cases(
+    request: Request,
+    _who: CoordinatorPage,
+    sm: SessionmakerDep,
+    opened_by: str | None = None,
+    platform: str | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+) -> Response:
+    """One cell's (or margin's) cases, newest first, metadata only."""
+    code, slug, chosen = _matching(_CODE, opened_by), _matching(_SLUG, platform), _status(status)
+    try:
+        async with transaction(sm) as session:
+            items, nxt = await coordinator.list_cases(
+                session,
+                limit=PAGE_SIZE,
+                cursor=cursor,
+                opened_by=code,
+                platform=slug,
+                status=chosen,
+            )
+    except DomainError as error:
+        return _problem(request, error)
+    filters = {"opened_by": code, "platform": slug, "status": chosen}
+    shown = {k: str(v) for k, v in filters.items() if v is not None}
+    context = {"nav": "map", "cases": items, "filters": shown, "next_cursor": nxt}
+    return page(request, "cases.html", context)
+
+
+@router.get("/cases/{case_id}", name="dashboard_case")
+async def case(
+    request: Request, case_id: str, _who: CoordinatorPage, sm: SessionmakerDep
+) -> Response:
+    try:
+        async with transaction(sm) as session:
+            found = await coordinator.read_case(session, case_id=_uuid(case_id, "case"))
+    except DomainError as error:
+        return _problem(request, error)
+    return page(request, "case.html", {"nav": "map", "case": found})
+
+
+@router.get("/fanout", name="dashboard_fanout")
+async def live_fanout(request: Request, _who: CoordinatorPage, sm: SessionmakerDep) -> Response:
+    """The latest responses and their recipients, kept current over the stream."""
+    async with transaction(sm) as session:
+        head = await stream.head(session)  # before the snapshot: the stream repeats, never skips
+        recent, _ = await coordinator.list_responses(session, limit=RECENT_RESPONSES)
+        fanouts = [await coordinator.fanout(session, response_id=r.id) for r in recent]
+    context = {"nav": "fanout", "fanouts": fanouts, "after": head, "response_id": None}
+    return page(request, "fanout.html", context)
+
+
+@router.get("/responses/{response_id}", name="dashboard_response")
+async def response_fanout(
+    request: Request, response_id: str, _who: CoordinatorPage, sm: SessionmakerDep
+) -> Response:
+    try:
+        async with transaction(sm) as session:
+            head = await stream.head(session)
+            found = await coordinator.fanout(session, response_id=_uuid(response_id, "response"))
+    except DomainError as error:
+        return _problem(request, error)
+    context = {"nav": "fanout", "fanouts": [found], "after": head, "response_id": found.response.id}
+    return page(request, "fanout.html", context)
+
+
+@router.get("/audit", name="dashboard_audit")
+async def audit_status(request: Request, _who: CoordinatorPage, sm: SessionmakerDep) -> Response:
+    """Walk the hash chain now; one walk at a time, shared with the API's verifier."""
+    lock: asyncio.Lock = request.app.state.audit_lock
+    async with lock, transaction(sm) as session:
+        result = await audit.verify(session)
+    return page(request, "audit.html", {"nav": "audit", "result": result})
+
+
+@router.get("/stream", name="dashboard_stream")
+async def live_stream(
+    request: Request,
+    _viewer: Annotated[Principal, Depends(_stream_viewer)],
+    sm: SessionmakerDep,
+    settings: SettingsDep,
+    response_id: str | None = None,
+    after: str | None = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    """Fan-out events for a signed-in browser; a reconnect resumes from `Last-Event-ID`."""
+    viewers: stream.Viewers = request.app.state.viewers
+    if viewers.full():
+        raise TooManyRequests("too many open streams; retry shortly", retry_after=5)
+    start = next(
+        (int(v) for v in (last_event_id, after) if v and v.isdigit() and len(v) < 19), None
+    )
+    if start is None:
+        async with transaction(sm) as session:
+            start = await stream.head(session)
+    only = _uuid(response_id, "response") if response_id else None
+    tail = stream.OutboxTail(prefix=settings.topic_prefix, last_id=start, response_id=only)
+    events = stream.follow(
+        sm,
+        tail,
+        viewers=viewers,
+        poll_seconds=settings.stream_poll_seconds,
+        max_seconds=settings.stream_max_seconds,
+    )
+    return EventSourceResponse(
+        events, ping=settings.stream_ping_seconds, send_timeout=SEND_TIMEOUT_SECONDS
+    )

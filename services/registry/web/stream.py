@@ -1,0 +1,172 @@
+"""Live fan-out events for the coordinating desk, tailed from the transactional outbox.
+
+Tailing the outbox rather than Kafka shows exactly what the registry committed, needs no
+consumer group per viewer, and lets a viewer resume from any outbox id (its SSE id). Outbox
+ids come from a sequence: they are handed out in insertion order but become visible in commit
+order, so asking only for `id > last` would skip an event whose transaction commits after a
+later one. The ids a poll jumps over are kept as gaps and asked for again until they appear or
+a grace period passes (a rolled-back transaction leaves a gap for ever). A resumed stream may
+therefore repeat an event; its `id` (and `event_id`) lets a viewer drop the duplicate.
+
+Only the fan-out event types are streamed, and each payload is re-validated against its event
+contract, whose fields are identifiers, codes, reasons and times, never disclosed data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sse_starlette import ServerSentEvent
+
+from services.registry.store.models import OutboxEvent
+from shared.db import transaction
+from shared.events import (
+    DeliveryAcknowledged,
+    DeliveryFailed,
+    DeliveryPublished,
+    Event,
+    JurisdictionExcluded,
+    ResponseReceived,
+    topic_name,
+)
+
+logger = logging.getLogger(__name__)
+
+# SSE event name for each streamed contract; nothing else in the outbox is ever sent.
+STREAMED: dict[str, tuple[str, type[Event]]] = {
+    ResponseReceived.TYPE: ("response.received", ResponseReceived),
+    DeliveryPublished.TYPE: ("delivery.published", DeliveryPublished),
+    DeliveryAcknowledged.TYPE: ("delivery.acknowledged", DeliveryAcknowledged),
+    JurisdictionExcluded.TYPE: ("delivery.excluded", JurisdictionExcluded),
+    DeliveryFailed.TYPE: ("delivery.failed", DeliveryFailed),
+}
+BATCH = 500
+GAP_GRACE_SECONDS = 10.0
+MAX_GAPS = 10_000
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    outbox_id: int
+    name: str
+    data: dict[str, Any]
+
+    def to_sse(self) -> ServerSentEvent:
+        return ServerSentEvent(
+            data=orjson.dumps(self.data).decode(), event=self.name, id=str(self.outbox_id)
+        )
+
+
+@dataclass
+class OutboxTail:
+    """One viewer's position in the outbox: the highest id seen and the ids missing below it."""
+
+    prefix: str
+    last_id: int
+    response_id: uuid.UUID | None = None
+    gaps: dict[int, float] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+    behind: bool = False  # the last poll hit BATCH: more is already waiting
+
+    async def poll(self, session: AsyncSession) -> list[StreamEvent]:
+        """The streamed events that became visible since the previous poll, by outbox id."""
+        visible = (
+            await session.scalars(
+                select(OutboxEvent.id)
+                .where(or_(OutboxEvent.id > self.last_id, OutboxEvent.id.in_(list(self.gaps))))
+                .order_by(OutboxEvent.id)
+                .limit(BATCH)
+            )
+        ).all()
+        self.advance(visible)
+        self.behind = len(visible) >= BATCH
+        if not visible:
+            return []
+        query = select(
+            OutboxEvent.id, OutboxEvent.event_id, OutboxEvent.event_type, OutboxEvent.payload
+        ).where(
+            OutboxEvent.id.in_(visible),
+            OutboxEvent.topic.in_(
+                [topic_name(self.prefix, "responses"), topic_name(self.prefix, "deliveries")]
+            ),
+            OutboxEvent.event_type.in_(list(STREAMED)),
+        )
+        if self.response_id is not None:
+            query = query.where(OutboxEvent.payload["response_id"].astext == str(self.response_id))
+        rows = (await session.execute(query.order_by(OutboxEvent.id))).tuples()
+        return [e for e in (_event(*row) for row in rows) if e is not None]
+
+    def advance(self, visible: Sequence[int]) -> None:
+        """Move past `visible`, remembering skipped ids as gaps until their grace runs out."""
+        now, seen = self.clock(), set(visible)
+        self.gaps = {i: until for i, until in self.gaps.items() if i not in seen and until > now}
+        top = max(seen, default=self.last_id)
+        if top > self.last_id:
+            for missing in range(max(self.last_id + 1, top - MAX_GAPS), top):
+                if missing not in seen:
+                    self.gaps[missing] = now + GAP_GRACE_SECONDS
+            self.last_id = top
+        if len(self.gaps) > MAX_GAPS:
+            self.gaps = dict(sorted(self.gaps.items())[-MAX_GAPS:])
+
+
+def _event(
+    outbox_id: int, event_id: uuid.UUID, event_type: str, payload: dict[str, Any]
+) -> StreamEvent | None:
+    name, model = STREAMED[event_type]
+    try:
+        event = model.model_validate(payload)
+    except ValidationError:
+        logger.warning("outbox payload off contract; not streamed", extra={"outbox_id": outbox_id})
+        return None
+    body = {"event_id": str(event_id), "type": event_type, "data": event.model_dump(mode="json")}
+    return StreamEvent(outbox_id=outbox_id, name=name, data=body)
+
+
+async def head(session: AsyncSession) -> int:
+    """The outbox id a new viewer starts after: it sees only what is committed from now on."""
+    return int(await session.scalar(select(func.coalesce(func.max(OutboxEvent.id), 0))) or 0)
+
+
+@dataclass
+class Viewers:
+    """Counts open streams so the poll load on the database stays bounded."""
+
+    limit: int
+    open: int = 0
+
+    def full(self) -> bool:
+        return self.open >= self.limit
+
+
+async def follow(
+    sm: async_sessionmaker[AsyncSession],
+    tail: OutboxTail,
+    *,
+    viewers: Viewers,
+    poll_seconds: float,
+    max_seconds: float,
+) -> AsyncIterator[ServerSentEvent]:
+    """Poll the outbox until the time budget is spent; a disconnect cancels it from outside."""
+    viewers.open += 1
+    deadline = asyncio.get_running_loop().time() + max_seconds
+    try:
+        while asyncio.get_running_loop().time() < deadline:
+            async with transaction(sm) as session:
+                batch = await tail.poll(session)
+            for event in batch:
+                yield event.to_sse()
+            if not tail.behind:
+                await asyncio.sleep(poll_seconds)
+    finally:
+        viewers.open -= 1
