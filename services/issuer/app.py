@@ -20,6 +20,7 @@ from services.issuer.server import IssuerServer
 from services.issuer.settings import IssuerSettings
 from shared.db import create_engine, create_sessionmaker
 from shared.ratelimit import RateLimiter
+from shared.web import BodySizeLimit
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def create_app(settings: IssuerSettings) -> FastAPI:
         rate=settings.token_rate_per_second, burst=settings.token_rate_burst
     )
     _add_routes(app, service.metadata(settings))
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app
 
 

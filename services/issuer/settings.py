@@ -31,6 +31,8 @@ class IssuerSettings(CommonSettings, DatabaseSettings):
     key_grace_seconds: int = Field(default=900, alias="ISSUER_KEY_GRACE_SECONDS", ge=0)
     token_rate_per_second: float = Field(default=20.0, alias="ISSUER_TOKEN_RATE", gt=0)
     token_rate_burst: int = Field(default=40, alias="ISSUER_TOKEN_BURST", ge=1)
+    # Token and sign-in requests are a few hundred bytes; nothing larger is read into memory.
+    max_body_bytes: int = Field(default=64 * 1024, alias="ISSUER_MAX_BODY_BYTES", ge=1024)
 
     @model_validator(mode="after")
     def _grace_covers_token_lifetime(self) -> IssuerSettings:
