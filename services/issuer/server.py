@@ -50,6 +50,8 @@ AUTH_METHODS = ("client_secret_basic", "private_key_jwt")
 ASSERTION_ALGORITHMS = ("ES256", "Ed25519", "PS256", "RS256")
 MAX_ASSERTION_LIFETIME_SECONDS = 600
 ASSERTION_LEEWAY_SECONDS = 30
+# authlib's words for an unknown client; a client with no registered keys gets the same.
+UNKNOWN_CLIENT = "The client does not exist on this server."
 
 
 @dataclass(frozen=True)
@@ -166,14 +168,25 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     def get_audiences(self) -> list[str]:
         return self._audiences
 
+    def __call__(self, query_client: Any, request: OAuth2Request) -> RegisteredClient | None:
+        """authlib's flow, with any malformed assertion refused as invalid_client, never 500."""
+        try:
+            client: RegisteredClient | None = super().__call__(query_client, request)
+        except (JoseError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise InvalidClientError(description="The client assertion is not valid.") from exc
+        return client
+
     def resolve_client_public_key(self, client: RegisteredClient) -> KeySet:
-        assert client.jwks is not None
+        # A client without registered keys is answered exactly like an unknown one, so the
+        # answer does not tell which client ids exist.
+        if client.jwks is None:
+            raise InvalidClientError(description=UNKNOWN_CLIENT)
         return KeySet.import_key_set(client.jwks)  # type: ignore[arg-type]
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
         try:
             token = jwt.decode(assertion, resolve_key, algorithms=list(ASSERTION_ALGORITHMS))
-        except JoseError as exc:
+        except (JoseError, ValueError, TypeError) as exc:
             raise InvalidClientError(description="The client assertion is not valid.") from exc
         self.verify_claims(token.claims)
         return token.claims
