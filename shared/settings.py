@@ -56,6 +56,10 @@ class OAuthSettings(BaseSettings):
     oauth_audience: str = Field(default="caseshare", alias="OAUTH_AUDIENCE")
     oauth_leeway_seconds: int = Field(default=30, alias="OAUTH_LEEWAY_SECONDS", ge=0, le=120)
     oauth_jwks_ttl_seconds: int = Field(default=300, alias="OAUTH_JWKS_TTL_SECONDS", ge=5)
+    # Tokens whose exp - iat exceeds this are refused, however validly signed.
+    oauth_max_token_lifetime_seconds: int = Field(
+        default=3600, alias="OAUTH_MAX_TOKEN_LIFETIME_SECONDS", ge=60, le=86400
+    )
 
 
 class SelectorSettings(BaseSettings):
