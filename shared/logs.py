@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -95,3 +97,16 @@ def configure(*, level: str = "INFO", fmt: str = "json", service: str | None = N
             return record
 
         logging.setLogRecordFactory(factory)
+
+
+def open_private_log(path: Path) -> BinaryIO:
+    """Open `path` for appending, readable by its owner only, creating it (and its folder).
+
+    A service's log may hold what an exception path let through, so it is never left
+    world-readable: a new file is created 0600 from its first byte, and an old one left by an
+    earlier version is tightened to 0600 before anything more is written to it.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
