@@ -23,6 +23,10 @@ class CommonSettings(BaseSettings):
     state_dir: Path = Field(default=DEFAULT_STATE_DIR, alias="CASESHARE_STATE_DIR")
     log_format: str = Field(default="json", alias="LOG_FORMAT", pattern="^(json|text)$")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # Comma-separated proxies (addresses or networks) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed. Empty: the connection's peer is the client, whatever
+    # headers it sends, so no one can pose as another address to dodge a per-peer limit.
+    forwarded_allow_ips: str = Field(default="", alias="FORWARDED_ALLOW_IPS")
 
 
 class DatabaseSettings(BaseSettings):
