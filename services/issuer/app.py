@@ -19,7 +19,6 @@ from services.issuer import authorize, keys, repository, service, signin
 from services.issuer.server import IssuerServer
 from services.issuer.settings import IssuerSettings
 from shared.db import create_engine, create_sessionmaker
-from shared.ratelimit import RateLimiter
 from shared.web import BodySizeLimit
 
 logger = logging.getLogger(__name__)
@@ -44,10 +43,12 @@ def create_app(settings: IssuerSettings) -> FastAPI:
     app.state.settings = settings
     app.state.server = IssuerServer(settings)
     authorize.register(app.state.server)
-    app.state.sign_in = signin.SignIn.create(issuer_url=settings.issuer_url)
-    app.state.limiter = RateLimiter(
-        rate=settings.token_rate_per_second, burst=settings.token_rate_burst
+    app.state.sign_in = signin.SignIn.create(
+        issuer_url=settings.issuer_url,
+        free_per_account=settings.failed_auth_free_per_client,
+        free_per_peer=settings.failed_auth_free_per_peer,
     )
+    app.state.token_limits = service.TokenLimits.from_settings(settings)
     _add_routes(app, service.metadata(settings))
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app
@@ -66,7 +67,7 @@ def _add_routes(app: FastAPI, metadata: dict[str, Any]) -> None:
             request,
             server=request.app.state.server,
             sessionmaker=_sessionmaker(request),
-            limiter=request.app.state.limiter,
+            limits=request.app.state.token_limits,
         )
 
     @app.api_route("/authorize", methods=["GET", "POST"], tags=["oauth"], response_model=None)

@@ -30,7 +30,7 @@ from services.issuer import keys, repository, users
 from services.issuer.authorize import SignedInUser
 from services.issuer.server import IssuerServer, RequestScope, StarletteOAuth2Request, request_scope
 from shared.cookies import SignedValue
-from shared.ratelimit import RateLimiter
+from shared.ratelimit import GuessingThrottle, RateLimiter, peer_address
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +51,29 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 @dataclass
 class SignIn:
-    """What the endpoint needs besides authlib: the cookie signer and the guessing throttles."""
+    """What the endpoint needs besides authlib: the cookie signer and the guessing throttles.
+
+    Wrong passwords are throttled per (account, peer) and per peer, never per account alone:
+    anyone may type a coordinator's address, and their failures must not lock the coordinator
+    out of signing in from elsewhere.
+    """
 
     cookie: SignedValue
     per_peer: RateLimiter
-    per_email: RateLimiter
+    guessing: GuessingThrottle
     secure_cookie: bool
 
     @classmethod
-    def create(cls, *, issuer_url: str) -> SignIn:
+    def create(
+        cls, *, issuer_url: str, free_per_account: int = 5, free_per_peer: int = 20
+    ) -> SignIn:
         key = secrets.token_bytes(32)
         return cls(
             cookie=SignedValue(key, purpose="issuer-session"),
             per_peer=RateLimiter(rate=1.0, burst=30),
-            per_email=RateLimiter(rate=0.2, burst=10),
+            guessing=GuessingThrottle.create(
+                free_per_account=free_per_account, free_per_peer=free_per_peer
+            ),
             secure_cookie=issuer_url.startswith("https://"),
         )
 
@@ -89,6 +98,7 @@ async def authorize(
             row = await users.authenticate(
                 session, email=params.get("email", ""), password=params.get("password", "")
             )
+            _count_attempt(request, sign_in, params.get("email", ""), succeeded=row is not None)
             user = SignedInUser.from_row(row, auth_time=datetime.now(UTC)) if row else None
         else:
             user = await _signed_in_user(session, request, sign_in)
@@ -157,17 +167,27 @@ def _refuse_post(request: Request, sign_in: SignIn, email: str) -> Response | No
     own = f"{request.url.scheme}://{request.url.netloc}"
     if origin is not None and origin != own:
         return _error_page(request, "Sign-in must be submitted from this page.", status=403)
-    peer = request.client.host if request.client else "unknown"
-    waits = [
-        sign_in.per_peer.retry_after(peer),
-        sign_in.per_email.retry_after(email.strip().lower()),
-    ]
-    wait = max((w for w in waits if w is not None), default=None)
+    peer = peer_address(request.client)
+    wait = sign_in.per_peer.retry_after(peer) or sign_in.guessing.retry_after(
+        account=_account(email), peer=peer
+    )
     if wait is None:
         return None
     page = _error_page(request, f"Too many attempts. Try again in {wait} seconds.", status=429)
     page.headers["Retry-After"] = str(wait)
     return page
+
+
+def _count_attempt(request: Request, sign_in: SignIn, email: str, *, succeeded: bool) -> None:
+    peer = peer_address(request.client)
+    if succeeded:
+        sign_in.guessing.succeeded(account=_account(email), peer=peer)
+    else:
+        sign_in.guessing.failed(account=_account(email), peer=peer)
+
+
+def _account(email: str) -> str:
+    return email.strip().lower()
 
 
 async def _signed_in_user(
