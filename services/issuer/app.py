@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.issuer import authorize, keys, repository, service, signin
+from services.issuer import authorize, keys, logout, repository, service, signin
 from services.issuer.server import IssuerServer
 from services.issuer.settings import IssuerSettings
 from shared.db import create_engine, create_sessionmaker
@@ -78,6 +78,13 @@ def _add_routes(app: FastAPI, metadata: dict[str, Any]) -> None:
             server=request.app.state.server,
             sessionmaker=_sessionmaker(request),
             sign_in=request.app.state.sign_in,
+        )
+
+    @app.api_route("/logout", methods=["GET", "POST"], tags=["oauth"], response_model=None)
+    async def end_session(request: Request) -> Response:
+        """RP-initiated logout: ends the issuer's sign-in session, then returns to the client."""
+        return await logout.end_session(
+            request, sessionmaker=_sessionmaker(request), sign_in=request.app.state.sign_in
         )
 
     @app.get("/jwks.json", tags=["oauth"])

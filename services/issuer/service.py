@@ -48,6 +48,7 @@ def metadata(settings: IssuerSettings) -> dict[str, Any]:
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": settings.token_endpoint,
         "jwks_uri": f"{issuer}/jwks.json",
+        "end_session_endpoint": f"{issuer}/logout",
         "grant_types_supported": ["client_credentials", "authorization_code"],
         # "none" is how the public (PKCE) clients authenticate at the token endpoint.
         "token_endpoint_auth_methods_supported": [*AUTH_METHODS, "none"],

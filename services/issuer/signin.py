@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,8 @@ class SignIn:
     per_peer: RateLimiter
     guessing: GuessingThrottle
     secure_cookie: bool
+    # Sessions signed out before their cookie expired, by session id, until it would have.
+    ended: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -86,7 +89,7 @@ async def authorize(
     sign_in: SignIn,
 ) -> Response:
     """GET shows the sign-in page (or answers at once when signed in); POST checks a password."""
-    params = await _parameters(request)
+    params = await parameters(request)
     if params is None:
         return _error_page(request, "The request repeats a parameter or is too large.")
     oauth_params = {k: v for k, v in params.items() if k not in CREDENTIAL_FIELDS}
@@ -148,7 +151,7 @@ def _decide(
     return answer
 
 
-async def _parameters(request: Request) -> dict[str, str] | None:
+async def parameters(request: Request) -> dict[str, str] | None:
     """Query parameters (GET) or form fields (POST), refusing repeats and oversized values."""
     if request.method == "POST":
         form = await request.form()
@@ -197,8 +200,10 @@ async def _signed_in_user(
     if data is None:
         return None
     try:
-        user_id, auth_time = uuid.UUID(str(data["uid"])), int(data["at"])
+        user_id, auth_time, sid = uuid.UUID(str(data["uid"])), int(data["at"]), str(data["sid"])
     except (KeyError, TypeError, ValueError):
+        return None
+    if sid in sign_in.ended:
         return None
     row = await repository.get_user(session, user_id=user_id)
     if row is None:
@@ -207,7 +212,8 @@ async def _signed_in_user(
 
 
 def _remember(response: Response, sign_in: SignIn, user: SignedInUser) -> None:
-    value = sign_in.cookie.dumps({"uid": str(user.id), "at": int(user.auth_time.timestamp())})
+    at = int(user.auth_time.timestamp())
+    value = sign_in.cookie.dumps({"uid": str(user.id), "at": at, "sid": secrets.token_urlsafe(16)})
     response.set_cookie(
         COOKIE,
         value,
@@ -216,6 +222,29 @@ def _remember(response: Response, sign_in: SignIn, user: SignedInUser) -> None:
         samesite="lax",
         secure=sign_in.secure_cookie,
         path="/",
+    )
+
+
+def forget(request: Request, sign_in: SignIn) -> None:
+    """Remember this browser's session as ended, so its cookie no longer signs anyone in."""
+    data = sign_in.cookie.loads(request.cookies.get(COOKIE), max_age=SESSION_SECONDS)
+    now = time.time()
+    for sid, until in list(sign_in.ended.items()):
+        if until <= now:
+            del sign_in.ended[sid]
+    if data is not None and isinstance(data.get("sid"), str):
+        sign_in.ended[data["sid"]] = now + SESSION_SECONDS
+        logger.info("user signed out", extra={"user_id": str(data.get("uid"))})
+
+
+def page(request: Request, template: str, context: dict[str, Any]) -> Response:
+    """A page of the issuer's own, with the same headers as the sign-in page."""
+    nonce = secrets.token_urlsafe(16)
+    return templates.TemplateResponse(
+        request,
+        template,
+        {**context, "nonce": nonce},
+        headers={**PAGE_HEADERS, "Content-Security-Policy": _csp(nonce)},
     )
 
 
