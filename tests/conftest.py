@@ -21,6 +21,7 @@ from services.registry import migrate, seed
 from services.registry.cases import Context
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.embedded import EmbeddedPostgres, EmbeddedTansu, free_port
+from shared.keywrap import KeyRing
 
 HMAC_KEY = "test-selector-key-" + "k" * 32
 
@@ -109,3 +110,5 @@ def random_reference() -> str:
 
 
 os.environ.setdefault("SELECTOR_HMAC_KEY", HMAC_KEY)
+# One key-encryption key for every issuer and CLI the suite starts, in process or not.
+os.environ.setdefault("KEY_ENCRYPTION_KEY", KeyRing.generate().spec())

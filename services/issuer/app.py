@@ -34,13 +34,14 @@ def create_app(settings: IssuerSettings) -> FastAPI:
         app.state.sessionmaker = sessionmaker
         try:
             async with sessionmaker.begin() as session:
-                await keys.ensure_active_key(session)
+                await keys.ensure_active_key(session, app.state.key_ring)
             yield
         finally:
             await engine.dispose()
 
     app = FastAPI(title="caseshare issuer", version="1", lifespan=lifespan)
     app.state.settings = settings
+    app.state.key_ring = settings.key_ring(settings.state_dir)
     app.state.server = IssuerServer(settings)
     authorize.register(app.state.server)
     app.state.sign_in = signin.SignIn.create(
@@ -68,6 +69,7 @@ def _add_routes(app: FastAPI, metadata: dict[str, Any]) -> None:
             server=request.app.state.server,
             sessionmaker=_sessionmaker(request),
             limits=request.app.state.token_limits,
+            key_ring=request.app.state.key_ring,
         )
 
     @app.api_route("/authorize", methods=["GET", "POST"], tags=["oauth"], response_model=None)

@@ -33,6 +33,7 @@ from services.issuer.server import (
 )
 from services.issuer.settings import IssuerSettings
 from shared.auth.scopes import Scope
+from shared.keywrap import KeyRing
 from shared.ratelimit import GuessingThrottle, RateLimiter, peer_address
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
@@ -72,6 +73,7 @@ async def issue_token(
     server: IssuerServer,
     sessionmaker: async_sessionmaker[AsyncSession],
     limits: TokenLimits,
+    key_ring: KeyRing,
 ) -> Response:
     """Answer a token request in RFC 6749 form, throttled without locking anyone out.
 
@@ -98,7 +100,7 @@ async def issue_token(
     async with sessionmaker.begin() as session:
         scope = RequestScope(
             session=session,
-            signing_key=await keys.active_signing_key(session),
+            signing_key=await keys.active_signing_key(session, key_ring),
             client_limiter=limits.per_client,
         )
         reset = request_scope.set(scope)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.keywrap import KeyEncryptionSettings
 from shared.settings import CommonSettings, DatabaseSettings, OAuthSettings
 
 MAX_TOKEN_LIFETIME_SECONDS = 300
 _OAUTH_DEFAULTS = OAuthSettings.model_fields
 
 
-class IssuerSettings(CommonSettings, DatabaseSettings):
+class IssuerSettings(CommonSettings, DatabaseSettings, KeyEncryptionSettings):
     """Where the issuer listens, who it says it is, and how long what it signs stays valid."""
 
     model_config = SettingsConfigDict(extra="ignore")

@@ -126,7 +126,8 @@ async def _in_authlib(
 ) -> Response | None:
     """Validate (and, with a user, answer) the authorization request in a worker thread."""
     oauth_request = StarletteOAuth2Request(request, params)
-    scope = RequestScope(session=session, signing_key=await keys.active_signing_key(session))
+    ring = request.app.state.key_ring
+    scope = RequestScope(session=session, signing_key=await keys.active_signing_key(session, ring))
     reset = request_scope.set(scope)
     try:
         return await anyio.to_thread.run_sync(_decide, server, oauth_request, user)
