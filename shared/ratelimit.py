@@ -190,17 +190,25 @@ def peer_address(client: tuple[str, int] | None) -> str:
 
 
 class WriteLimitSettings(BaseSettings):
-    """Per-client limits on the write endpoints of intake and registry.
+    """Per-client limits on the write endpoints of intake and registry, and on their reads.
 
     Generous by default: they exist to contain a misbehaving client, not to shape the traffic
-    of well-behaved ones (the intake benchmark spreads its load over five clients).
+    of well-behaved ones (the intake benchmark spreads its load over five clients). Reads are
+    limited too because each one writes an access-audit entry: without a limit, one client
+    could grow the audit log as fast as it can send GETs for made-up ids.
     """
 
     model_config = SettingsConfigDict(extra="ignore")
 
     write_rate_per_second: float = Field(default=100.0, alias="WRITE_RATE_PER_SECOND", gt=0)
     write_rate_burst: int = Field(default=200, alias="WRITE_RATE_BURST", ge=1)
+    read_rate_per_second: float = Field(default=100.0, alias="READ_RATE_PER_SECOND", gt=0)
+    read_rate_burst: int = Field(default=200, alias="READ_RATE_BURST", ge=1)
 
     def write_limiter(self) -> RateLimiter:
         """A fresh limiter for one app; each process keeps its own buckets."""
         return RateLimiter(rate=self.write_rate_per_second, burst=self.write_rate_burst)
+
+    def read_limiter(self) -> RateLimiter:
+        """A fresh limiter for one app's reads, apart from its writes' buckets."""
+        return RateLimiter(rate=self.read_rate_per_second, burst=self.read_rate_burst)
