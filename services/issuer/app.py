@@ -33,6 +33,8 @@ def create_app(settings: IssuerSettings) -> FastAPI:
         sessionmaker = create_sessionmaker(engine)
         app.state.sessionmaker = sessionmaker
         try:
+            # Read (or in development made) at start: the one KEK ring this process seals with.
+            app.state.key_ring = settings.key_ring(settings.state_dir)
             async with sessionmaker.begin() as session:
                 await keys.ensure_active_key(session, app.state.key_ring)
             yield
@@ -41,7 +43,6 @@ def create_app(settings: IssuerSettings) -> FastAPI:
 
     app = FastAPI(title="caseshare issuer", version="1", lifespan=lifespan)
     app.state.settings = settings
-    app.state.key_ring = settings.key_ring(settings.state_dir)
     app.state.server = IssuerServer(settings)
     authorize.register(app.state.server)
     app.state.sign_in = signin.SignIn.create(
