@@ -321,3 +321,22 @@ async def test_a_configured_proxy_is_believed(database_url: str, engine: AsyncEn
         async with served(app, "127.0.0.1") as http:
             statuses = await spoofed_wrong_sign_ins(http, params)
     assert statuses == [200] * 25
+
+
+async def test_a_spoofed_forwarded_for_does_not_dodge_the_token_throttle(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """Finding 3's spoofing half: wrong secrets under ever-new addresses still add up."""
+    app = create_app(issuer_settings(database_url))
+    async with app.router.lifespan_context(app), served(app, "") as http:
+        statuses = []
+        for _ in range(25):
+            answer = await http.post(
+                "/token",
+                data={"grant_type": "client_credentials"},
+                auth=httpx.BasicAuth(f"nobody-{uuid.uuid4().hex[:8]}", "guess"),
+                headers={"x-forwarded-for": random_peer()},
+            )
+            statuses.append(answer.status_code)
+    assert statuses[:21] == [401] * 21
+    assert statuses[21:] == [429] * 4
