@@ -238,13 +238,16 @@ def forget(request: Request, sign_in: SignIn) -> None:
         logger.info("user signed out", extra={"user_id": str(data.get("uid"))})
 
 
-def page(request: Request, template: str, context: dict[str, Any]) -> Response:
+def page(
+    request: Request, template: str, context: dict[str, Any], *, status: int = 200
+) -> Response:
     """A page of the issuer's own, with the same headers as the sign-in page."""
     nonce = secrets.token_urlsafe(16)
     return templates.TemplateResponse(
         request,
         template,
         {**context, "nonce": nonce},
+        status_code=status,
         headers={**PAGE_HEADERS, "Content-Security-Policy": _csp(nonce)},
     )
 
@@ -272,14 +275,7 @@ def _sign_in_page(request: Request, params: dict[str, str], *, failed: bool) -> 
 
 
 def _error_page(request: Request, message: str, *, status: int = 400) -> Response:
-    nonce = secrets.token_urlsafe(16)
-    return templates.TemplateResponse(
-        request,
-        "sign_in_error.html",
-        {"message": message, "nonce": nonce},
-        status_code=status,
-        headers={**PAGE_HEADERS, "Content-Security-Policy": _csp(nonce)},
-    )
+    return page(request, "sign_in_error.html", {"message": message}, status=status)
 
 
 def _description(answer: Response) -> str:
