@@ -62,6 +62,9 @@ def create_engine(
     checkout, more than many requests spend on their own statements. `_refuse_closed` does
     the same job from local state instead, and a connection that dies mid-request is still
     recognised as a disconnect, which invalidates the pool.
+
+    `hide_parameters`: a failed statement's error would otherwise quote its parameters, which
+    are disclosed records and selectors, into whatever logs the exception.
     """
     engine = create_async_engine(
         url,
@@ -69,6 +72,7 @@ def create_engine(
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_recycle=POOL_RECYCLE_SECONDS,
         echo=echo,
+        hide_parameters=True,
     )
     event.listen(engine.sync_engine.pool, "checkout", _refuse_closed)
     return engine

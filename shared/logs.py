@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
+import stat
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -77,7 +80,12 @@ class TextFormatter(logging.Formatter):
 
 
 def configure(*, level: str = "INFO", fmt: str = "json", service: str | None = None) -> None:
-    """Install one handler on the root logger; uvicorn's access log is replaced by ours."""
+    """Install one handler on the root logger; uvicorn's access log is replaced by ours.
+
+    When stderr is a file (the dev stack sends each service's output to one), it is made
+    readable by its owner only before anything is logged to it.
+    """
+    restrict_to_owner(sys.stderr)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
@@ -95,3 +103,26 @@ def configure(*, level: str = "INFO", fmt: str = "json", service: str | None = N
             return record
 
         logging.setLogRecordFactory(factory)
+
+
+def restrict_to_owner(stream: Any) -> None:
+    """chmod 0600 the regular file behind `stream`, if it is one; terminals and pipes stay."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # pytest's capture, a StringIO
+        return
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        os.fchmod(fd, 0o600)
+
+
+def open_private_log(path: Path) -> BinaryIO:
+    """Open `path` for appending, readable by its owner only, creating it (and its folder).
+
+    A service's log may hold what an exception path let through, so it is never left
+    world-readable: a new file is created 0600 from its first byte, and an old one left by an
+    earlier version is tightened to 0600 before anything more is written to it.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")

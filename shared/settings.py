@@ -23,6 +23,10 @@ class CommonSettings(BaseSettings):
     state_dir: Path = Field(default=DEFAULT_STATE_DIR, alias="CASESHARE_STATE_DIR")
     log_format: str = Field(default="json", alias="LOG_FORMAT", pattern="^(json|text)$")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # Comma-separated proxies (addresses or networks) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed. Empty: the connection's peer is the client, whatever
+    # headers it sends, so no one can pose as another address to dodge a per-peer limit.
+    forwarded_allow_ips: str = Field(default="", alias="FORWARDED_ALLOW_IPS")
 
 
 class DatabaseSettings(BaseSettings):
@@ -56,6 +60,10 @@ class OAuthSettings(BaseSettings):
     oauth_audience: str = Field(default="caseshare", alias="OAUTH_AUDIENCE")
     oauth_leeway_seconds: int = Field(default=30, alias="OAUTH_LEEWAY_SECONDS", ge=0, le=120)
     oauth_jwks_ttl_seconds: int = Field(default=300, alias="OAUTH_JWKS_TTL_SECONDS", ge=5)
+    # Tokens whose exp - iat exceeds this are refused, however validly signed.
+    oauth_max_token_lifetime_seconds: int = Field(
+        default=3600, alias="OAUTH_MAX_TOKEN_LIFETIME_SECONDS", ge=60, le=86400
+    )
 
 
 class SelectorSettings(BaseSettings):

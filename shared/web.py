@@ -126,6 +126,16 @@ def install_common(app: FastAPI, *, max_body_bytes: int, service: str) -> None:
     app.add_middleware(BodySizeLimit, limit=max_body_bytes)
 
 
+def proxy_options(forwarded_allow_ips: str) -> dict[str, Any]:
+    """uvicorn's proxy settings: believe forwarded headers from the listed proxies only.
+
+    Passed to every uvicorn launch, because uvicorn's own default trusts 127.0.0.1, and on a
+    shared host anyone can connect from there and claim any address in X-Forwarded-For.
+    """
+    trusted = [part.strip() for part in forwarded_allow_ips.split(",") if part.strip()]
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted}
+
+
 def health_router(checks: Callable[[], dict[str, Check]]) -> APIRouter:
     """`/healthz` says the process is alive; `/readyz` runs each dependency check."""
     router = APIRouter(tags=["health"])

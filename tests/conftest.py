@@ -22,6 +22,7 @@ from services.registry.context import Context
 from services.registry.reference import seed
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.embedded import EmbeddedPostgres, EmbeddedTansu, free_port
+from shared.keywrap import KeyRing
 
 HMAC_KEY = "test-selector-key-" + "k" * 32
 
@@ -110,3 +111,5 @@ def random_reference() -> str:
 
 
 os.environ.setdefault("SELECTOR_HMAC_KEY", HMAC_KEY)
+# One key-encryption key for every issuer and CLI the suite starts, in process or not.
+os.environ.setdefault("KEY_ENCRYPTION_KEY", KeyRing.generate().spec())

@@ -6,7 +6,7 @@ import uvicorn
 
 from services.intake.app import create_app
 from services.intake.settings import IntakeSettings
-from shared import logs
+from shared import logs, web
 
 
 def main() -> None:
@@ -17,6 +17,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        **web.proxy_options(settings.forwarded_allow_ips),
         timeout_graceful_shutdown=10,
     )
 

@@ -66,6 +66,7 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
         openapi_url="/openapi.json" if docs else None,
     )
     app.state.write_limiter = settings.write_limiter()
+    app.state.read_limiter = settings.read_limiter()
     install_common(app, max_body_bytes=settings.max_body_bytes, service="intake")
     app.include_router(health_router(lambda: app.state.checks))
     app.include_router(router)

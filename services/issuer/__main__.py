@@ -8,7 +8,7 @@ import uvicorn
 
 from services.issuer.app import create_app
 from services.issuer.settings import IssuerSettings
-from shared import logs
+from shared import logs, web
 
 
 def main() -> None:
@@ -17,7 +17,13 @@ def main() -> None:
     logs.configure(level=settings.log_level, fmt=settings.log_format, service="issuer")
     # authlib's debug records include issued tokens; never let them through.
     logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        **web.proxy_options(settings.forwarded_allow_ips),
+    )
 
 
 if __name__ == "__main__":

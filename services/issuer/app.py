@@ -15,11 +15,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.issuer import authorize, keys, repository, service, signin
+from services.issuer import authorize, keys, logout, repository, service, signin
 from services.issuer.server import IssuerServer
 from services.issuer.settings import IssuerSettings
 from shared.db import create_engine, create_sessionmaker
-from shared.ratelimit import RateLimiter
+from shared.web import BodySizeLimit
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +33,10 @@ def create_app(settings: IssuerSettings) -> FastAPI:
         sessionmaker = create_sessionmaker(engine)
         app.state.sessionmaker = sessionmaker
         try:
+            # Read (or in development made) at start: the one KEK ring this process seals with.
+            app.state.key_ring = settings.key_ring(settings.state_dir)
             async with sessionmaker.begin() as session:
-                await keys.ensure_active_key(session)
+                await keys.ensure_active_key(session, app.state.key_ring)
             yield
         finally:
             await engine.dispose()
@@ -43,11 +45,14 @@ def create_app(settings: IssuerSettings) -> FastAPI:
     app.state.settings = settings
     app.state.server = IssuerServer(settings)
     authorize.register(app.state.server)
-    app.state.sign_in = signin.SignIn.create(issuer_url=settings.issuer_url)
-    app.state.limiter = RateLimiter(
-        rate=settings.token_rate_per_second, burst=settings.token_rate_burst
+    app.state.sign_in = signin.SignIn.create(
+        issuer_url=settings.issuer_url,
+        free_per_account=settings.failed_auth_free_per_client,
+        free_per_peer=settings.failed_auth_free_per_peer,
     )
+    app.state.token_limits = service.TokenLimits.from_settings(settings)
     _add_routes(app, service.metadata(settings))
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     return app
 
 
@@ -64,7 +69,8 @@ def _add_routes(app: FastAPI, metadata: dict[str, Any]) -> None:
             request,
             server=request.app.state.server,
             sessionmaker=_sessionmaker(request),
-            limiter=request.app.state.limiter,
+            limits=request.app.state.token_limits,
+            key_ring=request.app.state.key_ring,
         )
 
     @app.api_route("/authorize", methods=["GET", "POST"], tags=["oauth"], response_model=None)
@@ -75,6 +81,13 @@ def _add_routes(app: FastAPI, metadata: dict[str, Any]) -> None:
             server=request.app.state.server,
             sessionmaker=_sessionmaker(request),
             sign_in=request.app.state.sign_in,
+        )
+
+    @app.api_route("/logout", methods=["GET", "POST"], tags=["oauth"], response_model=None)
+    async def end_session(request: Request) -> Response:
+        """RP-initiated logout: ends the issuer's sign-in session, then returns to the client."""
+        return await logout.end_session(
+            request, sessionmaker=_sessionmaker(request), sign_in=request.app.state.sign_in
         )
 
     @app.get("/jwks.json", tags=["oauth"])

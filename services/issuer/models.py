@@ -82,7 +82,11 @@ class OAuthClient(Base):
 
 
 class SigningKey(Base):
-    """An ES256 key: active while `retired_at` is null, published until `retired_at` passes."""
+    """An ES256 key: active while `retired_at` is null, published until `retired_at` passes.
+
+    The private key is stored only sealed under a key-encryption key (`shared.keywrap`), so a
+    read of this table yields no key to sign with; a retired key may have none at all.
+    """
 
     __tablename__ = "signing_keys"
     __table_args__ = (
@@ -93,10 +97,13 @@ class SigningKey(Base):
             unique=True,
             postgresql_where=text("retired_at IS NULL"),
         ),
+        CheckConstraint(
+            "retired_at IS NOT NULL OR sealed_private_jwk IS NOT NULL", name="active_key_sealed"
+        ),
     )
 
     kid: Mapped[str] = mapped_column(Text, primary_key=True)
-    private_jwk: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    sealed_private_jwk: Mapped[str | None] = mapped_column(Text)
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

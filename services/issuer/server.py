@@ -24,6 +24,7 @@ from authlib.oauth2.rfc6749 import (
     InvalidClientError,
     JsonPayload,
     JsonRequest,
+    OAuth2Error,
     OAuth2Request,
     scope_to_list,
 )
@@ -43,6 +44,7 @@ from services.issuer.keys import ALGORITHM
 from services.issuer.models import ClientKind, OAuthClient
 from services.issuer.settings import IssuerSettings
 from shared.auth.scopes import Scope
+from shared.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ AUTH_METHODS = ("client_secret_basic", "private_key_jwt")
 ASSERTION_ALGORITHMS = ("ES256", "Ed25519", "PS256", "RS256")
 MAX_ASSERTION_LIFETIME_SECONDS = 600
 ASSERTION_LEEWAY_SECONDS = 30
+# authlib's words for an unknown client; a client with no registered keys gets the same.
+UNKNOWN_CLIENT = "The client does not exist on this server."
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class RequestScope:
 
     session: AsyncSession
     signing_key: ECKey
+    # Spent once per authenticated client, so only its own token requests can drain it.
+    client_limiter: RateLimiter | None = None
 
     def load_client(self, client_id: str) -> RegisteredClient | None:
         row = anyio.from_thread.run(_get_client, self.session, client_id)
@@ -150,6 +156,21 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
         return grant_type == "client_credentials"
 
 
+class TooManyTokenRequests(OAuth2Error):  # type: ignore[misc]
+    """429 for an authenticated client over its rate; nobody else can bring it about."""
+
+    error = "temporarily_unavailable"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(description="Too many token requests")
+        self.retry_after = retry_after
+
+    def get_headers(self) -> list[tuple[str, str]]:
+        headers: list[tuple[str, str]] = super().get_headers()
+        return [*headers, ("Retry-After", str(self.retry_after))]
+
+
 class ClientCredentials(ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS: ClassVar[list[str]] = list(AUTH_METHODS)
 
@@ -166,14 +187,25 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     def get_audiences(self) -> list[str]:
         return self._audiences
 
+    def __call__(self, query_client: Any, request: OAuth2Request) -> RegisteredClient | None:
+        """authlib's flow, with any malformed assertion refused as invalid_client, never 500."""
+        try:
+            client: RegisteredClient | None = super().__call__(query_client, request)
+        except (JoseError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise InvalidClientError(description="The client assertion is not valid.") from exc
+        return client
+
     def resolve_client_public_key(self, client: RegisteredClient) -> KeySet:
-        assert client.jwks is not None
+        # A client without registered keys is answered exactly like an unknown one, so the
+        # answer does not tell which client ids exist.
+        if client.jwks is None:
+            raise InvalidClientError(description=UNKNOWN_CLIENT)
         return KeySet.import_key_set(client.jwks)  # type: ignore[arg-type]
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
         try:
             token = jwt.decode(assertion, resolve_key, algorithms=list(ASSERTION_ALGORITHMS))
-        except JoseError as exc:
+        except (JoseError, ValueError, TypeError) as exc:
             raise InvalidClientError(description="The client assertion is not valid.") from exc
         self.verify_claims(token.claims)
         return token.claims
@@ -270,6 +302,17 @@ class IssuerServer(AuthorizationServer):  # type: ignore[misc]
 
     def query_client(self, client_id: str) -> RegisteredClient | None:
         return request_scope.get().load_client(client_id)
+
+    def authenticate_client(
+        self, request: OAuth2Request, methods: list[str], endpoint: str = "token"
+    ) -> RegisteredClient:
+        """authlib's client authentication, then the client's own rate limit."""
+        client: RegisteredClient = super().authenticate_client(request, methods, endpoint)
+        limiter = request_scope.get().client_limiter
+        wait = limiter.retry_after(client.client_id) if limiter is not None else None
+        if wait is not None:
+            raise TooManyTokenRequests(wait)
+        return client
 
     def save_token(self, _token: dict[str, Any], request: OAuth2Request) -> None:
         """JWT access tokens are self-contained; only the fact of issuance is logged."""

@@ -1,4 +1,4 @@
-"""Use cases of the issuer: issue a token (rate limited), publish its keys and its metadata.
+"""Use cases of the issuer: issue a token (throttled), publish its keys and its metadata.
 
 Token requests are read and throttled on the event loop, then handed to authlib in a worker
 thread inside one database transaction, so client lookup, assertion replay checks and signing
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -32,7 +33,8 @@ from services.issuer.server import (
 )
 from services.issuer.settings import IssuerSettings
 from shared.auth.scopes import Scope
-from shared.ratelimit import RateLimiter
+from shared.keywrap import KeyRing
+from shared.ratelimit import GuessingThrottle, RateLimiter, peer_address
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 MAX_TOKEN_REQUEST_BYTES = 16 * 1024
@@ -47,6 +49,7 @@ def metadata(settings: IssuerSettings) -> dict[str, Any]:
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": settings.token_endpoint,
         "jwks_uri": f"{issuer}/jwks.json",
+        "end_session_endpoint": f"{issuer}/logout",
         "grant_types_supported": ["client_credentials", "authorization_code"],
         # "none" is how the public (PKCE) clients authenticate at the token endpoint.
         "token_endpoint_auth_methods_supported": [*AUTH_METHODS, "none"],
@@ -69,31 +72,37 @@ async def issue_token(
     *,
     server: IssuerServer,
     sessionmaker: async_sessionmaker[AsyncSession],
-    limiter: RateLimiter,
+    limits: TokenLimits,
+    key_ring: KeyRing,
 ) -> Response:
-    """Answer a token request in RFC 6749 form, after per-peer and per-client throttling."""
+    """Answer a token request in RFC 6749 form, throttled without locking anyone out.
+
+    Before authentication only the peer is limited: by its request rate, and by its own failed
+    authentications of the client it names. The client's own rate is spent once it has
+    authenticated, so no request without its credentials can make it wait.
+    """
     form = await _read_form(request)
     if isinstance(form, Response):
         return form
     claimed = claimed_client_id(request, form)
     if form.get("client_id", claimed) != claimed:
         return oauth_error(400, "invalid_request", "client_id does not match the credentials")
-    peer = request.client.host if request.client else "unknown"
-    for bucket in (f"peer:{peer}", f"client:{claimed}"):
-        wait = limiter.retry_after(bucket)
-        if wait is not None:
-            return oauth_error(
-                429,
-                "temporarily_unavailable",
-                "Too many token requests",
-                {"Retry-After": str(wait)},
-            )
+    peer = peer_address(request.client)
+    wait = limits.per_peer.retry_after(peer) or limits.guessing.retry_after(
+        account=claimed, peer=peer
+    )
+    if wait is not None:
+        return too_many_requests(wait)
     try:
         oauth_request = StarletteOAuth2Request(request, form)
     except InsecureTransportError:
         return oauth_error(400, "invalid_request", "Token requests must use HTTPS")
     async with sessionmaker.begin() as session:
-        scope = RequestScope(session=session, signing_key=await keys.active_signing_key(session))
+        scope = RequestScope(
+            session=session,
+            signing_key=await keys.active_signing_key(session, key_ring),
+            client_limiter=limits.per_client,
+        )
         reset = request_scope.set(scope)
         try:
             response: Response = await anyio.to_thread.run_sync(
@@ -101,7 +110,49 @@ async def issue_token(
             )
         finally:
             request_scope.reset(reset)
+    if _client_not_authenticated(response):
+        limits.guessing.failed(account=claimed, peer=peer)
+    elif response.status_code == 200:
+        limits.guessing.succeeded(account=claimed, peer=peer)
     return response
+
+
+@dataclass(frozen=True)
+class TokenLimits:
+    """The token endpoint's throttles; each keys on the real peer or an authenticated client."""
+
+    per_peer: RateLimiter
+    per_client: RateLimiter
+    guessing: GuessingThrottle
+
+    @classmethod
+    def from_settings(cls, settings: IssuerSettings) -> TokenLimits:
+        rate, burst = settings.token_rate_per_second, settings.token_rate_burst
+        return cls(
+            per_peer=RateLimiter(rate=rate, burst=burst),
+            per_client=RateLimiter(rate=rate, burst=burst),
+            guessing=GuessingThrottle.create(
+                free_per_account=settings.failed_auth_free_per_client,
+                free_per_peer=settings.failed_auth_free_per_peer,
+            ),
+        )
+
+
+def _client_not_authenticated(response: Response) -> bool:
+    if response.status_code == 401:
+        return True
+    if response.status_code != 400:
+        return False
+    try:
+        return bool(json.loads(bytes(response.body)).get("error") == "invalid_client")
+    except ValueError:
+        return False
+
+
+def too_many_requests(wait: int) -> JSONResponse:
+    return oauth_error(
+        429, "temporarily_unavailable", "Too many token requests", {"Retry-After": str(wait)}
+    )
 
 
 def claimed_client_id(request: Request, form: Mapping[str, str]) -> str:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from services.issuer import keys, repository, users
 from services.issuer.authorize import SignedInUser
 from services.issuer.server import IssuerServer, RequestScope, StarletteOAuth2Request, request_scope
 from shared.cookies import SignedValue
-from shared.ratelimit import RateLimiter
+from shared.ratelimit import GuessingThrottle, RateLimiter, peer_address
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +52,31 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 @dataclass
 class SignIn:
-    """What the endpoint needs besides authlib: the cookie signer and the guessing throttles."""
+    """What the endpoint needs besides authlib: the cookie signer and the guessing throttles.
+
+    Wrong passwords are throttled per (account, peer) and per peer, never per account alone:
+    anyone may type a coordinator's address, and their failures must not lock the coordinator
+    out of signing in from elsewhere.
+    """
 
     cookie: SignedValue
     per_peer: RateLimiter
-    per_email: RateLimiter
+    guessing: GuessingThrottle
     secure_cookie: bool
+    # Sessions signed out before their cookie expired, by session id, until it would have.
+    ended: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, *, issuer_url: str) -> SignIn:
+    def create(
+        cls, *, issuer_url: str, free_per_account: int = 5, free_per_peer: int = 20
+    ) -> SignIn:
         key = secrets.token_bytes(32)
         return cls(
             cookie=SignedValue(key, purpose="issuer-session"),
             per_peer=RateLimiter(rate=1.0, burst=30),
-            per_email=RateLimiter(rate=0.2, burst=10),
+            guessing=GuessingThrottle.create(
+                free_per_account=free_per_account, free_per_peer=free_per_peer
+            ),
             secure_cookie=issuer_url.startswith("https://"),
         )
 
@@ -77,7 +89,7 @@ async def authorize(
     sign_in: SignIn,
 ) -> Response:
     """GET shows the sign-in page (or answers at once when signed in); POST checks a password."""
-    params = await _parameters(request)
+    params = await parameters(request)
     if params is None:
         return _error_page(request, "The request repeats a parameter or is too large.")
     oauth_params = {k: v for k, v in params.items() if k not in CREDENTIAL_FIELDS}
@@ -89,6 +101,7 @@ async def authorize(
             row = await users.authenticate(
                 session, email=params.get("email", ""), password=params.get("password", "")
             )
+            _count_attempt(request, sign_in, params.get("email", ""), succeeded=row is not None)
             user = SignedInUser.from_row(row, auth_time=datetime.now(UTC)) if row else None
         else:
             user = await _signed_in_user(session, request, sign_in)
@@ -113,7 +126,8 @@ async def _in_authlib(
 ) -> Response | None:
     """Validate (and, with a user, answer) the authorization request in a worker thread."""
     oauth_request = StarletteOAuth2Request(request, params)
-    scope = RequestScope(session=session, signing_key=await keys.active_signing_key(session))
+    ring = request.app.state.key_ring
+    scope = RequestScope(session=session, signing_key=await keys.active_signing_key(session, ring))
     reset = request_scope.set(scope)
     try:
         return await anyio.to_thread.run_sync(_decide, server, oauth_request, user)
@@ -138,7 +152,7 @@ def _decide(
     return answer
 
 
-async def _parameters(request: Request) -> dict[str, str] | None:
+async def parameters(request: Request) -> dict[str, str] | None:
     """Query parameters (GET) or form fields (POST), refusing repeats and oversized values."""
     if request.method == "POST":
         form = await request.form()
@@ -157,17 +171,27 @@ def _refuse_post(request: Request, sign_in: SignIn, email: str) -> Response | No
     own = f"{request.url.scheme}://{request.url.netloc}"
     if origin is not None and origin != own:
         return _error_page(request, "Sign-in must be submitted from this page.", status=403)
-    peer = request.client.host if request.client else "unknown"
-    waits = [
-        sign_in.per_peer.retry_after(peer),
-        sign_in.per_email.retry_after(email.strip().lower()),
-    ]
-    wait = max((w for w in waits if w is not None), default=None)
+    peer = peer_address(request.client)
+    wait = sign_in.per_peer.retry_after(peer) or sign_in.guessing.retry_after(
+        account=_account(email), peer=peer
+    )
     if wait is None:
         return None
     page = _error_page(request, f"Too many attempts. Try again in {wait} seconds.", status=429)
     page.headers["Retry-After"] = str(wait)
     return page
+
+
+def _count_attempt(request: Request, sign_in: SignIn, email: str, *, succeeded: bool) -> None:
+    peer = peer_address(request.client)
+    if succeeded:
+        sign_in.guessing.succeeded(account=_account(email), peer=peer)
+    else:
+        sign_in.guessing.failed(account=_account(email), peer=peer)
+
+
+def _account(email: str) -> str:
+    return email.strip().lower()
 
 
 async def _signed_in_user(
@@ -177,8 +201,10 @@ async def _signed_in_user(
     if data is None:
         return None
     try:
-        user_id, auth_time = uuid.UUID(str(data["uid"])), int(data["at"])
+        user_id, auth_time, sid = uuid.UUID(str(data["uid"])), int(data["at"]), str(data["sid"])
     except (KeyError, TypeError, ValueError):
+        return None
+    if sid in sign_in.ended:
         return None
     row = await repository.get_user(session, user_id=user_id)
     if row is None:
@@ -187,7 +213,8 @@ async def _signed_in_user(
 
 
 def _remember(response: Response, sign_in: SignIn, user: SignedInUser) -> None:
-    value = sign_in.cookie.dumps({"uid": str(user.id), "at": int(user.auth_time.timestamp())})
+    at = int(user.auth_time.timestamp())
+    value = sign_in.cookie.dumps({"uid": str(user.id), "at": at, "sid": secrets.token_urlsafe(16)})
     response.set_cookie(
         COOKIE,
         value,
@@ -196,6 +223,32 @@ def _remember(response: Response, sign_in: SignIn, user: SignedInUser) -> None:
         samesite="lax",
         secure=sign_in.secure_cookie,
         path="/",
+    )
+
+
+def forget(request: Request, sign_in: SignIn) -> None:
+    """Remember this browser's session as ended, so its cookie no longer signs anyone in."""
+    data = sign_in.cookie.loads(request.cookies.get(COOKIE), max_age=SESSION_SECONDS)
+    now = time.time()
+    for sid, until in list(sign_in.ended.items()):
+        if until <= now:
+            del sign_in.ended[sid]
+    if data is not None and isinstance(data.get("sid"), str):
+        sign_in.ended[data["sid"]] = now + SESSION_SECONDS
+        logger.info("user signed out", extra={"user_id": str(data.get("uid"))})
+
+
+def page(
+    request: Request, template: str, context: dict[str, Any], *, status: int = 200
+) -> Response:
+    """A page of the issuer's own, with the same headers as the sign-in page."""
+    nonce = secrets.token_urlsafe(16)
+    return templates.TemplateResponse(
+        request,
+        template,
+        {**context, "nonce": nonce},
+        status_code=status,
+        headers={**PAGE_HEADERS, "Content-Security-Policy": _csp(nonce)},
     )
 
 
@@ -222,14 +275,7 @@ def _sign_in_page(request: Request, params: dict[str, str], *, failed: bool) -> 
 
 
 def _error_page(request: Request, message: str, *, status: int = 400) -> Response:
-    nonce = secrets.token_urlsafe(16)
-    return templates.TemplateResponse(
-        request,
-        "sign_in_error.html",
-        {"message": message, "nonce": nonce},
-        status_code=status,
-        headers={**PAGE_HEADERS, "Content-Security-Policy": _csp(nonce)},
-    )
+    return page(request, "sign_in_error.html", {"message": message}, status=status)
 
 
 def _description(answer: Response) -> str:

@@ -38,6 +38,8 @@ EMBEDDED_KEY_HEADERS = frozenset({"jwk", "jku", "x5u", "x5c"})
 MAX_TOKEN_LENGTH = 8192
 UNKNOWN_KID_REFETCH_SECONDS = 10.0
 INVALID = "The access token is not valid"
+# Access tokens are short-lived by design; a longer one is a forged or misconfigured issuer.
+DEFAULT_MAX_LIFETIME_SECONDS = 3600
 
 
 class _AllowListRegistry(JWSRegistry):
@@ -76,8 +78,10 @@ class TokenValidator:
         jwks_ttl_seconds: int,
         http: httpx.AsyncClient,
         clock: Callable[[], float] = time.monotonic,
+        max_lifetime_seconds: int = DEFAULT_MAX_LIFETIME_SECONDS,
     ) -> None:
         self._issuer = issuer
+        self._max_lifetime = max_lifetime_seconds
         self._ttl = jwks_ttl_seconds
         self._http = http
         self._clock = clock
@@ -108,6 +112,7 @@ class TokenValidator:
             leeway_seconds=settings.oauth_leeway_seconds,
             jwks_ttl_seconds=settings.oauth_jwks_ttl_seconds,
             http=http,
+            max_lifetime_seconds=settings.oauth_max_token_lifetime_seconds,
         )
 
     async def aclose(self) -> None:
@@ -165,6 +170,11 @@ class TokenValidator:
         except JoseError as exc:
             logger.info("access token refused: %s", exc.error)
             raise Unauthorized(INVALID) from None
+        lifetime = claims["exp"] - claims["iat"]
+        if lifetime > self._max_lifetime:
+            # A stolen signing key or a misconfigured issuer must not mint near-permanent access.
+            logger.info("access token refused: lifetime %ss over the maximum", lifetime)
+            raise Unauthorized(INVALID)
         scope = claims.get("scope", "")
         optional = [claims.get("jurisdiction"), claims.get("platform")]
         if not isinstance(claims["client_id"], str) or not isinstance(scope, str):

@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from shared.db import create_engine
 
@@ -39,3 +40,19 @@ async def test_connections_the_server_closed_are_replaced_without_an_error(
     finally:
         await engine.dispose()
         await killer.dispose()
+
+
+async def test_a_failed_statement_does_not_quote_its_parameters(database_url: str) -> None:
+    """PostgreSQL refuses NUL in text; the error must not carry the other values sent with it."""
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(DBAPIError) as caught:
+                await conn.execute(
+                    text("SELECT CAST(:phone AS text), CAST(:bad AS text)"),
+                    {"phone": "+33612345678", "bad": "a\x00b"},
+                )
+        assert "+33612345678" not in str(caught.value)
+        assert "parameters hidden" in str(caught.value)
+    finally:
+        await engine.dispose()

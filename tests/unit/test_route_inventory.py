@@ -46,6 +46,7 @@ ALLOW_LIST = frozenset(
         "/token",
         # Signing in and out, and the static assets of the sign-in and dashboard pages.
         "/authorize",
+        "/logout",
         "/dashboard/login",
         "/dashboard/callback",
         "/dashboard/logout",

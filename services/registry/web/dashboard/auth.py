@@ -8,6 +8,7 @@ any bearer token before it is trusted.
 from __future__ import annotations
 
 import hmac
+import html
 import logging
 import re
 import secrets
@@ -15,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.registry.web.access import admitted
 from services.registry.web.dashboard.oauth import DashboardOAuth, SignInFailed, new_verifier
@@ -143,14 +144,43 @@ async def callback(
 
 @router.post("/logout")
 async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-    """End this browser's session; a form post with the session's CSRF token."""
+    """End this browser's session, then the issuer's; a form post with the CSRF token.
+
+    Through the issuer's end_session_endpoint, so that the next sign-in asks for the password
+    again instead of reusing the issuer's sign-in cookie.
+    """
     sessions = _sessions(request)
     session = sessions.current(request)
     if session is not None and not hmac.compare_digest(session.csrf, csrf):
         return page(request, "message.html", _failed("the sign-out form is stale"), status_code=400)
-    response = RedirectResponse(request.url_for("dashboard_signed_out"), status_code=303)
+    signed_out = str(request.url_for("dashboard_signed_out"))
+    issuer_logout = await _oauth(request).logout_url(post_logout_redirect_uri=signed_out)
+    response: Response
+    if issuer_logout is None:
+        response = RedirectResponse(signed_out, status_code=303)
+    else:
+        response = _leave_for(issuer_logout)
     sessions.end(request, response)
     return response
+
+
+def _leave_for(url: str) -> Response:
+    """A page that moves on to `url` at once, instead of a redirect.
+
+    The pages' `form-action 'self'` also covers where a form's answer redirects to, so a 303
+    from the sign-out form to the issuer would be blocked by the browser; a refresh is not.
+    """
+    target = html.escape(url, quote=True)
+    body = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="0;url={target}"><title>Signing out</title></head>'
+        f'<body><p><a href="{target}">Finish signing out</a></p></body></html>'
+    )
+    headers = {
+        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+        "Cache-Control": "no-store",
+    }
+    return HTMLResponse(body, headers=headers)
 
 
 @router.get("/signed-out", name="dashboard_signed_out")

@@ -31,6 +31,8 @@ class SignInFailed(Exception):
 class Endpoints:
     authorization: str
     token: str
+    # RP-initiated logout; without it, signing out ends the dashboard's session only.
+    end_session: str | None = None
 
 
 def new_verifier() -> str:
@@ -68,8 +70,13 @@ class DashboardOAuth:
             document = answer.json()
             if document.get("issuer") != self._issuer:
                 raise SignInFailed("the issuer's metadata names another issuer")
+            end_session = document.get("end_session_endpoint")
             try:
-                return Endpoints(document["authorization_endpoint"], document["token_endpoint"])
+                return Endpoints(
+                    document["authorization_endpoint"],
+                    document["token_endpoint"],
+                    end_session if isinstance(end_session, str) else None,
+                )
             except KeyError as exc:
                 raise SignInFailed("the issuer offers no authorization endpoint") from exc
         raise SignInFailed("the issuer publishes no metadata")
@@ -87,6 +94,19 @@ class DashboardOAuth:
             }
         )
         return f"{(await self.endpoints()).authorization}?{query}"
+
+    async def logout_url(self, *, post_logout_redirect_uri: str) -> str | None:
+        """Where to send the browser so the issuer's own session ends too, if it offers that."""
+        try:
+            end_session = (await self.endpoints()).end_session
+        except SignInFailed:
+            return None
+        if end_session is None:
+            return None
+        query = urlencode(
+            {"client_id": self._client_id, "post_logout_redirect_uri": post_logout_redirect_uri}
+        )
+        return f"{end_session}?{query}"
 
     async def redeem(self, *, code: str, redirect_uri: str, verifier: str) -> str:
         """The access token for `code`, or `SignInFailed`."""
