@@ -19,9 +19,9 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.intake.app import create_app as create_intake
-from services.registry import audit
 from services.registry.app import create_app as create_registry
-from services.registry.models import AuditEntry
+from services.registry.audit import service as audit
+from services.registry.audit.models import AuditEntry
 from shared.db import transaction
 from tests.integration.api.conftest import asgi_client, intake_settings, registry_settings
 from tests.tokens import TokenMint, bearer
