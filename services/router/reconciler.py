@@ -23,12 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry import audit, outbox, retention
 from services.registry.models import CooperationResponse, Delivery, Jurisdiction, OutboxEvent
-from services.router import fanout
+from services.router import fanout, topics
 from services.router.leader import run_as_leader, sleep_or_stop
 from services.router.metrics import RouterMetrics
 from services.router.relay import asyncpg_dsn
 from shared.db import transaction
-from shared.events import DeliveryFailed, Topic, topic_name
+from shared.events import DeliveryFailed
 from shared.kafka import TopicProvisioner
 
 logger = logging.getLogger(__name__)
@@ -131,9 +131,7 @@ class Reconciler:
     async def required_topics(self) -> set[str]:
         async with transaction(self._sm) as session:
             codes = (await session.scalars(select(Jurisdiction.code))).all()
-        families: tuple[Topic, ...] = ("cases", "responses", "deliveries", "dlq")
-        fixed = {topic_name(self._prefix, f) for f in families}
-        return fixed | {topic_name(self._prefix, "inbox", c) for c in codes}
+        return topics.required_topics(self._prefix, codes)
 
     async def provision(self) -> None:
         """Create missing topics; if any were missing, the broker lost data: replay it."""
