@@ -22,15 +22,17 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.registry import cases
+from services.registry import cases, responses, seed
 from services.registry.cases import Actor, Context
+from services.router.app import Runtime
 from services.router.relay import OutboxRelay
-from shared.db import transaction
-from shared.embedded import free_port, tansu_binary, wait_for_port
+from services.router.settings import RouterSettings
+from shared.db import create_sessionmaker, transaction
+from shared.embedded import EmbeddedPostgres, free_port, tansu_binary, wait_for_port
 from shared.events import topic_name
 from shared.kafka import TopicProvisioner, decode, make_consumer, make_producer
 from shared.settings import KafkaSettings
-from tests import factories
+from tests import databases, factories
 from tests.tls_certs import Issued, TestCA
 
 pytestmark = pytest.mark.integration
@@ -169,6 +171,52 @@ async def test_the_router_relay_publishes_over_mutual_tls(
     envelope = decode(records[0].value, records[0].headers)
     assert envelope.ce_type == "eu.caseshare.case.registered.v1"
     assert envelope.ce_subject == str(case.id)
+
+
+async def test_the_whole_router_fans_out_over_mutual_tls(
+    tls_broker: TlsBroker, postgres: EmbeddedPostgres, ctx: Context, tmp_path: Path
+) -> None:
+    """The router process as deployed (relay, consumer, fan-out, reconciler), configured only by
+    its settings, on a database of its own: a response goes in, FR's delivery comes out."""
+    url = await databases.migrated(postgres)
+    async with databases.engine_for(url) as engine:
+        sm = create_sessionmaker(engine)
+        async with transaction(sm) as session:
+            await seed.ensure_demo_keys(session, tmp_path / "keys")
+            group = factories.selector()
+            fr = await cases.register(
+                session,
+                actor=Actor(client_id="authority-fr", jurisdiction="FR"),
+                data=factories.case(selectors=[group]),
+                ctx=ctx,
+            )
+            accepted = await responses.submit(
+                session,
+                platform="telegram",
+                client_id="platform-telegram",
+                ctx=ctx,
+                data=factories.response(case_ids=[fr.id], selectors=[group]),
+            )
+    env = {k: str(v) for k, v in tls_broker.settings().model_dump(by_alias=True).items() if v}
+    settings = RouterSettings(
+        **env
+        | {
+            "DATABASE_URL": url,
+            "KAFKA_TOPIC_PREFIX": ctx.topic_prefix,
+            "KAFKA_PARTITIONS": 2,
+            "ROUTER_GROUP_ID": f"router-{ctx.topic_prefix}",
+        }
+    )
+    runtime = Runtime(settings)
+    await runtime.start()
+    try:
+        inbox = topic_name(ctx.topic_prefix, "inbox", "FR")
+        records = await read_all(tls_broker.settings(), inbox, count=1)
+    finally:
+        await runtime.close()
+    delivered = decode(records[0].value, records[0].headers)
+    assert delivered.ce_type == "eu.caseshare.response.delivered.v1"
+    assert delivered.event.response_id == accepted.id  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
