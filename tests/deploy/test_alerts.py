@@ -134,3 +134,15 @@ def test_the_dashboard_is_provisioned_from_prometheus() -> None:
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] in uids
         assert panel["targets"]
+
+
+def test_the_compose_prometheus_config_loads_with_the_rules(tmp_path: Path) -> None:
+    """compose mounts the rules at /etc/prometheus/alerts.yaml; check the config against them."""
+    config = DEPLOY / "compose" / "prometheus" / "prometheus.yml"
+    shutil.copy(RULES, tmp_path / "alerts.yaml")
+    local = config.read_text().replace("/etc/prometheus/alerts.yaml", "alerts.yaml")
+    assert local != config.read_text()
+    (tmp_path / "prometheus.yml").write_text(local)
+    done = promtool("check", "config", tmp_path / "prometheus.yml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(alerts())} rules found" in done.stdout

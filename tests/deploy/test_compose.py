@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.deploy.topology import compose_document, compose_schema_problems, mutated
+from tests.deploy.topology import COMPOSE, compose_document, compose_schema_problems, mutated
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +84,48 @@ def test_migrations_run_as_the_owner_and_services_as_the_app_role(
         assert "./secrets/app.env" in files
         assert "./secrets/owner.env" not in files
     assert services["postgres"]["environment"]["POSTGRES_USER"] == "caseshare_owner"
+
+
+def test_the_certificate_script_makes_a_ca_and_certificates_that_chain_to_it(
+    tmp_path: Path,
+) -> None:
+    """`kafka/make-certs.sh` is what an operator runs first; it must produce what compose mounts."""
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is not installed")
+    copy = tmp_path / "compose"
+    shutil.copytree(COMPOSE.parent, copy, ignore=shutil.ignore_patterns("*.pem", "*.key"))
+    done = subprocess.run(
+        ["bash", str(copy / "kafka" / "make-certs.sh"), "FR", "DE"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    secrets = copy / "secrets"
+    mounted = {s["file"].removeprefix("./secrets/") for s in compose_document()["secrets"].values()}
+    made = {p.name for p in secrets.iterdir()}
+    assert {"kafka-ca.pem", "kafka-broker-keystore.pem", "kafka-admin-keystore.pem"} <= made
+    assert {"kafka-ca.pem", "kafka-broker-keystore.pem", "kafka-admin-keystore.pem"} <= mounted
+    for leaf in ("kafka-broker.pem", "kafka-admin.pem", "member-fr.pem", "member-de.pem"):
+        verified = subprocess.run(
+            ["openssl", "verify", "-CAfile", str(secrets / "kafka-ca.pem"), str(secrets / leaf)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    subject = subprocess.run(
+        ["openssl", "x509", "-noout", "-subject", "-in", str(secrets / "member-fr.pem")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "CN = member-fr" in subject  # the principal the ACL plan names
+
+
+@pytest.mark.parametrize("script", ["kafka/setup.sh", "postgres/10-app-role.sh"])
+def test_the_helper_scripts_parse(script: str) -> None:
+    done = subprocess.run(
+        ["bash", "-n", str(COMPOSE.parent / script)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
