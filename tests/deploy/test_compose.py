@@ -129,3 +129,24 @@ def test_the_helper_scripts_parse(script: str) -> None:
         ["bash", "-n", str(COMPOSE.parent / script)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_every_file_compose_mounts_from_the_repository_exists(compose: dict[str, Any]) -> None:
+    """Bind mounts of committed files (configs, scripts, the realm); secrets are made locally."""
+    base = COMPOSE.parent
+    mounted = [
+        volume.split(":", 1)[0]
+        for service in compose["services"].values()
+        for volume in service.get("volumes", [])
+        if volume.startswith(".")
+    ]
+    mounted += [
+        s["build"]["context"] + "/" + s["build"]["dockerfile"]
+        for s in compose["services"].values()
+        if "build" in s
+    ]
+    assert mounted
+    missing = [path for path in mounted if not (base / path).resolve().exists()]
+    assert missing == []
+    for entry in (e for s in compose["services"].values() for e in s.get("env_file", [])):
+        assert (base / (entry["path"] + ".example")).exists(), entry["path"]
