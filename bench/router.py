@@ -22,6 +22,7 @@ from bench.stack import Target
 from services.router.app import PRODUCER_LINGER_MS
 from shared.events import topic_name
 from shared.kafka import TopicProvisioner, make_producer
+from shared.kafka_security import client_kwargs
 
 CONCURRENCY = 8
 
@@ -58,7 +59,7 @@ async def fan_out(target: Target, *, responses: int) -> RouterRun:
 async def sample_record(target: Target) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     """One real delivery record (key, value, headers), so the baseline sends the same size."""
     topic = topic_name(target.topic_prefix, "inbox", workload.RECIPIENTS[0])
-    consumer = AIOKafkaConsumer(bootstrap_servers=target.bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_kwargs(target.bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]

@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.helpers import create_ssl_context
 from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
@@ -68,6 +69,19 @@ class Config:
     seen_db: Path
     max_messages: int | None
     timeout: float | None
+    # Mutual TLS to the cluster: the certificate names your member principal (User:member-CC).
+    kafka_ca: Path | None = None
+    kafka_cert: Path | None = None
+    kafka_key: Path | None = None
+
+    def kafka_security(self) -> dict[str, Any]:
+        """aiokafka's TLS options when a CA or client certificate is given, else PLAINTEXT."""
+        if not (self.kafka_ca or self.kafka_cert):
+            return {}
+        context = create_ssl_context(
+            cafile=self.kafka_ca, certfile=self.kafka_cert, keyfile=self.kafka_key
+        )
+        return {"security_protocol": "SSL", "ssl_context": context}
 
 
 class SeenIds:
@@ -187,6 +201,7 @@ async def consume(cfg: Config) -> int:
     consumer = AIOKafkaConsumer(
         f"caseshare.inbox.{cfg.jurisdiction}.v1",
         bootstrap_servers=cfg.bootstrap,
+        **cfg.kafka_security(),
         group_id=cfg.group,
         enable_auto_commit=False,  # we commit ourselves, after the acknowledgement
         auto_offset_reset="earliest",  # a new group starts at the oldest delivery
@@ -251,6 +266,10 @@ def parse_args(argv: list[str]) -> Config:
     p.add_argument("--seen-db", type=Path, help="default: ./inbox-<CC>-seen.sqlite")
     p.add_argument("--max-messages", type=int, help="stop after this many new records")
     p.add_argument("--timeout", type=float, help="stop after this many idle seconds")
+    env = os.environ.get
+    p.add_argument("--kafka-ca", type=Path, default=env("KAFKA_SSL_CAFILE"), help="TLS CA file")
+    p.add_argument("--kafka-cert", type=Path, default=env("KAFKA_SSL_CERTFILE"))
+    p.add_argument("--kafka-key", type=Path, default=env("KAFKA_SSL_KEYFILE"))
     a = p.parse_args(argv)
     cc = a.jurisdiction.upper()
     client_id = a.client_id or f"authority-{cc.lower()}"
@@ -274,6 +293,9 @@ def parse_args(argv: list[str]) -> Config:
         seen_db=a.seen_db or Path(f"inbox-{cc}-seen.sqlite"),
         max_messages=a.max_messages,
         timeout=a.timeout,
+        kafka_ca=a.kafka_ca,
+        kafka_cert=a.kafka_cert,
+        kafka_key=a.kafka_key,
     )
 
 

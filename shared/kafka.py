@@ -23,6 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.events import EVENT_TYPES, Event
+from shared.kafka_security import KafkaTarget, client_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +35,12 @@ class PoisonMessage(Exception):
     """A record that can never be processed (unparseable, unknown type or version)."""
 
 
-def make_producer(bootstrap: str, *, client_id: str, linger_ms: int = 5) -> AIOKafkaProducer:
-    """acks=all, no idempotence (Tansu refuses InitProducerId v0); exactly-once is by ce_id."""
+def make_producer(kafka: KafkaTarget, *, client_id: str, linger_ms: int = 5) -> AIOKafkaProducer:
+    """acks=all, no idempotence (Tansu refuses InitProducerId v0); exactly-once is by ce_id.
+
+    `kafka` is the settings (with their TLS/SASL) or a bare bootstrap for the embedded broker."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **client_kwargs(kafka),
         client_id=client_id,
         acks="all",
         enable_idempotence=False,
@@ -49,7 +52,7 @@ def make_producer(bootstrap: str, *, client_id: str, linger_ms: int = 5) -> AIOK
 
 
 def make_consumer(
-    bootstrap: str,
+    kafka: KafkaTarget,
     *topics: str,
     group_id: str,
     client_id: str,
@@ -59,7 +62,7 @@ def make_consumer(
     """Manual commits after processing; "earliest" because "latest" is wrong on Tansu."""
     return AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=bootstrap,
+        **client_kwargs(kafka),
         group_id=group_id,
         client_id=client_id,
         enable_auto_commit=False,
@@ -164,9 +167,16 @@ class TopicProvisioner:
     empty is noticed and re-provisioned before anything is produced to it.
     """
 
-    def __init__(self, bootstrap: str, *, partitions: int, ttl_seconds: float = 2.0) -> None:
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-        self._partitions = partitions
+    def __init__(
+        self,
+        kafka: KafkaTarget,
+        *,
+        partitions: int,
+        ttl_seconds: float = 2.0,
+        replication_factor: int = 1,
+    ) -> None:
+        self._admin = AIOKafkaAdminClient(**client_kwargs(kafka), request_timeout_ms=10000)
+        self._partitions, self._replication = partitions, replication_factor
         self._ttl = ttl_seconds
         self._known: set[str] = set()
         self._checked_at = 0.0
@@ -194,7 +204,10 @@ class TopicProvisioner:
             missing &= wanted - await self.existing(fresh=True)
         if not missing:
             return set()
-        new = [NewTopic(n, num_partitions=self._partitions, replication_factor=1) for n in missing]
+        new = [
+            NewTopic(n, num_partitions=self._partitions, replication_factor=self._replication)
+            for n in missing
+        ]
         with contextlib.suppress(TopicAlreadyExistsError):
             await self._admin.create_topics(new)
         await self._wait_visible(missing)

@@ -7,8 +7,9 @@ a managed PostgreSQL, an Apache Kafka cluster and any OIDC provider.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_STATE_DIR = Path(".state")
@@ -49,6 +50,65 @@ class KafkaSettings(BaseSettings):
     topic_prefix: str = Field(
         default="caseshare", alias="KAFKA_TOPIC_PREFIX", pattern=r"^[a-z0-9][a-z0-9_-]*$"
     )
+    # Topics the services create themselves; a production cluster wants 3 (with
+    # min.insync.replicas=2), the single embedded broker can hold only 1.
+    kafka_replication_factor: int = Field(default=1, alias="KAFKA_REPLICATION_FACTOR", ge=1)
+    # How clients authenticate; the embedded broker speaks PLAINTEXT only (BROKER.md).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field(
+        default="PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    kafka_ssl_cafile: Path | None = Field(default=None, alias="KAFKA_SSL_CAFILE")
+    kafka_ssl_certfile: Path | None = Field(default=None, alias="KAFKA_SSL_CERTFILE")
+    kafka_ssl_keyfile: Path | None = Field(default=None, alias="KAFKA_SSL_KEYFILE")
+    kafka_ssl_key_password: SecretStr | None = Field(default=None, alias="KAFKA_SSL_KEY_PASSWORD")
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "OAUTHBEARER"] | None = Field(
+        default=None, alias="KAFKA_SASL_MECHANISM"
+    )
+    kafka_sasl_username: str | None = Field(default=None, alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: SecretStr | None = Field(default=None, alias="KAFKA_SASL_PASSWORD")
+    # OAUTHBEARER: client credentials at the same identity provider that issues API tokens.
+    kafka_oauth_token_endpoint: str | None = Field(default=None, alias="KAFKA_OAUTH_TOKEN_ENDPOINT")
+    kafka_oauth_client_id: str | None = Field(default=None, alias="KAFKA_OAUTH_CLIENT_ID")
+    kafka_oauth_client_secret: SecretStr | None = Field(
+        default=None, alias="KAFKA_OAUTH_CLIENT_SECRET"
+    )
+    kafka_oauth_scope: str | None = Field(default=None, alias="KAFKA_OAUTH_SCOPE")
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> KafkaSettings:
+        """Refuse half a configuration: it would fail at the first connect, or worse, fall
+        back to cleartext while the operator believes the link is protected."""
+        problem = kafka_security_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+
+def kafka_security_problem(kafka: KafkaSettings) -> str | None:
+    """What is missing or contradictory in the Kafka security settings, if anything."""
+    tls = kafka.kafka_security_protocol != "PLAINTEXT"
+    files = (kafka.kafka_ssl_cafile, kafka.kafka_ssl_certfile, kafka.kafka_ssl_keyfile)
+    if not tls and (any(files) or kafka.kafka_sasl_mechanism):
+        return "KAFKA_SSL_* and KAFKA_SASL_MECHANISM need KAFKA_SECURITY_PROTOCOL SSL or SASL_SSL"
+    if (kafka.kafka_ssl_certfile is None) != (kafka.kafka_ssl_keyfile is None):
+        return "KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together"
+    sasl = kafka.kafka_security_protocol == "SASL_SSL"
+    if sasl != (kafka.kafka_sasl_mechanism is not None):
+        return "KAFKA_SASL_MECHANISM is required with SASL_SSL, and only with it"
+    if kafka.kafka_sasl_mechanism == "SCRAM-SHA-512" and not (
+        kafka.kafka_sasl_username and kafka.kafka_sasl_password
+    ):
+        return "SCRAM-SHA-512 needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+    if kafka.kafka_sasl_mechanism == "OAUTHBEARER" and not (
+        kafka.kafka_oauth_token_endpoint
+        and kafka.kafka_oauth_client_id
+        and kafka.kafka_oauth_client_secret
+    ):
+        return (
+            "OAUTHBEARER needs KAFKA_OAUTH_TOKEN_ENDPOINT, KAFKA_OAUTH_CLIENT_ID"
+            " and KAFKA_OAUTH_CLIENT_SECRET"
+        )
+    return None
 
 
 class OAuthSettings(BaseSettings):

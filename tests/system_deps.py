@@ -15,6 +15,8 @@ import sys
 PACKAGES = [
     "kcat",  # tests/e2e/test_cli.py runs the README's kcat recipe
     "chromium",  # tests/e2e/test_dashboard.py drives /usr/bin/chromium with Playwright
+    "stunnel4",  # tests/integration/test_kafka_tls.py puts TLS in front of the embedded broker
+    "prometheus",  # tests/deploy/test_alerts.py runs promtool check rules and test rules
 ]
 
 

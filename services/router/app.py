@@ -53,10 +53,10 @@ class Runtime:
         s = self.settings
         self.engine = create_engine(s.database_url, pool_size=s.database_pool_size)
         self.sm = create_sessionmaker(self.engine)
-        self.producer = make_producer(
-            s.kafka_bootstrap_servers, client_id="caseshare-router", linger_ms=PRODUCER_LINGER_MS
+        self.producer = make_producer(s, client_id="caseshare-router", linger_ms=PRODUCER_LINGER_MS)
+        self.provisioner = TopicProvisioner(
+            s, partitions=s.partitions, replication_factor=s.kafka_replication_factor
         )
-        self.provisioner = TopicProvisioner(s.kafka_bootstrap_servers, partitions=s.partitions)
         self.policy = fanout.Policy(
             timedelta(seconds=s.ack_timeout_seconds), timedelta(seconds=s.backoff_cap_seconds)
         )
@@ -81,7 +81,7 @@ class Runtime:
         )
         await _retry_forever(self.reconciler.provision, self.stop)
         self.consumer = make_consumer(
-            s.kafka_bootstrap_servers,
+            s,
             topic_name(s.topic_prefix, "responses"),
             group_id=s.group_id,
             client_id="caseshare-router",

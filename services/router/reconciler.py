@@ -27,12 +27,12 @@ from services.registry.reference.models import Jurisdiction
 from services.registry.responses.models import CooperationResponse
 from services.registry.store import outbox, retention
 from services.registry.store.models import OutboxEvent
-from services.router import fanout
+from services.router import fanout, topics
 from services.router.leader import run_as_leader, sleep_or_stop
 from services.router.metrics import RouterMetrics
 from services.router.relay import asyncpg_dsn
 from shared.db import transaction
-from shared.events import DeliveryFailed, Topic, topic_name
+from shared.events import DeliveryFailed
 from shared.kafka import TopicProvisioner
 
 logger = logging.getLogger(__name__)
@@ -135,9 +135,7 @@ class Reconciler:
     async def required_topics(self) -> set[str]:
         async with transaction(self._sm) as session:
             codes = (await session.scalars(select(Jurisdiction.code))).all()
-        families: tuple[Topic, ...] = ("cases", "responses", "deliveries", "dlq")
-        fixed = {topic_name(self._prefix, f) for f in families}
-        return fixed | {topic_name(self._prefix, "inbox", c) for c in codes}
+        return topics.required_topics(self._prefix, codes)
 
     async def provision(self) -> None:
         """Create missing topics; if any were missing, the broker lost data: replay it."""
