@@ -28,7 +28,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services bench examples
+	$(BIN)/mypy shared services caseshare bench examples
 
 fmt: install
 	$(BIN)/ruff format .

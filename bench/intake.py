@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from shared.embedded import free_port
+from caseshare.stack.embedded import free_port
 
 SCRIPT = Path(__file__).with_name("post_case.lua")
 AUTHORITIES = ("authority-at", "authority-be", "authority-de", "authority-ee", "authority-es")

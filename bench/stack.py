@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 import psutil
 
-from shared.embedded import PG_DATABASE, PG_SUPERUSER
-from tests.e2e.stack import RunningStack as _Supervised
-from tests.e2e.stack import allocate_ports, stop
+from caseshare.stack.embedded import PG_DATABASE, PG_SUPERUSER
+from caseshare.stack.supervised import RunningStack as _Supervised
+from caseshare.stack.supervised import allocate_ports, stop
 
 SERVICES = ("issuer", "intake", "registry", "router")
 
@@ -103,7 +103,7 @@ def _start(state: Path, ports: dict[str, int], timeout: float = 120) -> _Supervi
         env.pop(inherited, None)
     with (state.parent / "up.log").open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "up"], env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "caseshare.cli", "up"], env=env, stdout=log, stderr=log
         )
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=1) as client:

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from caseshare.stack.embedded import EmbeddedPostgres, EmbeddedTansu, free_port
 from services.registry import migrate
 from services.registry.context import Context
 from services.registry.reference import seed
 from shared.db import create_engine, create_sessionmaker, transaction
-from shared.embedded import EmbeddedPostgres, EmbeddedTansu, free_port
 from shared.keywrap import KeyRing
 
 HMAC_KEY = "test-selector-key-" + "k" * 32

@@ -17,10 +17,10 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from caseshare.stack.embedded import EmbeddedPostgres
 from services.registry import migrate
 from services.registry.reference import seed
 from shared.db import create_engine, create_sessionmaker, transaction
-from shared.embedded import EmbeddedPostgres
 
 TEMPLATE = "caseshare_template"
 _template_ready: dict[int, asyncio.Lock] = {}

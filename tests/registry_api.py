@@ -23,9 +23,9 @@ from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
+from caseshare.stack.embedded import free_port
 from services.registry.app import create_app
 from services.registry.settings import RegistrySettings
-from shared.embedded import free_port
 
 ISSUER = "http://issuer.test"
 AUDIENCE = "caseshare"

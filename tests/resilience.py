@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseshare.stack.embedded import EmbeddedPostgres, free_port
 from services.registry import migrate
 from services.registry.cases import service as cases
 from services.registry.context import Actor, Context
@@ -26,7 +27,6 @@ from services.registry.reference import seed
 from services.registry.responses import service as responses
 from services.registry.responses.models import CooperationResponse
 from shared.db import create_engine, create_sessionmaker, transaction
-from shared.embedded import EmbeddedPostgres, free_port
 from shared.events import ResponseDelivered, topic_name
 from shared.kafka import decode
 from tests import factories

@@ -60,5 +60,5 @@ def test_the_image_is_built_from_the_lock_and_runs_as_non_root() -> None:
     assert re.search(r"^USER 10001:10001$", runtime, flags=re.MULTILINE)
     assert "COPY --from=build" in runtime
     copied = set(re.findall(r"^COPY (\w+) \./\1$", DOCKERFILE, flags=re.MULTILINE))
-    assert copied == {"shared", "services"}
+    assert copied == {"shared", "services", "caseshare"}
     assert (ROOT / "uv.lock").exists()

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 from typer.testing import CliRunner, Result
 
-from shared.cli import app
-from tests.e2e.stack import RunningStack
+from caseshare.cli import app
+from caseshare.stack.supervised import RunningStack
 
 
 def cli_env(stack: RunningStack) -> dict[str, str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import stack as stack_mod
+from caseshare.stack import supervised as stack_mod
 from tests.e2e.cli_support import (
     call,
     cli,
@@ -168,7 +168,7 @@ def test_fanout_show_and_live_until_acknowledged(running: stack_mod.RunningStack
     assert [x["jurisdiction"] for x in data["deliveries"]] == ["SE"]
 
     live = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "fanout", "show", d.response_id, "--live",
+        [sys.executable, "-m", "caseshare.cli", "fanout", "show", d.response_id, "--live",
          "--timeout", "30"],
         env=subprocess_env(running), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -186,7 +186,7 @@ def test_demo_runs_the_story_and_leaves_it_in_the_registry(
     running: stack_mod.RunningStack,
 ) -> None:
     demo = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "demo"],
+        [sys.executable, "-m", "caseshare.cli", "demo"],
         env=subprocess_env(running), capture_output=True, text=True, timeout=90, check=False,
     )  # fmt: skip
     assert demo.returncode == 0, demo.stdout + demo.stderr

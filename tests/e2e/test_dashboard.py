@@ -30,7 +30,7 @@ from playwright.async_api import (
     expect,
 )
 
-from tests.e2e import stack as stack_mod
+from caseshare.stack import supervised as stack_mod
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -306,7 +306,7 @@ async def test_the_demo_fans_out_live_on_the_dashboard(
     demo = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "shared.cli",
+        "caseshare.cli",
         "demo",
         env=env,
         stdout=asyncio.subprocess.PIPE,

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.embedded import EmbeddedPostgres, EmbeddedTansu, free_port
+from caseshare.stack.embedded import EmbeddedPostgres, EmbeddedTansu, free_port
 from shared.events import ResponseReceived, topic_name
 from shared.kafka import make_producer
 from tests import resilience

@@ -12,9 +12,9 @@ import httpx
 import psutil
 import pytest
 
+from caseshare.stack import supervised as stack_mod
 from shared import sealing
 from shared.kafka import decode
-from tests.e2e import stack as stack_mod
 from tests.kafka_utils import read_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]

@@ -14,9 +14,9 @@ from joserfc.jwk import ECKey
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from typer.testing import CliRunner
 
+from caseshare.cli import app
 from services.issuer import clients, keys, repository
 from services.issuer.models import OAuthClient
-from shared.cli import app
 from shared.db import create_engine, create_sessionmaker, transaction
 
 pytestmark = pytest.mark.integration

@@ -18,15 +18,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typer.testing import CliRunner
 
+from caseshare.cli import app as cli
+from caseshare.stack.embedded import EmbeddedPostgres, free_port
 from services.registry.audit import service as audit
 from services.registry.cases import service as cases
 from services.registry.cases.rules import CaseStatus
 from services.registry.context import Actor, Context
 from services.registry.responses import service as responses
 from shared.audit_chain import VerifyResult
-from shared.cli import app as cli
 from shared.db import create_sessionmaker, transaction
-from shared.embedded import EmbeddedPostgres, free_port
 from tests import databases, factories, registry_api
 
 pytestmark = pytest.mark.integration

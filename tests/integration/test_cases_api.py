@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from caseshare.stack.embedded import EmbeddedPostgres
 from services.registry.audit.models import AuditEntry, QueuedAuditEntry
 from services.registry.cases.models import Case, CaseLink, CaseSelector
 from services.registry.cases.selectors import SelectorKind
 from services.registry.reference.models import Jurisdiction
 from services.registry.store.models import IdempotencyKey, OutboxEvent
-from shared.embedded import EmbeddedPostgres
 from tests import databases, factories
 from tests.intake_api import Intake, running, settings_for
 

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from caseshare.stack.embedded import EmbeddedPostgres
 from services.registry.cases.models import Case, CaseLink
-from shared.embedded import EmbeddedPostgres
 from tests import databases, factories
 from tests.intake_api import Intake, running, settings_for
 

@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseshare.stack.embedded import EmbeddedTansu
 from services.registry.cases import service as cases
 from services.registry.cases.rules import CaseStatus
 from services.registry.context import Actor, Context
@@ -34,7 +35,6 @@ from services.router.reconciler import Reconciler
 from services.router.relay import OutboxRelay
 from shared.contracts import ROUTING, asyncapi_document, validate_dead_letter, validate_record
 from shared.db import transaction
-from shared.embedded import EmbeddedTansu
 from shared.events import EVENT_TYPES, ResponseDelivered, ResponseReceived, topic_name
 from shared.kafka import TopicProvisioner, encode, make_producer, now
 from tests import factories

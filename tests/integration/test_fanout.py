@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseshare.stack.embedded import EmbeddedTansu
 from services.registry.cases import service as cases
 from services.registry.context import Actor, Context
 from services.registry.deliveries.models import Delivery, Exclusion
@@ -22,7 +23,6 @@ from services.registry.responses.models import CooperationResponse
 from services.router import fanout
 from shared import sealing
 from shared.db import transaction
-from shared.embedded import EmbeddedTansu
 from shared.events import topic_name
 from shared.kafka import TopicProvisioner, decode, make_producer
 from tests import factories

@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from caseshare.stack.embedded import EmbeddedPostgres
 from services.registry.audit.models import AuditEntry, QueuedAuditEntry
 from services.registry.cases.models import Case
 from services.registry.responses.models import CooperationResponse
 from services.registry.store.models import OutboxEvent
-from shared.embedded import EmbeddedPostgres
 from tests import databases, factories
 from tests.intake_api import Intake, running, settings_for
 

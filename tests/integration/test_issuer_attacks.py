@@ -23,10 +23,10 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from caseshare.stack.embedded import free_port
 from services.issuer import clients
 from services.issuer.app import create_app
 from services.issuer.models import ClientKind
-from shared.embedded import free_port
 from shared.web import proxy_options
 from tests.integration.test_authorize import Pkce, authorization, new_account
 from tests.integration.test_issuer import (

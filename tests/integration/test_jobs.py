@@ -8,10 +8,10 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from caseshare.stack.embedded import EmbeddedTansu
 from services.jobs import migrate
 from services.router import topics
 from services.router.settings import RouterSettings
-from shared.embedded import EmbeddedTansu
 
 pytestmark = pytest.mark.integration
 

@@ -22,6 +22,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseshare.stack.embedded import EmbeddedPostgres, free_port, tansu_binary, wait_for_port
 from services.registry.cases import service as cases
 from services.registry.context import Actor, Context
 from services.registry.reference import seed
@@ -30,7 +31,6 @@ from services.router.app import Runtime
 from services.router.relay import OutboxRelay
 from services.router.settings import RouterSettings
 from shared.db import create_sessionmaker, transaction
-from shared.embedded import EmbeddedPostgres, free_port, tansu_binary, wait_for_port
 from shared.events import topic_name
 from shared.kafka import TopicProvisioner, decode, make_consumer, make_producer
 from shared.settings import KafkaSettings

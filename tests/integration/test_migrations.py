@@ -15,9 +15,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
+from caseshare.stack.embedded import EmbeddedPostgres
 from services.registry import migrate
 from services.registry.tables import metadata
-from shared.embedded import EmbeddedPostgres
 from tests import databases
 
 pytestmark = pytest.mark.integration

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from caseshare.stack.embedded import EmbeddedTansu
 from services.registry.cases import service as cases
 from services.registry.context import Actor, Context
 from services.registry.deliveries.models import Delivery
@@ -21,7 +22,6 @@ from services.router import fanout
 from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler
 from shared.db import transaction
-from shared.embedded import EmbeddedTansu
 from shared.events import DeliveryFailed, topic_name
 from shared.kafka import TopicProvisioner, decode, make_producer
 from tests import factories

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.embedded import EmbeddedTansu, free_port
+from caseshare.stack.embedded import EmbeddedTansu, free_port
 from tests.registry_api import ADMIN, COORDINATOR, ISSUER, Registry, running, settings_for
 
 pytestmark = pytest.mark.integration

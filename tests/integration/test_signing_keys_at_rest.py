@@ -19,12 +19,12 @@ from joserfc.jwk import ECKey
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from caseshare.stack.embedded import EmbeddedPostgres
 from services.issuer import clients, keys
 from services.issuer.app import create_app
 from services.issuer.models import ClientKind
 from services.registry import migrate
 from shared.auth import TokenValidator
-from shared.embedded import EmbeddedPostgres
 from shared.keywrap import KeyRing
 from tests import databases
 from tests.integration.test_issuer import (

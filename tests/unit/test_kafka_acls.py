@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from services.registry.reference import load_reference
+from services.registry.reference.loader import load_reference
 from shared.events import topic_name
 from shared.kafka_acls import (
     ROUTER,

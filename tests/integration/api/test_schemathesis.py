@@ -28,13 +28,13 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
+from caseshare.stack.embedded import EmbeddedPostgres, EmbeddedTansu
 from services.intake.app import create_app as create_intake
 from services.registry import migrate
 from services.registry.app import create_app as create_registry
 from services.registry.reference import seed
 from shared.auth.scopes import Scope
 from shared.db import create_engine, create_sessionmaker, transaction
-from shared.embedded import EmbeddedPostgres, EmbeddedTansu
 from tests.integration.api.conftest import World, build_world, intake_settings, registry_settings
 from tests.tokens import TokenMint
 

@@ -23,7 +23,7 @@ from rich.markup import escape
 from typer import _click
 from typer.core import TyperGroup
 
-from shared.cli.client import CliError, ExitCode, Settings
+from caseshare.cli.client import CliError, ExitCode, Settings
 
 T = TypeVar("T")
 

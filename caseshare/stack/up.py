@@ -22,7 +22,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from shared.embedded import EmbeddedPostgres, EmbeddedTansu
+from caseshare.stack.embedded import EmbeddedPostgres, EmbeddedTansu
 from shared.files import write_private
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)

@@ -15,8 +15,8 @@ from typing import Annotated
 
 import typer
 
-from shared.cli.client import Api
-from shared.cli.ui import console, run, settings
+from caseshare.cli.client import Api
+from caseshare.cli.ui import console, run, settings
 
 app = typer.Typer(help="Read your jurisdiction's inbox topic.", no_args_is_help=True)
 
@@ -44,7 +44,7 @@ def tail_command(
     ] = None,
 ) -> None:
     """Follow your inbox: decrypt each delivery, show link notices, optionally acknowledge."""
-    from shared.cli import inbox_reader  # Kafka and JOSE load only when this runs
+    from caseshare.cli import inbox_reader  # Kafka and JOSE load only when this runs
 
     cfg = settings(ctx)
     code = jurisdiction.upper()

@@ -15,8 +15,8 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.cli.client import Api
-from shared.cli.ui import console, print_json, run, settings, styled, when
+from caseshare.cli.client import Api
+from caseshare.cli.ui import console, print_json, run, settings, styled, when
 
 app = typer.Typer(help="Register and read your jurisdiction's cases.", no_args_is_help=True)
 

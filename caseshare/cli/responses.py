@@ -14,8 +14,8 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from shared.cli.client import Api, CliError, ExitCode
-from shared.cli.ui import console, print_json, run, settings, styled
+from caseshare.cli.client import Api, CliError, ExitCode
+from caseshare.cli.ui import console, print_json, run, settings, styled
 
 app = typer.Typer(help="Submit cooperation responses (as a platform).", no_args_is_help=True)
 

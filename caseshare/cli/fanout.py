@@ -22,8 +22,8 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from shared.cli.client import Api
-from shared.cli.ui import console, print_json, run, settings, styled, when
+from caseshare.cli.client import Api
+from caseshare.cli.ui import console, print_json, run, settings, styled, when
 
 app = typer.Typer(help="Watch a response's fan-out (as the coordination desk).")
 

@@ -21,13 +21,13 @@ from typing import Any
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from caseshare.cli import fanout
+from caseshare.cli import inbox_reader as inbox
+from caseshare.cli.cases import case_body, register_case
+from caseshare.cli.client import Api, CliError, ExitCode, Settings
+from caseshare.cli.responses import submit_response
+from caseshare.cli.ui import console
 from shared import sealing
-from shared.cli import fanout
-from shared.cli import inbox_reader as inbox
-from shared.cli.cases import case_body, register_case
-from shared.cli.client import Api, CliError, ExitCode, Settings
-from shared.cli.responses import submit_response
-from shared.cli.ui import console
 from shared.events import CaseLinkFound, ResponseDelivered
 from shared.kafka import Envelope
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from shared.cli.ui import console, run, settings
+from caseshare.cli.ui import console, run, settings
 
 
 def demo(
@@ -18,7 +18,7 @@ def demo(
     timeout: Annotated[float, typer.Option(help="seconds to wait for each step")] = 30.0,
 ) -> None:
     """Play the whole story against the running stack: cases, links, a disclosure, live fan-out."""
-    from shared.cli import story as tale  # Kafka and JOSE load only when this runs
+    from caseshare.cli import story as tale  # Kafka and JOSE load only when this runs
 
     story = tale.Story(settings(ctx), timeout)
     console.print(f"demo run [bold]{story.tag}[/], group chat {story.group}")

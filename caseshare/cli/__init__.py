@@ -9,12 +9,12 @@ from typing import Annotated
 
 import typer
 
-from shared.cli import cases, fanout, inbox, responses
-from shared.cli.admin import clients_app, keys_app
-from shared.cli.audit import audit_app
-from shared.cli.client import EXIT_CODES_HELP, Settings, fetch_token
-from shared.cli.demo import demo
-from shared.cli.ui import CaseshareGroup, run, settings
+from caseshare.cli import cases, fanout, inbox, responses
+from caseshare.cli.admin import clients_app, keys_app
+from caseshare.cli.audit import audit_app
+from caseshare.cli.client import EXIT_CODES_HELP, Settings, fetch_token
+from caseshare.cli.demo import demo
+from caseshare.cli.ui import CaseshareGroup, run, settings
 
 app = typer.Typer(
     cls=CaseshareGroup,
@@ -78,7 +78,7 @@ def options(
 @app.command()
 def up(state_dir: StateDir = Path(".state")) -> None:
     """Start PostgreSQL, the broker, the issuer and the three services; Ctrl-C stops all."""
-    from shared.cli.stack import up as run_up
+    from caseshare.stack.up import up as run_up
 
     raise typer.Exit(run_up(state_dir))
 

@@ -23,9 +23,9 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from caseshare.cli.client import Api, CliError, ExitCode, Settings, unreachable
+from caseshare.cli.ui import console, errors, when
 from shared import sealing
-from shared.cli.client import Api, CliError, ExitCode, Settings, unreachable
-from shared.cli.ui import console, errors, when
 from shared.events import CaseLinkFound, ResponseDelivered
 from shared.kafka import Envelope, PoisonMessage, decode, make_consumer
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from shared.embedded import free_port
+from caseshare.cli.client import dev_secret
+from caseshare.stack.embedded import free_port
 
 
 @dataclass
@@ -46,24 +47,17 @@ class RunningStack:
         return children
 
     def token(self, client_id: str) -> str:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "shared.cli",
-                "token",
-                client_id,
-                "--state-dir",
-                str(self.state),
-                "--issuer",
-                self.issuer,
-            ],
-            capture_output=True,
-            check=True,
-            text=True,
+        """A fresh access token for a dev client, asked of the issuer over HTTP as a client
+        would (client credentials), not by starting a CLI process per token."""
+        answer = httpx.post(
+            f"{self.issuer}/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, dev_secret(self.state, client_id)),
             timeout=30,
         )
-        return out.stdout.strip()
+        answer.raise_for_status()
+        token: str = answer.json()["access_token"]
+        return token
 
 
 def allocate_ports() -> dict[str, int]:
@@ -90,7 +84,7 @@ def start(state: Path, ports: dict[str, int], *, timeout: float = 90) -> Running
     log = (state.parent / f"{state.name}-up.log").open("ab")
     with log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "up"],
+            [sys.executable, "-m", "caseshare.cli", "up"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
