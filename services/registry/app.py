@@ -1,5 +1,6 @@
 """The registry process: the coordinator's read-only API and dashboard, the administrators'
-API, and the audit sequencer that chains queued audit entries.
+API, the event contracts (AsyncAPI and JSON Schemas) for integrators, and the audit sequencer
+that chains queued audit entries.
 
 `create_app(settings, http=...)` takes an optional HTTP client for the token validator's
 discovery and JWKS fetches; like a client the app makes itself, it is closed at shutdown. Tests
@@ -25,6 +26,7 @@ from services.registry.web.stream import Viewers
 from shared.auth.deps import document_token_url
 from shared.auth.validation import TokenValidator
 from shared.checks import broker_check, database_check
+from shared.contracts import asyncapi_router
 from shared.db import create_engine, create_sessionmaker
 from shared.web import health_router, install_common
 
@@ -72,6 +74,7 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
     app.include_router(health_router(lambda: app.state.checks))
     app.include_router(routes_coordinator.router)
     app.include_router(routes_admin.router)
+    app.include_router(asyncapi_router(prefix=settings.topic_prefix))
     dashboard.install(app)
     document_token_url(app, settings.oauth_issuer.rstrip("/") + "/token")
     return app

@@ -155,3 +155,18 @@ async def test_docs_can_be_turned_off(database_url: str, topic_prefix: str) -> N
     async with running(settings) as reg:
         assert (await reg.client.get("/openapi.json")).status_code == 404
         assert (await reg.client.get("/docs")).status_code == 404
+
+
+async def test_the_registry_serves_the_event_contracts(registry: Registry) -> None:
+    """Integrators fetch the AsyncAPI document and each event's schema before holding a token."""
+    answer = await registry.client.get("/asyncapi.json")
+    assert answer.status_code == 200
+    doc = answer.json()
+    assert doc["asyncapi"].startswith("3.")
+    assert any(".inbox." in channel["address"] for channel in doc["channels"].values())
+    schema = await registry.client.get("/schemas/eu.caseshare.delivery.published.v1.json")
+    assert schema.status_code == 200
+    assert schema.headers["content-type"] == "application/schema+json"
+    missing = await registry.client.get("/schemas/no.such.event.json")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
