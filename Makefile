@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: run test lint fmt bench install clean
+.PHONY: run test test-fast lint fmt bench install clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -25,10 +25,16 @@ test: install
 	$(BIN)/python -m tests.system_deps
 	$(BIN)/pytest
 
+# The inner loop: unit and integration tests only, no full stack boots.
+test-fast: install
+	$(BIN)/python -m tests.system_deps
+	$(BIN)/pytest tests/unit tests/deploy tests/integration
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared services caseshare bench examples
+	$(BIN)/lint-imports
 
 fmt: install
 	$(BIN)/ruff format .
