@@ -9,11 +9,28 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseshare.stack.embedded import free_port
+from services.registry.webhooks.models import WebhookEndpoint
+from services.registry.webhooks.rules import EndpointState
+from shared.db import transaction
+
+
+async def delete_every_endpoint(sm: async_sessionmaker[AsyncSession]) -> None:
+    """Endpoints are committed: tests delete them after use, so no later test's events queue
+    messages for them and no jurisdiction reaches its endpoint limit."""
+    async with transaction(sm) as s:
+        await s.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.state != EndpointState.DELETED)
+            .values(state=EndpointState.DELETED, deleted_at=datetime.now(UTC))
+        )
 
 
 @dataclass(frozen=True)

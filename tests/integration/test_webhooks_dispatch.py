@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
@@ -38,7 +38,7 @@ from shared.events import CaseLinkFound, ResponseDelivered, WebhookEndpointDisab
 from shared.kafka import TopicProvisioner, make_producer
 from shared.keywrap import KeyRing
 from tests import factories
-from tests.webhook_receiver import Receiver
+from tests.webhook_receiver import Receiver, delete_every_endpoint
 
 pytestmark = pytest.mark.integration
 RING = KeyRing.generate()
@@ -73,12 +73,7 @@ async def kafka(broker: EmbeddedTansu) -> AsyncIterator[tuple[AIOKafkaProducer, 
 async def cleanup(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
     """Endpoints are committed: delete them after the test, so no later test's events queue."""
     yield
-    async with transaction(sessionmaker) as s:
-        await s.execute(
-            update(WebhookEndpoint)
-            .where(WebhookEndpoint.state != EndpointState.DELETED)
-            .values(state=EndpointState.DELETED, deleted_at=datetime.now(UTC))
-        )
+    await delete_every_endpoint(sessionmaker)
 
 
 async def endpoint(

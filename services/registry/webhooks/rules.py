@@ -65,11 +65,15 @@ def check_url(url: str, *, allow_insecure_loopback: bool) -> str:
         raise UrlRefused("credentials do not belong in the URL; the hub signs every call")
     if parts.fragment:
         raise UrlRefused("the URL must not have a fragment")
-    if parts.scheme == "https":
+    loopback = _is_loopback(host)
+    if loopback and allow_insecure_loopback and parts.scheme in ("http", "https"):
         return url
-    if parts.scheme == "http" and allow_insecure_loopback and _is_loopback(host):
-        return url
-    raise UrlRefused("the URL must use https://")
+    if parts.scheme != "https":
+        raise UrlRefused("the URL must use https://")
+    if loopback or _is_internal_address(host):
+        # the hub's own network is no receiver; names are checked by the approving admin
+        raise UrlRefused("the URL must not name a loopback, private or reserved address")
+    return url
 
 
 def _is_loopback(host: str) -> bool:
@@ -79,6 +83,14 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _is_internal_address(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
 
 
 def new_secret() -> str:
