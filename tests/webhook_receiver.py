@@ -51,6 +51,7 @@ class Receiver:
     port: int = field(default_factory=free_port)
     fail_first: list[int] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)  # set by every accepted call
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
 
@@ -72,6 +73,8 @@ class Receiver:
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         status = self.fail_first.pop(0) if self.fail_first else 204
         self.received.append(Received(headers, body, status))
+        if 200 <= status < 300:
+            self.arrived.set()
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 

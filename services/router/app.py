@@ -169,7 +169,7 @@ def _webhook_dispatcher(
     """The dispatcher of inbox events to approved webhook endpoints (its own leader loop)."""
     return WebhookDispatcher(
         sm,
-        ring=s.key_ring(s.state_dir),
+        ring=lambda: s.key_ring(s.state_dir),
         policy=s.retry_policy(),
         prefix=s.topic_prefix,
         database_url=s.database_url,

@@ -15,7 +15,7 @@ alerts on. The clock is injected, so tests cross an outage without waiting it ou
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -60,7 +60,7 @@ class WebhookDispatcher:
         self,
         sm: async_sessionmaker[AsyncSession],
         *,
-        ring: KeyRing,
+        ring: KeyRing | Callable[[], KeyRing],
         policy: RetryPolicy,
         prefix: str,
         database_url: str,
@@ -71,7 +71,11 @@ class WebhookDispatcher:
         http: httpx.AsyncClient | None = None,
         on_states: Callable[[dict[str, int]], None] | None = None,
     ) -> None:
-        self._sm, self._ring, self._policy, self._prefix = sm, ring, policy, prefix
+        self._sm, self._policy, self._prefix = sm, policy, prefix
+        # resolved on first use: a router with no endpoint to call needs no key ring
+        self._ring: Callable[[], KeyRing] = (
+            functools.cache(ring) if callable(ring) else functools.partial(_same, ring)
+        )
         self._dsn, self._batch, self._poll = asyncpg_dsn(database_url), batch, poll
         self.clock = clock
         # no redirects: a receiver must not bounce signed events to an address nobody approved
@@ -96,8 +100,7 @@ class WebhookDispatcher:
                     gauge_at = time.monotonic()
                 if sent < self._batch:
                     self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._poll)
+                    await _first_of(self._wake, stop, seconds=self._poll)
 
         await run_as_leader(
             name="webhook dispatcher",
@@ -120,7 +123,7 @@ class WebhookDispatcher:
         signers: dict[uuid.UUID, Webhook] = {}
         for row in rows:
             if row.endpoint_id not in signers:
-                secret = webhooks.open_secret(self._ring, row.endpoint_id, row.sealed_secret)
+                secret = webhooks.open_secret(self._ring(), row.endpoint_id, row.sealed_secret)
                 signers[row.endpoint_id] = Webhook(secret)
         outcomes = await asyncio.gather(
             *(
@@ -196,3 +199,17 @@ class WebhookDispatcher:
                 },
             )
         return webhooks.Outcome(row.id, row.endpoint_id, attempt, status, error, elapsed)
+
+
+async def _first_of(*events: asyncio.Event, seconds: float) -> None:
+    """Wait until one of `events` is set, or `seconds` pass."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def _same(ring: KeyRing) -> KeyRing:
+    return ring

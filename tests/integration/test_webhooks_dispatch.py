@@ -6,6 +6,7 @@ alert; a pending endpoint gets nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -114,6 +115,20 @@ def dispatcher(
         timeout=2.0,
         clock=clock,
         on_states=metrics.set_webhook_endpoints if metrics else None,
+    )
+
+
+def link_notice(code: str) -> CaseLinkFound:
+    """A link notice for `code`'s inbox topic, as case registration queues one."""
+    return CaseLinkFound(
+        link_id=uuid.uuid4(),
+        jurisdiction=code,
+        case_id=uuid.uuid4(),
+        case_reference=f"{code}-1",
+        other_jurisdiction="FR",
+        other_case_reference="FR-1",
+        platform="telegram",
+        found_at=datetime.now(UTC),
     )
 
 
@@ -266,16 +281,7 @@ async def test_an_endpoint_that_keeps_failing_is_disabled_then_approved_again(
     await receiver.start()
     endpoint_id, secret = await endpoint(sessionmaker, ctx, "NL", receiver.url, approve=True)
     async with transaction(sessionmaker) as s:
-        notice = CaseLinkFound(
-            link_id=uuid.uuid4(),
-            jurisdiction="NL",
-            case_id=uuid.uuid4(),
-            case_reference="NL-1",
-            other_jurisdiction="FR",
-            other_case_reference="FR-1",
-            platform="telegram",
-            found_at=datetime.now(UTC),
-        )
+        notice = link_notice("NL")
         row = outbox.add(
             s, notice, key="k", subject=None, prefix=ctx.topic_prefix, jurisdiction="NL"
         )
@@ -322,3 +328,47 @@ async def test_an_endpoint_that_keeps_failing_is_disabled_then_approved_again(
         await receiver.stop()
     got = verified(receiver, secret)
     assert list(got) == [str(row.event_id)]
+
+
+async def test_the_leader_loop_sends_as_soon_as_the_event_commits(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ctx: Context,
+    database_url: str,
+    cleanup: None,
+) -> None:
+    receiver = Receiver()
+    await receiver.start()
+    _, secret = await endpoint(sessionmaker, ctx, "IE", receiver.url, approve=True)
+    metrics = RouterMetrics()
+    hub = WebhookDispatcher(
+        sessionmaker,
+        ring=RING,
+        policy=POLICY,
+        prefix=ctx.topic_prefix,
+        database_url=database_url,
+        poll=30,  # only the outbox's NOTIFY can wake it in time
+        on_states=metrics.set_webhook_endpoints,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.create_task(hub.run(stop))
+    try:
+        await asyncio.sleep(0.3)  # let it take the lock and listen
+        async with transaction(sessionmaker) as s:
+            row = outbox.add(
+                s,
+                link_notice("IE"),
+                key="k",
+                subject=None,
+                prefix=ctx.topic_prefix,
+                jurisdiction="IE",
+            )
+        await asyncio.wait_for(receiver.arrived.wait(), 10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, 10)
+        await hub.aclose()
+        await receiver.stop()
+    assert list(verified(receiver, secret)) == [str(row.event_id)]
+    active = metrics.registry.get_sample_value("caseshare_webhook_endpoints", {"state": "active"})
+    assert active is not None
+    assert active >= 1
