@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import uuid
 from functools import cache
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.intake.deps import (
@@ -23,9 +24,15 @@ from services.intake.deps import (
 from services.intake.settings import IntakeSettings
 from services.registry.store import idempotency
 from services.registry.webhooks import service as webhooks
-from services.registry.webhooks.schemas import EndpointCreate, EndpointCreated, EndpointOut
+from services.registry.webhooks.schemas import (
+    AttemptOut,
+    EndpointCreate,
+    EndpointCreated,
+    EndpointOut,
+)
 from shared.db import transaction
 from shared.keywrap import KeyRing
+from shared.schemas import MAX_PAGE
 from shared.web import created_response
 
 PATH = "/v1/webhooks/endpoints"
@@ -100,6 +107,19 @@ def webhooks_router(settings: IntakeSettings) -> APIRouter:
         async with transaction(sm) as session:
             return await webhooks.read(
                 session, endpoint_id=endpoint_id, jurisdiction=actor.jurisdiction
+            )
+
+    @router.get("/{endpoint_id}/attempts", response_model=list[AttemptOut])
+    async def list_attempts(
+        endpoint_id: uuid.UUID,
+        actor: InboxReaderDep,
+        sm: SessionmakerDep,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    ) -> list[AttemptOut]:
+        """The endpoint's delivery log, newest first: each call's status code or error class."""
+        async with transaction(sm) as session:
+            return await webhooks.attempts(
+                session, endpoint_id=endpoint_id, jurisdiction=actor.jurisdiction, limit=limit
             )
 
     @router.delete("/{endpoint_id}", status_code=204)

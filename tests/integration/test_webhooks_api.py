@@ -117,10 +117,12 @@ async def test_another_jurisdiction_gets_404_and_cannot_delete(
 ) -> None:
     mine = (await register(intake, "FR")).json()["id"]
     de = intake.authority("DE")
-    for method in ("GET", "DELETE"):
-        refused = await intake.client.request(method, f"{PATH}/{mine}", headers=de)
-        assert refused.status_code == 404, method
+    for method, path in (("GET", mine), ("GET", f"{mine}/attempts"), ("DELETE", mine)):
+        refused = await intake.client.request(method, f"{PATH}/{path}", headers=de)
+        assert refused.status_code == 404, (method, path)
         assert refused.headers["content-type"].startswith(PROBLEM)
+    log = await intake.client.get(f"{PATH}/{mine}/attempts", headers=intake.authority("FR"))
+    assert (log.status_code, log.json()) == (200, [])
     assert (await intake.client.get(PATH, headers=de)).json() == []
     still = await intake.client.get(f"{PATH}/{mine}", headers=intake.authority("FR"))
     assert still.json()["state"] == "pending_approval"

@@ -143,11 +143,15 @@ def log_attempt(
     )
 
 
-async def attempts_of(session: AsyncSession, endpoint_id: uuid.UUID) -> Sequence[WebhookAttempt]:
-    """The delivery log of one endpoint, in order."""
+async def attempts_of(
+    session: AsyncSession, endpoint_id: uuid.UUID, *, limit: int | None = None
+) -> Sequence[Row[Any]]:
+    """The delivery log of one endpoint with each call's message, newest first."""
     query = (
-        select(WebhookAttempt)
+        select(WebhookAttempt, WebhookMessage.message_id, WebhookMessage.event_type)
+        .join(WebhookMessage, WebhookMessage.id == WebhookAttempt.message_row_id)
         .where(WebhookAttempt.endpoint_id == endpoint_id)
-        .order_by(WebhookAttempt.id)
+        .order_by(WebhookAttempt.id.desc())
+        .limit(limit)
     )
-    return (await session.scalars(query)).all()
+    return (await session.execute(query)).all()

@@ -41,3 +41,15 @@ class EndpointCreated(EndpointOut):
     """The registration's answer: the signing secret, shown this once (Standard Webhooks)."""
 
     secret: str
+
+
+class AttemptOut(BaseModel):
+    """One line of an endpoint's delivery log: which message, which try, and what came back."""
+
+    message_id: uuid.UUID
+    event_type: str
+    attempt: int
+    status_code: int | None
+    error_class: str | None
+    duration_ms: int
+    attempted_at: datetime

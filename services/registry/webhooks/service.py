@@ -30,7 +30,12 @@ from services.registry.webhooks.rules import (
     is_success,
     new_secret,
 )
-from services.registry.webhooks.schemas import EndpointCreate, EndpointCreated, EndpointOut
+from services.registry.webhooks.schemas import (
+    AttemptOut,
+    EndpointCreate,
+    EndpointCreated,
+    EndpointOut,
+)
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import WebhookEndpointChanged, WebhookEndpointDisabled
 from shared.keywrap import KeyRing
@@ -143,6 +148,28 @@ async def read(session: AsyncSession, *, endpoint_id: uuid.UUID, jurisdiction: s
     if e is None:
         raise NotFound("webhook endpoint not found")
     return _out(e)
+
+
+async def attempts(
+    session: AsyncSession, *, endpoint_id: uuid.UUID, jurisdiction: str, limit: int
+) -> list[AttemptOut]:
+    """The delivery log of one of the caller's endpoints, newest first; content never kept."""
+    e = await repository.get_owned(session, endpoint_id=endpoint_id, jurisdiction=jurisdiction)
+    if e is None:
+        raise NotFound("webhook endpoint not found")
+    rows = await repository.attempts_of(session, e.id, limit=limit)
+    return [
+        AttemptOut(
+            message_id=message_id,
+            event_type=event_type,
+            attempt=a.attempt,
+            status_code=a.status_code,
+            error_class=a.error_class,
+            duration_ms=a.duration_ms,
+            attempted_at=a.attempted_at,
+        )
+        for a, message_id, event_type in rows
+    ]
 
 
 async def delete(
