@@ -177,6 +177,7 @@ def _webhook_dispatcher(
         timeout=s.webhooks_timeout_seconds,
         poll=s.webhooks_poll_seconds,
         on_states=metrics.set_webhook_endpoints,
+        log_retention=timedelta(seconds=s.webhooks_log_retention_seconds),
     )
 
 

@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -46,6 +46,9 @@ WEBHOOKS_LOCK_KEY = 0x0CA5E5A0E8B0
 USER_AGENT = "caseshare-webhooks/1"
 CONCURRENCY = 8
 GAUGE_EVERY_SECONDS = 5.0
+PRUNE_EVERY_SECONDS = 3600.0
+PRUNE_BATCH = 1000  # rows per DELETE: no pass holds many locks or a long transaction
+PRUNE_MAX_BATCHES = 20  # the rest waits for the next pass, so sending is never held up
 Clock = Callable[[], datetime]
 
 
@@ -70,6 +73,7 @@ class WebhookDispatcher:
         clock: Clock = utc_now,
         http: httpx.AsyncClient | None = None,
         on_states: Callable[[dict[str, int]], None] | None = None,
+        log_retention: timedelta = timedelta(days=30),
     ) -> None:
         self._sm, self._policy, self._prefix = sm, policy, prefix
         # resolved on first use: a router with no endpoint to call needs no key ring
@@ -81,6 +85,7 @@ class WebhookDispatcher:
         # no redirects: a receiver must not bounce signed events to an address nobody approved
         self._http = http or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
         self._on_states = on_states
+        self._log_retention = log_retention
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(CONCURRENCY)
 
@@ -92,12 +97,15 @@ class WebhookDispatcher:
 
         async def dispatch_while_leading(conn: asyncpg.Connection) -> None:
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
-            gauge_at = 0.0
+            gauge_at = pruned_at = 0.0
             while not stop.is_set():
                 sent = await self.dispatch_once()
                 if time.monotonic() - gauge_at >= GAUGE_EVERY_SECONDS:
                     await self.refresh_gauge()
                     gauge_at = time.monotonic()
+                if time.monotonic() - pruned_at >= PRUNE_EVERY_SECONDS:
+                    await self.prune_log()
+                    pruned_at = time.monotonic()
                 if sent < self._batch:
                     self._wake.clear()
                     await _first_of(self._wake, stop, seconds=self._poll)
@@ -140,6 +148,17 @@ class WebhookDispatcher:
         if disabled:
             await self.refresh_gauge()
         return len(rows)
+
+    async def prune_log(self) -> int:
+        """Forget settled messages older than the log retention, in bounded batches."""
+        before, total = self.clock() - self._log_retention, 0
+        for _ in range(PRUNE_MAX_BATCHES):
+            async with transaction(self._sm) as session:
+                done = await repository.prune(session, before=before, batch=PRUNE_BATCH)
+            total += done
+            if done < PRUNE_BATCH:
+                break
+        return total
 
     async def refresh_gauge(self) -> None:
         """Report how many endpoints are in each state."""

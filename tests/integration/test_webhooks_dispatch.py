@@ -375,3 +375,39 @@ async def test_the_leader_loop_sends_as_soon_as_the_event_commits(
     active = metrics.registry.get_sample_value("caseshare_webhook_endpoints", {"state": "active"})
     assert active is not None
     assert active >= 1
+
+
+async def test_settled_messages_and_their_log_are_forgotten_after_the_retention(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ctx: Context,
+    database_url: str,
+    cleanup: None,
+) -> None:
+    up, down = Receiver(), Receiver()
+    await up.start()
+    up_id, _ = await endpoint(sessionmaker, ctx, "AT", up.url, approve=True)
+    down_id, _ = await endpoint(sessionmaker, ctx, "AT", down.url, approve=True)
+    async with transaction(sessionmaker) as s:
+        outbox.add(
+            s, link_notice("AT"), key="k", subject=None, prefix=ctx.topic_prefix, jurisdiction="AT"
+        )
+    clock = Clock(datetime.now(UTC) + timedelta(seconds=1))
+    hub = dispatcher(sessionmaker, ctx, database_url, clock)
+    try:
+        await hub.dispatch_once()  # delivered to `up`; `down` refuses and stays pending
+        assert await hub.prune_log() == 0  # nothing is old yet
+        clock.advance(timedelta(days=31).total_seconds())
+        assert await hub.prune_log() >= 1
+    finally:
+        await hub.aclose()
+        await up.stop()
+    async with transaction(sessionmaker) as s:
+        left = {
+            m.endpoint_id: m.state
+            for m in await s.scalars(
+                select(WebhookMessage).where(WebhookMessage.endpoint_id.in_([up_id, down_id]))
+            )
+        }
+        assert left == {down_id: "pending"}  # still owed: never forgotten
+        assert await repository.attempts_of(s, up_id) == []
+        assert len(await repository.attempts_of(s, down_id)) == 1

@@ -72,6 +72,7 @@ class WebhookMessage(Base):
             "next_attempt_at",
             postgresql_where=text("state = 'pending'"),
         ),
+        Index("ix_webhook_messages_created_at", "created_at", postgresql_using="brin"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

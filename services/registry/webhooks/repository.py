@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.reference.models import Jurisdiction
@@ -155,3 +155,19 @@ async def attempts_of(
         .limit(limit)
     )
     return (await session.execute(query)).all()
+
+
+async def prune(session: AsyncSession, *, before: datetime, batch: int) -> int:
+    """Forget up to `batch` messages settled (delivered or given up) and created before
+    `before`, with their delivery log; returns how many. Pending ones are never touched."""
+    old = (
+        select(WebhookMessage.id)
+        .where(WebhookMessage.created_at < before, WebhookMessage.state != MessageState.PENDING)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.scalars(old)).all())
+    if ids:
+        await session.execute(delete(WebhookAttempt).where(WebhookAttempt.message_row_id.in_(ids)))
+        await session.execute(delete(WebhookMessage).where(WebhookMessage.id.in_(ids)))
+    return len(ids)

@@ -36,6 +36,10 @@ class WebhookSettings(KeyEncryptionSettings):
     webhooks_timeout_seconds: float = Field(
         default=10, alias="WEBHOOKS_TIMEOUT_SECONDS", gt=0, le=60
     )
+    # settled messages and their delivery log are forgotten after this (30 days)
+    webhooks_log_retention_seconds: float = Field(
+        default=30 * 86400, alias="WEBHOOKS_LOG_RETENTION_SECONDS", gt=0
+    )
     webhooks_batch: int = Field(default=100, alias="WEBHOOKS_BATCH", ge=1, le=1000)
     webhooks_poll_seconds: float = Field(default=0.5, alias="WEBHOOKS_POLL_SECONDS", gt=0)
 

@@ -137,6 +137,13 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("state = 'pending'"),
     )
+    op.create_index(
+        "ix_webhook_messages_created_at",
+        "webhook_messages",
+        ["created_at"],
+        unique=False,
+        postgresql_using="brin",
+    )
     op.create_table(
         "webhook_attempts",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -175,6 +182,9 @@ def downgrade() -> None:
         "ix_webhook_messages_due",
         table_name="webhook_messages",
         postgresql_where=sa.text("state = 'pending'"),
+    )
+    op.drop_index(
+        "ix_webhook_messages_created_at", table_name="webhook_messages", postgresql_using="brin"
     )
     op.drop_table("webhook_messages")
     op.drop_index("ix_webhook_endpoints_jurisdiction_state", table_name="webhook_endpoints")
