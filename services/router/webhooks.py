@@ -32,7 +32,7 @@ from standardwebhooks import Webhook
 
 from services.registry.webhooks import repository
 from services.registry.webhooks import service as webhooks
-from services.registry.webhooks.rules import EndpointState, RetryPolicy, is_success
+from services.registry.webhooks.rules import EndpointState, Outcome, RetryPolicy, is_success
 from services.router.leader import run_as_leader
 from services.router.publish import load_outgoing
 from services.router.relay import CHANNEL, asyncpg_dsn
@@ -187,9 +187,7 @@ class WebhookDispatcher:
             bodies.append(orjson.dumps({"type": kind, "timestamp": stamp, "data": data}).decode())
         return bodies
 
-    async def _send(
-        self, row: Row[Any], body: str, signer: Webhook, now: datetime
-    ) -> webhooks.Outcome:
+    async def _send(self, row: Row[Any], body: str, signer: Webhook, now: datetime) -> Outcome:
         message_id, attempt = str(row.message_id), row.attempts + 1
         headers = {
             "content-type": "application/json",
@@ -217,7 +215,7 @@ class WebhookDispatcher:
                     "error": error,
                 },
             )
-        return webhooks.Outcome(row.id, row.endpoint_id, attempt, status, error, elapsed)
+        return Outcome(row.id, row.endpoint_id, attempt, status, error, elapsed)
 
 
 async def _first_of(*events: asyncio.Event, seconds: float) -> None:

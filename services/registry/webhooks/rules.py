@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -137,3 +138,19 @@ class RetryPolicy:
 def is_success(status_code: int) -> bool:
     """Standard Webhooks: any 2xx acknowledges the message; everything else is retried."""
     return 200 <= status_code < 300
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one call to an endpoint did: a status code, or the class of the error."""
+
+    row_id: int
+    endpoint_id: uuid.UUID
+    attempt: int
+    status_code: int | None
+    error_class: str | None
+    duration_ms: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and is_success(self.status_code)

@@ -9,7 +9,6 @@ the endpoint's id, and returned once; neither the URL nor the secret enters the 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,10 +23,10 @@ from services.registry.webhooks.rules import (
     MAX_ENDPOINTS,
     EndpointState,
     MessageState,
+    Outcome,
     RetryPolicy,
     UrlRefused,
     check_url,
-    is_success,
     new_secret,
 )
 from services.registry.webhooks.schemas import (
@@ -199,22 +198,6 @@ async def approve(
     e.disabled_at, e.consecutive_failures, e.failing_since = None, 0, None
     await _changed(session, e, by=admin, action="webhook.approved", prefix=prefix)
     return _out(e)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one call to an endpoint did: a status code, or the class of the error."""
-
-    row_id: int
-    endpoint_id: uuid.UUID
-    attempt: int
-    status_code: int | None
-    error_class: str | None
-    duration_ms: int
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status_code is not None and is_success(self.status_code)
 
 
 async def record(
