@@ -38,7 +38,7 @@ from services.router.publish import load_outgoing
 from services.router.relay import CHANNEL, asyncpg_dsn
 from shared.db import transaction
 from shared.events import DeliveryPublished, ResponseDelivered, json_datetime
-from shared.keywrap import KeyRing
+from shared.keywrap import KeyRing, SealError
 
 logger = logging.getLogger(__name__)
 
@@ -128,11 +128,7 @@ class WebhookDispatcher:
             if not rows:
                 return 0
             bodies = await self._bodies(session, rows, now)
-        signers: dict[uuid.UUID, Webhook] = {}
-        for row in rows:
-            if row.endpoint_id not in signers:
-                secret = webhooks.open_secret(self._ring(), row.endpoint_id, row.sealed_secret)
-                signers[row.endpoint_id] = Webhook(secret)
+        signers = self._signers(rows)
         outcomes = await asyncio.gather(
             *(
                 self._send(row, body, signers[row.endpoint_id], now)
@@ -187,8 +183,30 @@ class WebhookDispatcher:
             bodies.append(orjson.dumps({"type": kind, "timestamp": stamp, "data": data}).decode())
         return bodies
 
-    async def _send(self, row: Row[Any], body: str, signer: Webhook, now: datetime) -> Outcome:
+    def _signers(self, rows: Sequence[Row[Any]]) -> dict[uuid.UUID, Webhook | None]:
+        """Each endpoint's signer; None for a secret no configured KEK opens (a lost key):
+        its calls fail and are retried, the others go out."""
+        signers: dict[uuid.UUID, Webhook | None] = {}
+        for row in rows:
+            if row.endpoint_id in signers:
+                continue
+            try:
+                secret = webhooks.open_secret(self._ring(), row.endpoint_id, row.sealed_secret)
+            except SealError:
+                logger.error(
+                    "webhook secret does not open", extra={"endpoint_id": str(row.endpoint_id)}
+                )
+                signers[row.endpoint_id] = None
+            else:
+                signers[row.endpoint_id] = Webhook(secret)
+        return signers
+
+    async def _send(
+        self, row: Row[Any], body: str, signer: Webhook | None, now: datetime
+    ) -> Outcome:
         message_id, attempt = str(row.message_id), row.attempts + 1
+        if signer is None:
+            return Outcome(row.id, row.endpoint_id, attempt, None, SealError.__name__, 0)
         headers = {
             "content-type": "application/json",
             "user-agent": USER_AGENT,

@@ -411,3 +411,36 @@ async def test_settled_messages_and_their_log_are_forgotten_after_the_retention(
         assert left == {down_id: "pending"}  # still owed: never forgotten
         assert await repository.attempts_of(s, up_id) == []
         assert len(await repository.attempts_of(s, down_id)) == 1
+
+
+async def test_a_secret_no_key_opens_fails_its_calls_and_not_the_others(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ctx: Context,
+    database_url: str,
+    cleanup: None,
+) -> None:
+    good, lost = Receiver(), Receiver()
+    await good.start()
+    await lost.start()
+    _, secret = await endpoint(sessionmaker, ctx, "LU", good.url, approve=True)
+    lost_id, _ = await endpoint(sessionmaker, ctx, "LU", lost.url, approve=True)
+    async with transaction(sessionmaker) as s:
+        e = await s.get(WebhookEndpoint, lost_id)
+        assert e is not None
+        e.sealed_secret = KeyRing.generate().seal(b"whsec_x", context=f"webhook-endpoint:{e.id}")
+        notice = link_notice("LU")
+        outbox.add(s, notice, key="k", subject=None, prefix=ctx.topic_prefix, jurisdiction="LU")
+    hub = dispatcher(
+        sessionmaker, ctx, database_url, Clock(datetime.now(UTC) + timedelta(seconds=1))
+    )
+    try:
+        await hub.dispatch_once()
+    finally:
+        await hub.aclose()
+        await good.stop()
+        await lost.stop()
+    assert len(verified(good, secret)) == 1
+    assert lost.received == []  # never called unsigned
+    async with transaction(sessionmaker) as s:
+        [(attempt, _, _)] = await repository.attempts_of(s, lost_id)
+        assert (attempt.status_code, attempt.error_class) == (None, "SealError")
