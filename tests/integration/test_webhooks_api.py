@@ -44,6 +44,7 @@ async def registry(database_url: str, topic_prefix: str) -> AsyncIterator[regist
 
 @pytest.fixture(autouse=True)
 async def cleanup(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    await delete_every_endpoint(sessionmaker)  # and what another module left behind
     yield
     await delete_every_endpoint(sessionmaker)
 

@@ -73,6 +73,7 @@ async def kafka(broker: EmbeddedTansu) -> AsyncIterator[tuple[AIOKafkaProducer, 
 @pytest.fixture
 async def cleanup(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
     """Endpoints are committed: delete them after the test, so no later test's events queue."""
+    await delete_every_endpoint(sessionmaker)  # and what another module left behind
     yield
     await delete_every_endpoint(sessionmaker)
 
