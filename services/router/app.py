@@ -14,15 +14,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI
 
+from services.registry import gauges
 from services.router import fanout
 from services.router.consumer import ResponseConsumer
 from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler
 from services.router.relay import OutboxRelay
 from services.router.settings import RouterSettings
+from shared import metrics as service_metrics
 from shared.checks import broker_check, database_check
 from shared.db import create_engine, create_sessionmaker
 from shared.events import ResponseReceived, topic_name
@@ -198,10 +199,12 @@ def create_app(settings: RouterSettings) -> FastAPI:
         title="caseshare router", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     install_common(app, max_body_bytes=1024, service="router")
+    service_metrics.install(
+        app,
+        service_metrics.ServiceMetrics("router", registry=runtime.metrics.registry),
+        engine=lambda: getattr(runtime, "engine", None),
+        sessionmaker=lambda: getattr(runtime, "sm", None),
+        samplers=[gauges.outbox],
+    )
     app.include_router(health_router(lambda: app.state.checks))
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
     return app
