@@ -25,6 +25,7 @@ from services.registry.web import coordinator as routes_coordinator
 from services.registry.web import dashboard
 from services.registry.web.stream import Viewers
 from shared import metrics as service_metrics
+from shared import tracing
 from shared.auth.deps import document_token_url
 from shared.auth.validation import TokenValidator
 from shared.checks import broker_check, database_check
@@ -75,6 +76,7 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
     app.state.settings = settings
     app.state.write_limiter = settings.write_limiter()
     install_common(app, max_body_bytes=settings.max_body_bytes, service="registry")
+    tracing.instrument_app(app)
     metrics = service_metrics.ServiceMetrics("registry")
     chained = Counter(
         "caseshare_audit_chained", "Audit entries the sequencer chained", registry=metrics.registry

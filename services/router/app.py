@@ -24,6 +24,7 @@ from services.router.reconciler import Reconciler
 from services.router.relay import OutboxRelay
 from services.router.settings import RouterSettings
 from shared import metrics as service_metrics
+from shared import tracing
 from shared.checks import broker_check, database_check
 from shared.db import create_engine, create_sessionmaker
 from shared.events import ResponseReceived, topic_name
@@ -199,6 +200,7 @@ def create_app(settings: RouterSettings) -> FastAPI:
         title="caseshare router", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     install_common(app, max_body_bytes=1024, service="router")
+    tracing.instrument_app(app)
     service_metrics.install(
         app,
         service_metrics.ServiceMetrics("router", registry=runtime.metrics.registry),
