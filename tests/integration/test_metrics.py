@@ -4,6 +4,7 @@ series the alert rules and the dashboard use; labels are route templates, never 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from shared.metrics import DatabaseGauges
 from tests import databases, intake_api, registry_api
 
 pytestmark = pytest.mark.integration
+README = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
 
 HTTP = ("caseshare_http_requests_total", "caseshare_http_request_duration_seconds_bucket")
 POOL = ("caseshare_db_pool_connections", "caseshare_db_pool_size")
@@ -45,6 +47,19 @@ async def scrape(client: httpx.AsyncClient) -> tuple[str, Samples]:
     return answer.text, samples(answer.text)
 
 
+def documented(service: str) -> set[str]:
+    """The metrics deploy/README.md says `service` exports (the planned ones aside)."""
+    text = README.read_text()
+    section = text[text.index("## Metrics") : text.index("## Tracing")]
+    rows = re.findall(r"^\| `(caseshare_[a-z0-9_]+)` \|.*\| ([^|]+) \|$", section, re.MULTILINE)
+    return {name for name, by in rows if service in by and not by.strip().startswith("planned")}
+
+
+def undocumented_missing(service: str, found: Samples) -> set[str]:
+    """Documented for `service` but absent from its scrape (a histogram counts by its buckets)."""
+    return {n for n in documented(service) if n not in found and f"{n}_bucket" not in found}
+
+
 def count(found: Samples, name: str, **labels: str) -> float:
     return sum(v for lbl, v in found.get(name, []) if labels.items() <= lbl.items())
 
@@ -60,6 +75,8 @@ async def test_intake_counts_requests_by_route_template(
         await intake.client.get(f"/no/such/{case_id}")
         text, found = await scrape(intake.client)
     assert str(case_id) not in text
+    assert documented("intake")
+    assert undocumented_missing("intake", found) == set()
     route = {"service": "intake", "route": "/v1/cases/{case_id}", "method": "GET"}
     assert count(found, "caseshare_http_requests_total", **route, status="404") == 1
     assert count(found, "caseshare_http_request_duration_seconds_count", **route) == 1
@@ -89,6 +106,7 @@ async def test_registry_exports_the_audit_queue_sequencer_and_deliveries(
         _, found = await scrape(registry.client)  # the scrapes before are counted by now
     for name in (*HTTP, *POOL, "caseshare_audit_queue_depth"):
         assert name in found, name
+    assert undocumented_missing("registry", found) == set()
     assert found["caseshare_audit_queue_oldest_age_seconds"][0][1] >= 0
     states = {lbl["state"] for lbl, _ in found["caseshare_deliveries"]}
     assert states == {s.value for s in DeliveryState}
@@ -133,6 +151,7 @@ async def test_router_exports_outbox_backlog_and_consumer_lag(
         _, found = await scrape(client)
     for name in (*HTTP, *POOL, "caseshare_router_lag", "caseshare_router_consumed_total"):
         assert name in found, name
+    assert undocumented_missing("router", found) == set()
     assert count(found, "caseshare_http_requests_total", service="router", route="/healthz") == 1
     assert found["caseshare_outbox_backlog"][0][1] >= 0
     assert found["caseshare_outbox_oldest_unpublished_age_seconds"][0][1] >= 0
