@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared import tracing
 from shared.events import EVENT_TYPES, Event
 from shared.kafka_security import KafkaTarget, client_kwargs
 
@@ -123,8 +124,10 @@ def encode_payload(
         ("ce_time", now().isoformat().replace("+00:00", "Z").encode()),
         ("ce_schemaversion", str(event_type.SCHEMA_VERSION).encode()),
         ("content-type", b"application/json"),
-        ("traceparent", new_traceparent().encode()),
     ]
+    if not tracing.active():
+        # With tracing on, the aiokafka instrumentation injects the producer span's context.
+        headers.append(("traceparent", new_traceparent().encode()))
     if subject is not None:
         headers.append(("ce_subject", subject.encode()))
     return orjson.dumps(payload), headers

@@ -28,6 +28,11 @@ class CommonSettings(BaseSettings):
     # X-Forwarded-Proto are believed. Empty: the connection's peer is the client, whatever
     # headers it sends, so no one can pose as another address to dodge a per-peer limit.
     forwarded_allow_ips: str = Field(default="", alias="FORWARDED_ALLOW_IPS")
+    # OpenTelemetry collector (OTLP over HTTP, e.g. http://otel-collector:4318); tracing is
+    # off, and costs nothing, while it is unset.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
 
 
 class DatabaseSettings(BaseSettings):

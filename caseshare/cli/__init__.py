@@ -14,6 +14,7 @@ from caseshare.cli.admin import clients_app, keys_app
 from caseshare.cli.audit import audit_app
 from caseshare.cli.client import EXIT_CODES_HELP, Settings, fetch_token
 from caseshare.cli.demo import demo
+from caseshare.cli.kafka import kafka_app
 from caseshare.cli.ui import CaseshareGroup, run, settings
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(audit_app, name="audit")
 app.add_typer(clients_app, name="clients")
 app.add_typer(keys_app, name="keys")
+app.add_typer(kafka_app, name="kafka")
 app.add_typer(cases.app, name="cases", epilog=EXIT_CODES_HELP)
 app.add_typer(responses.app, name="responses", epilog=EXIT_CODES_HELP)
 app.add_typer(inbox.app, name="inbox", epilog=EXIT_CODES_HELP)
@@ -57,7 +59,9 @@ def options(
     bootstrap: Annotated[
         str,
         typer.Option(
-            envvar=["CASESHARE_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"], help="Kafka bootstrap"
+            envvar=["CASESHARE_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"],
+            help="Kafka bootstrap; TLS and SASL from KAFKA_SECURITY_PROTOCOL, KAFKA_SSL_*"
+            " and KAFKA_SASL_* as for the services",
         ),
     ] = Settings.bootstrap,
     topic_prefix: Annotated[

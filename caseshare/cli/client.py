@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+from pydantic import ValidationError
+
+from shared.kafka_security import KafkaTarget
+from shared.settings import KafkaSettings
 
 Service = Literal["intake", "registry", "issuer"]
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
@@ -65,6 +69,20 @@ class Settings:
 
     def inbox_topic(self, jurisdiction: str) -> str:
         return f"{self.topic_prefix}.inbox.{jurisdiction.upper()}.v1"
+
+    def kafka(self) -> KafkaTarget:
+        """The broker to connect to, with the TLS and SASL settings of the environment
+        (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*, KAFKA_OAUTH_*) that the services
+        read too, so a member's integrator reaches a secured cluster with the same variables.
+        Read when a command opens a client, so commands without one never fail on them."""
+        try:
+            security = KafkaSettings(KAFKA_BOOTSTRAP_SERVERS=self.bootstrap)
+        except ValidationError as exc:
+            problems = "; ".join(str(e["msg"]) for e in exc.errors())
+            raise CliError(f"Kafka settings: {problems}", ExitCode.USAGE) from None
+        if security.kafka_security_protocol == "PLAINTEXT":
+            return self.bootstrap
+        return security
 
 
 def dev_secret(state_dir: Path, client_id: str) -> str:

@@ -28,6 +28,7 @@ from caseshare.cli.ui import console, errors, when
 from shared import sealing
 from shared.events import CaseLinkFound, ResponseDelivered
 from shared.kafka import Envelope, PoisonMessage, decode, make_consumer
+from shared.kafka_security import client_kwargs
 
 MAX_SEEN = 10_000
 
@@ -197,7 +198,7 @@ async def tail(
 ) -> None:
     """Consume until `count` records were shown or nothing arrived for `idle` seconds."""
     topic = run_.settings.inbox_topic(run_.jurisdiction)
-    consumer = make_consumer(run_.settings.bootstrap, group_id=group, client_id=group)
+    consumer = make_consumer(run_.settings.kafka(), group_id=group, client_id=group)
     consumer.subscribe([topic], listener=_Rewind(consumer) if replay else None)
     try:
         await consumer.start()
@@ -246,7 +247,7 @@ async def peek(
     """
     consumer = AIOKafkaConsumer(
         cfg.inbox_topic(jurisdiction),
-        bootstrap_servers=cfg.bootstrap,
+        **client_kwargs(cfg.kafka()),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=25,

@@ -16,6 +16,8 @@ from services.intake.routes import router
 from services.intake.settings import IntakeSettings
 from services.intake.webhooks_routes import webhooks_router
 from services.registry.context import Context
+from shared import metrics as service_metrics
+from shared import tracing
 from shared.auth.validation import TokenValidator
 from shared.checks import broker_check, database_check
 from shared.db import create_engine, create_sessionmaker
@@ -40,6 +42,7 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
         validator = TokenValidator.from_settings(
             settings, http=http or httpx.AsyncClient(timeout=5)
         )
+        app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.context = Context(
             hmac_key=settings.selector_hmac_key.get_secret_value().encode(),
@@ -69,6 +72,9 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
     app.state.write_limiter = settings.write_limiter()
     app.state.read_limiter = settings.read_limiter()
     install_common(app, max_body_bytes=settings.max_body_bytes, service="intake")
+    tracing.instrument_app(app)
+    metrics = service_metrics.ServiceMetrics("intake")
+    service_metrics.install(app, metrics, engine=lambda: getattr(app.state, "engine", None))
     app.include_router(health_router(lambda: app.state.checks))
     app.include_router(router)
     app.include_router(webhooks_router(settings))

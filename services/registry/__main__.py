@@ -6,20 +6,25 @@ import uvicorn
 
 from services.registry.app import create_app
 from services.registry.settings import RegistrySettings
-from shared import logs, web
+from shared import logs, tracing, web
 
 
 def main() -> None:
     settings = RegistrySettings()
     logs.configure(level=settings.log_level, fmt=settings.log_format, service="registry")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        **web.proxy_options(settings.forwarded_allow_ips),
-        timeout_graceful_shutdown=10,
-    )
+    traced = tracing.configure("registry", endpoint=settings.otel_exporter_otlp_endpoint)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            **web.proxy_options(settings.forwarded_allow_ips),
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if traced is not None:
+            traced.shutdown()
 
 
 if __name__ == "__main__":

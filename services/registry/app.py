@@ -16,13 +16,17 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from prometheus_client import Counter
 
+from services.registry import gauges
 from services.registry.audit import service as audit
 from services.registry.settings import RegistrySettings
 from services.registry.web import admin as routes_admin
 from services.registry.web import coordinator as routes_coordinator
 from services.registry.web import dashboard
 from services.registry.web.stream import Viewers
+from shared import metrics as service_metrics
+from shared import tracing
 from shared.auth.deps import document_token_url
 from shared.auth.validation import TokenValidator
 from shared.checks import broker_check, database_check
@@ -40,6 +44,7 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
         client = http or httpx.AsyncClient(timeout=5)
         validator = TokenValidator.from_settings(settings, http=client)  # closes `client`
         dashboard.start(app, settings, http=client)
+        app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.token_validator = validator
         app.state.checks = {
@@ -49,7 +54,9 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
         app.state.viewers = Viewers(limit=settings.stream_max_clients)
         app.state.audit_lock = asyncio.Lock()
         stop = asyncio.Event()
-        sequencer = asyncio.create_task(audit.run_sequencer(app.state.sessionmaker, stop))
+        sequencer = asyncio.create_task(
+            audit.run_sequencer(app.state.sessionmaker, stop, on_chained=chained.inc)
+        )
         try:
             yield
         finally:
@@ -71,6 +78,18 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
     app.state.settings = settings
     app.state.write_limiter = settings.write_limiter()
     install_common(app, max_body_bytes=settings.max_body_bytes, service="registry")
+    tracing.instrument_app(app)
+    metrics = service_metrics.ServiceMetrics("registry")
+    chained = Counter(
+        "caseshare_audit_chained", "Audit entries the sequencer chained", registry=metrics.registry
+    )
+    service_metrics.install(
+        app,
+        metrics,
+        engine=lambda: getattr(app.state, "engine", None),
+        sessionmaker=lambda: getattr(app.state, "sessionmaker", None),
+        samplers=[gauges.audit_queue, gauges.deliveries],
+    )
     app.include_router(health_router(lambda: app.state.checks))
     app.include_router(routes_coordinator.router)
     app.include_router(routes_admin.router)

@@ -6,20 +6,25 @@ import uvicorn
 
 from services.router.app import create_app
 from services.router.settings import RouterSettings
-from shared import logs, web
+from shared import logs, tracing, web
 
 
 def main() -> None:
     settings = RouterSettings()
     logs.configure(level=settings.log_level, fmt=settings.log_format, service="router")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        **web.proxy_options(settings.forwarded_allow_ips),
-        timeout_graceful_shutdown=2,
-    )
+    traced = tracing.configure("router", endpoint=settings.otel_exporter_otlp_endpoint)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            **web.proxy_options(settings.forwarded_allow_ips),
+            timeout_graceful_shutdown=2,
+        )
+    finally:
+        if traced is not None:
+            traced.shutdown()
 
 
 if __name__ == "__main__":

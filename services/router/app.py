@@ -14,10 +14,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.registry import gauges
 from services.router import fanout
 from services.router.consumer import ResponseConsumer
 from services.router.metrics import RouterMetrics
@@ -25,6 +25,8 @@ from services.router.reconciler import Reconciler
 from services.router.relay import OutboxRelay
 from services.router.settings import RouterSettings
 from services.router.webhooks import WebhookDispatcher
+from shared import metrics as service_metrics
+from shared import tracing
 from shared.checks import broker_check, database_check
 from shared.db import create_engine, create_sessionmaker
 from shared.events import ResponseReceived, topic_name
@@ -227,10 +229,13 @@ def create_app(settings: RouterSettings) -> FastAPI:
         title="caseshare router", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     install_common(app, max_body_bytes=1024, service="router")
+    tracing.instrument_app(app)
+    service_metrics.install(
+        app,
+        service_metrics.ServiceMetrics("router", registry=runtime.metrics.registry),
+        engine=lambda: getattr(runtime, "engine", None),
+        sessionmaker=lambda: getattr(runtime, "sm", None),
+        samplers=[gauges.outbox],
+    )
     app.include_router(health_router(lambda: app.state.checks))
-
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
     return app

@@ -19,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from services.router.fanout import UnknownResponse
 from services.router.metrics import RouterMetrics
+from shared import tracing
 from shared.events import ResponseReceived
 from shared.kafka import Envelope, PoisonMessage, TopicProvisioner, decode, now
 
@@ -75,12 +76,21 @@ class ResponseConsumer:
         if records:
             # the first record fetched is the first not yet committed: our backlog starts here
             self._positions[tp] = records[0].offset
+        handle = self._handle_traced if tracing.active() else self._handle
         for record in records:
-            if stop.is_set() or not await self._handle(record, stop):
+            if stop.is_set() or not await handle(record, stop):
                 break  # stopping: the rest stays uncommitted and is redelivered
             committed = record.offset + 1
             self._handled_at = time.monotonic()
         return tp, committed
+
+    async def _handle_traced(
+        self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event
+    ) -> bool:
+        """`_handle` in a span continuing the trace in the record's `traceparent` header, so
+        the fan-out and the inbox publishes join the trace of the response's submission."""
+        with tracing.continued("route response", headers=record.headers):
+            return await self._handle(record, stop)
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event) -> bool:
         self._metrics.consumed.inc()

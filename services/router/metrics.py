@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+REDRIVE_KINDS = ("fanout", "delivery")
+
 
 @dataclass
 class RouterMetrics:
@@ -26,6 +28,8 @@ class RouterMetrics:
             ["kind"],
             registry=r,
         )
+        for kind in REDRIVE_KINDS:  # present at 0 from the start, so increase() sees the first
+            self.redrives.labels(kind=kind)
         self.dlq = Counter("caseshare_router_dlq", "Records sent to the DLQ", registry=r)
         self.relayed = Counter(
             "caseshare_router_outbox_published", "Outbox events published", registry=r

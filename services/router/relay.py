@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.store.models import OutboxEvent
 from services.router.leader import run_as_leader
+from shared import tracing
 from shared.db import transaction
 from shared.events import EVENT_TYPES
 from shared.kafka import TopicProvisioner, encode_payload
@@ -68,6 +69,7 @@ class OutboxRelay:
                 OutboxEvent.event_type,
                 OutboxEvent.subject,
                 OutboxEvent.payload,
+                OutboxEvent.traceparent,
             )
             .where(OutboxEvent.published_at.is_(None))
             .order_by(OutboxEvent.id)
@@ -107,6 +109,7 @@ class OutboxRelay:
                 return 0
             await self._provisioner.ensure({r.topic for r in rows})
             send = self._producer.send
+            traced = tracing.active()
             futures = []
             for row in rows:
                 value, headers = encode_payload(
@@ -115,7 +118,12 @@ class OutboxRelay:
                     ce_id=row.event_id,
                     subject=row.subject,
                 )
-                futures.append(await send(row.topic, value, key=row.key.encode(), headers=headers))
+                if traced:  # the publish joins the trace of the request that queued the event
+                    with tracing.continued("outbox publish", traceparent=row.traceparent):
+                        sent = await send(row.topic, value, key=row.key.encode(), headers=headers)
+                else:
+                    sent = await send(row.topic, value, key=row.key.encode(), headers=headers)
+                futures.append(sent)
             for fut in futures:
                 await fut
             await session.execute(

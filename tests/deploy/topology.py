@@ -67,6 +67,14 @@ DELIBERATE_DEFAULTS = {
     "KAFKA_OAUTH_CLIENT_SECRET": "as KAFKA_OAUTH_TOKEN_ENDPOINT",
     "KAFKA_OAUTH_SCOPE": "as KAFKA_OAUTH_TOKEN_ENDPOINT",
     "DATABASE_MAX_OVERFLOW": "set where it matters (intake); 0 elsewhere",
+    "FORWARDED_ALLOW_IPS": "empty believes no X-Forwarded-* header: nothing in compose proxies,"
+    " the router and jobs serve no clients, and the APIs' limits key on the token's client;"
+    " an ingress's addresses are the cluster's own to add (deploy/README.md)",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "tracing is off until a collector is deployed"
+    " (compose runs one); the jobs trace nothing",
+    "READ_RATE_PER_SECOND": "100 reads/s per client and replica, as the writes",
+    "READ_RATE_BURST": "a burst of 200 reads, as the writes",
+    "OAUTH_MAX_TOKEN_LIFETIME_SECONDS": "3600 s is above the realm's 300 s access-token lifespan",
 }
 _NO_KAFKA_CLIENT = {
     "KAFKA_SECURITY_PROTOCOL",

@@ -37,6 +37,8 @@ class OutboxEvent(Base):
     event_type: Mapped[str] = mapped_column(Text)
     subject: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # W3C trace context of the transaction that queued the event (null when tracing is off).
+    traceparent: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_now()
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.store import bulk
 from services.registry.store.models import OutboxEvent
+from shared import tracing
 from shared.events import Event, topic_name
 
 
@@ -36,6 +37,7 @@ def add(
         event_type=event.TYPE,
         subject=subject,
         payload=event.model_dump(mode="json"),
+        traceparent=tracing.current_traceparent(),
     )
     session.add(row)
     return row
@@ -70,7 +72,8 @@ async def add_many(
     """Queue many events in one INSERT executed once (a fan-out writes dozens at once)."""
     if not items:
         return
-    await _INSERTER.insert(session, [_row(item, prefix) for item in items])
+    traceparent = tracing.current_traceparent()
+    await _INSERTER.insert(session, [_row(item, prefix, traceparent) for item in items])
 
 
 _INSERTER = bulk.RowInserter(
@@ -82,12 +85,13 @@ _INSERTER = bulk.RowInserter(
         "event_type": Text(),
         "subject": Text(),
         "payload": Text(),  # JSON text, cast to jsonb by the database
+        "traceparent": Text(),
     },
     casts={"payload": JSONB()},
 )
 
 
-def _row(item: Pending | Prepared, prefix: str) -> dict[str, Any]:
+def _row(item: Pending | Prepared, prefix: str, traceparent: str | None) -> dict[str, Any]:
     if isinstance(item, Pending):
         event_type, payload = type(item.event), item.event.model_dump(mode="json")
     else:
@@ -99,4 +103,5 @@ def _row(item: Pending | Prepared, prefix: str) -> dict[str, Any]:
         "event_type": event_type.TYPE,
         "subject": item.subject,
         "payload": orjson.dumps(payload).decode(),
+        "traceparent": traceparent,
     }

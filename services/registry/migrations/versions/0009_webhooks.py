@@ -6,8 +6,8 @@ notices, request and deadline events) and for every `DeliveryPublished` (the del
 goes out, under its delivery id). It is per statement with a transition table, so a fan-out's
 bulk INSERT costs one extra statement, and a re-published delivery is not queued twice.
 
-Revision ID: 0011
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01 15:30:00
 """
 
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0011"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
