@@ -22,6 +22,7 @@ from services.router.consumer import ResponseConsumer
 from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler
 from services.router.relay import OutboxRelay
+from services.router.scheduler import Scheduler
 from services.router.settings import RouterSettings
 from shared.checks import broker_check, database_check
 from shared.db import create_engine, create_sessionmaker
@@ -109,8 +110,15 @@ class Runtime:
             ("relay", relay.run(self.stop)),
             ("consumer", self.responses.run(self.stop)),
             ("reconciler", self.reconciler.run(self.stop)),
+            ("scheduler", self._scheduler().run(self.stop)),
         ):
             self.tasks.append(asyncio.create_task(_supervised(name, coro), name=name))
+
+    def _scheduler(self) -> Scheduler:
+        s = self.settings
+        return Scheduler(
+            self.sm, database_url=s.database_url, prefix=s.topic_prefix, metrics=self.metrics
+        )
 
     def consumer_busy(self, within: float) -> bool:
         responses: ResponseConsumer | None = getattr(self, "responses", None)
