@@ -115,9 +115,10 @@ def emit(
     now: datetime,
     **fields: Any,
 ) -> None:
-    """Queue a lifecycle event on `requests` and on the platform's topic, same event id."""
+    """Queue a lifecycle event on `requests` and on the platform's topic; the two records'
+    ids derive from one, so a consumer of both can tell they are the same step."""
     event = event_type(**_common(req, now), **fields)
-    event_id = uuid.uuid4()
+    step = uuid.uuid4()
     for family in event.channels():
         outbox.add(
             session,
@@ -127,7 +128,7 @@ def emit(
             prefix=ctx.topic_prefix,
             family=family,
             platform=req.platform if family == "platform" else None,
-            event_id=event_id,
+            event_id=uuid.uuid5(step, family),
         )
 
 
