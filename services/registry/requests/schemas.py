@@ -119,3 +119,29 @@ class RequestOut(Strict):
     created_at: datetime
     updated_at: datetime
     history: list[HistoryOut] | None = None
+
+
+class DeskRequest(Strict):
+    """A request as the coordination desk sees it: metadata only, no selectors or free text."""
+
+    id: uuid.UUID
+    case_id: uuid.UUID
+    type: RequestType
+    state: RequestState
+    review_state: ReviewState
+    platform: str
+    issued_by: str
+    enforcing_jurisdiction: str
+    categories: list[DataCategory]
+    paused: bool
+    deadline_at: datetime
+    objection_deadline_at: datetime | None
+    created_at: datetime
+
+
+class DeskStep(Strict):
+    at: datetime
+    actor: str
+    action: str
+    from_state: RequestState | None
+    to_state: RequestState
