@@ -34,7 +34,7 @@ class RouterMetrics:
         self.deadline_reminders = Counter(
             "caseshare_deadline_reminders",
             "Deadline reminders sent (50% and 80% of a window)",
-            ["kind"],
+            ["kind", "threshold"],
             registry=r,
         )
         self.deadline_breaches = Counter(

@@ -23,6 +23,7 @@ from services.router.relay import asyncpg_dsn
 logger = logging.getLogger(__name__)
 
 SCHEDULER_LOCK_KEY = 0x0CA5E5C10C4
+THRESHOLDS = {TimerPoint.REMINDER_50: "50", TimerPoint.REMINDER_80: "80"}
 # the scheduler never hashes selectors: its context only names the topic namespace
 NO_SELECTOR_KEY = b""
 
@@ -71,9 +72,10 @@ class Scheduler:
         fired = await clocks.fire_due(self._sm, clock=self._clock, ctx=self._ctx, limit=self._batch)
         for f in fired:
             if f.breached:
-                self._metrics.deadline_breaches.labels(kind=f.kind.value).inc()
-            elif f.point is not TimerPoint.EXPIRY:
-                self._metrics.deadline_reminders.labels(kind=f.kind.value).inc()
+                self._metrics.deadline_breaches.labels(kind=f.label).inc()
+            elif f.point in THRESHOLDS:
+                threshold = THRESHOLDS[f.point]
+                self._metrics.deadline_reminders.labels(kind=f.label, threshold=threshold).inc()
         if fired:
             logger.info("clock timers fired", extra={"fired": len(fired)})
         return len(fired)

@@ -579,7 +579,7 @@ async def test_an_unanswered_emergency_breaches_once_across_two_schedulers_and_a
         "deadline-breached",
     ]
     total = sum(
-        s._metrics.deadline_breaches.labels(kind="response")._value.get()
+        s._metrics.deadline_breaches.labels(kind="emergency_production")._value.get()
         for s in (one, two, restarted)
     )
     assert total >= 1

@@ -36,12 +36,16 @@ SCHEDULER = "caseshare-scheduler"
 
 @dataclass(frozen=True)
 class Fired:
-    """One timer that fired: which window, which point, and whether it was a breach."""
+    """One timer that fired: which window, which point, and whether it was a breach.
+
+    `label` names the clock for metrics: the request type for the answer's window
+    (`production`, `emergency_production`), else the window (`preservation`, `objection`)."""
 
     request_id: uuid.UUID
     kind: TimerKind
     point: TimerPoint
     breached: bool
+    label: str
 
 
 async def fire_due(
@@ -70,6 +74,7 @@ async def fire_one(
     if timer is None:
         return None  # another instance fired it, or a pause moved it
     kind, point = TimerKind(timer.kind), TimerPoint(timer.point)
+    label = req.type if kind is TimerKind.RESPONSE else kind.value
     window = svc.window(req, kind)
     deadline = window.deadline if window else now
     if point is not TimerPoint.EXPIRY:
@@ -83,9 +88,9 @@ async def fire_one(
             point=point.value,
             deadline_at=deadline,
         )
-        return Fired(req.id, kind, point, breached=False)
+        return Fired(req.id, kind, point, breached=False, label=label)
     breached = await _expire(session, req, kind, deadline, ctx=ctx, now=now)
-    return Fired(req.id, kind, point, breached=breached)
+    return Fired(req.id, kind, point, breached=breached, label=label)
 
 
 async def _expire(
