@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from caseshare.stack.embedded import EmbeddedPostgres, EmbeddedTansu
+from services.registry.audit.models import AuditEntry, QueuedAuditEntry
 from services.registry.cases.schemas import SelectorIn
 from services.registry.requests.models import LegalRequest, RequestHistory, RequestTimer
 from services.registry.responses.models import CooperationResponse
@@ -209,6 +210,7 @@ async def test_production_issue_acknowledge_clarify_answer_over_rest(
 
     final = await show(intake, req, "FR")
     assert final["state"] == "answered"
+    assert final["history"][0]["from_state"] is None
     assert [h["action"] for h in final["history"]] == [
         "issued",
         "acknowledged",
@@ -227,6 +229,14 @@ async def test_production_issue_acknowledge_clarify_answer_over_rest(
             )
         )
     assert received == 1  # the router's fan-out follows, unchanged
+    async with transaction(sm) as s:
+        audited = [
+            str(d)
+            for model in (QueuedAuditEntry, AuditEntry)
+            for d in await s.scalars(select(model.details).where(model.subject_id == req["id"]))
+        ]
+    assert len(audited) >= 5  # each step, and the reads
+    assert not [d for d in audited if "which account?" in d or "the group named" in d]
     assert await outbox_types(sm, req["id"]) == [
         "issued",
         "acknowledged",
@@ -234,6 +244,23 @@ async def test_production_issue_acknowledge_clarify_answer_over_rest(
         "clarified",
         "answered",
     ]
+
+
+async def test_issuing_again_with_the_same_idempotency_key_returns_the_first_request(
+    intake: Intake, sm: async_sessionmaker[AsyncSession]
+) -> None:
+    scene = await open_case(intake)
+    headers = intake.authority("FR") | {"Idempotency-Key": f"order-{uuid.uuid4()}"}
+    first = await intake.client.post("/v1/requests", json=order(scene), headers=headers)
+    again = await intake.client.post("/v1/requests", json=order(scene), headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    async with transaction(sm) as s:
+        count = await s.scalar(
+            select(func.count()).where(LegalRequest.case_id == uuid.UUID(scene.case["id"]))
+        )
+    assert count == 1
 
 
 async def test_emergency_refused_then_invalid_transition_is_409_and_changes_nothing(

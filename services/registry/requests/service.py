@@ -38,6 +38,8 @@ from services.registry.store import outbox
 from shared import events
 from shared.errors import Forbidden, NotFound, ValidationFailed
 
+FREE_TEXT = frozenset({"detail", "grounds", "reason"})
+
 
 @dataclass(frozen=True)
 class Viewer:
@@ -141,9 +143,11 @@ async def record(
     to: RequestState,
     now: datetime,
     details: dict[str, Any] | None = None,
+    first: bool = False,
 ) -> None:
-    """Move the request to `to` and leave the step in its history and in the audit chain."""
-    before = req.state
+    """Move the request to `to` and leave the step in its history and in the audit chain
+    (`first`: the request is new and comes from no state)."""
+    before = None if first else req.state
     req.state, req.updated_at, req.version = to.value, now, req.version + 1
     session.add(
         RequestHistory(
@@ -156,13 +160,15 @@ async def record(
             details=details or {},
         )
     )
+    # the parties' free texts stay in the request's own history, never in the audit chain
+    facts = {k: v for k, v in (details or {}).items() if k not in FREE_TEXT}
     await audit.append(
         session,
         actor=actor,
         action=f"request.{action}",
         subject_type="request",
         subject_id=str(req.id),
-        details={"from": before, "to": to.value, **(details or {})},
+        details={"from": before, "to": to.value, **facts},
     )
 
 
@@ -261,6 +267,7 @@ async def issue(
         action="issued",
         to=RequestState(req.state),
         now=now,
+        first=True,
         details={"type": req.type, "platform": req.platform, "enforcing": enforcing},
     )
     emit(
