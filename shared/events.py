@@ -172,7 +172,7 @@ class RequestChanged(Event):
     the addressee platform's own topic; free texts stay behind the REST API."""
 
     TOPIC = "requests"
-    ALSO = ("platform",)
+    ALSO: ClassVar[tuple[Topic, ...]] = ("platform",)
 
     request_id: uuid.UUID
     case_id: uuid.UUID
@@ -182,6 +182,15 @@ class RequestChanged(Event):
     enforcing_jurisdiction: str
     state: str
     changed_at: datetime
+
+
+class IssuerNotice(RequestChanged):
+    """A step the issuing authority must hear of even if it reads only its inbox over Kafka:
+    also published on the inbox of `jurisdiction`, the issuing state."""
+
+    ALSO: ClassVar[tuple[Topic, ...]] = ("platform", "inbox")
+
+    jurisdiction: str
 
 
 class RequestIssued(RequestChanged):
@@ -200,7 +209,7 @@ class RequestAcknowledged(RequestChanged):
     TYPE = "eu.caseshare.request.acknowledged.v1"
 
 
-class ClarificationRequested(RequestChanged):
+class ClarificationRequested(IssuerNotice):
     """The platform asked for clarification (Annex III); the response clock stopped."""
 
     TYPE = "eu.caseshare.request.clarification-requested.v1"
@@ -216,7 +225,7 @@ class RequestClarified(RequestChanged):
     deadline_at: datetime
 
 
-class RequestRefused(RequestChanged):
+class RequestRefused(IssuerNotice):
     """The platform refused the order on an enumerated ground."""
 
     TYPE = "eu.caseshare.request.refused.v1"
@@ -268,7 +277,7 @@ class RequestLapsed(RequestChanged):
     TYPE = "eu.caseshare.request.lapsed.v1"
 
 
-class RequestObjected(RequestChanged):
+class RequestObjected(IssuerNotice):
     """The enforcing state raised grounds for refusal; any held response is never delivered."""
 
     TYPE = "eu.caseshare.request.objected.v1"
@@ -285,7 +294,7 @@ class ReviewConcluded(RequestChanged):
     released_responses: int
 
 
-class DeadlineReminderDue(RequestChanged):
+class DeadlineReminderDue(IssuerNotice):
     """50% or 80% of a window has passed."""
 
     TYPE = "eu.caseshare.request.deadline-reminder-due.v1"
@@ -295,7 +304,7 @@ class DeadlineReminderDue(RequestChanged):
     deadline_at: datetime
 
 
-class DeadlineBreached(RequestChanged):
+class DeadlineBreached(IssuerNotice):
     """A window expired: the platform did not answer in time (`kind` says which window)."""
 
     TYPE = "eu.caseshare.request.deadline-breached.v1"

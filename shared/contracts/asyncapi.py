@@ -41,8 +41,10 @@ for a request's review notice on an inbox). There is no order across keys or top
 
 **Legal requests** (Regulation (EU) 2023/1543) go on `requests` and on the addressee platform's
 own topic, `caseshare.platform.<slug>.v1`; deadline reminders (50% and 80% of a window) and
-breaches too. The enforcing state of a traffic or content order from another state finds a
-`RequestReviewNotified` on its inbox and may object over REST, `POST /v1/requests/{id}/objection`.
+breaches too. What the issuing authority must act on (a clarification asked for, a refusal, an
+objection, a reminder or a breach) also reaches its inbox. The enforcing state of a traffic or
+content order from another state finds a `RequestReviewNotified` on its inbox and may object
+over REST, `POST /v1/requests/{id}/objection`.
 
 **Disclosed data is sealed.** `ResponseDelivered.sealed_disclosures` is a JWE (compact
 serialization, `alg` ECDH-ES+A256KW, `enc` A256GCM) encrypted for the recipient's registered
@@ -70,7 +72,7 @@ CHANNELS: dict[Topic, str] = {
     "inbox": (
         "One jurisdiction's inbox: the responses it has standing for (disclosures sealed for"
         " it alone), the links found between its cases and other jurisdictions' cases, and"
-        " the legal requests it must review as enforcing state."
+        " the legal requests it must review as enforcing state or act on as their issuer."
     ),
     "requests": (
         "Legal requests issued through the hub and each step of their life: acknowledgement,"

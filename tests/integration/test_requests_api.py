@@ -598,7 +598,8 @@ async def test_an_unanswered_emergency_breaches_once_across_two_schedulers_and_a
     await restarted.tick()
 
     breaches = sorted(t.split(".", 1)[1] for t in await _breaches(sm, req["id"]))
-    assert breaches == ["platform.telegram.v1", "requests.v1"]  # once, on each channel
+    # once, on each channel: the desk's, the platform's and the issuer's inbox
+    assert breaches == ["inbox.FR.v1", "platform.telegram.v1", "requests.v1"]
     assert await outbox_types(sm, req["id"]) == [
         "issued",
         "deadline-reminder-due",
@@ -649,7 +650,7 @@ async def test_a_clarification_shifts_the_deadline_by_exactly_the_paused_time(
     assert await _breaches(sm, req["id"]) == []
     clock.now = shifted
     await scheduler(sm, database, topic_prefix, clock).tick()
-    assert len(await _breaches(sm, req["id"])) == 2  # `requests` and the platform's topic
+    assert len(await _breaches(sm, req["id"])) == 3  # `requests`, platform, FR's inbox
     async with transaction(sm) as s:
         steps = await s.scalars(
             select(RequestHistory.action).where(RequestHistory.request_id == uuid.UUID(req["id"]))

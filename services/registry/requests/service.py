@@ -117,8 +117,11 @@ def emit(
     now: datetime,
     **fields: Any,
 ) -> None:
-    """Queue a lifecycle event on `requests` and on the platform's topic; the two records'
-    ids derive from one, so a consumer of both can tell they are the same step."""
+    """Queue a lifecycle event on `requests`, the platform's topic and, for what the issuer
+    must act on, its inbox; the records' ids derive from one, so a consumer of several can
+    tell they are the same step."""
+    if "jurisdiction" in event_type.model_fields:
+        fields.setdefault("jurisdiction", req.issued_by)
     event = event_type(**_common(req, now), **fields)
     step = uuid.uuid4()
     for family in event.channels():
@@ -130,6 +133,7 @@ def emit(
             prefix=ctx.topic_prefix,
             family=family,
             platform=req.platform if family == "platform" else None,
+            jurisdiction=req.issued_by if family == "inbox" else None,
             event_id=uuid.uuid5(step, family),
         )
 
