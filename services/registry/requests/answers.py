@@ -15,9 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.context import Context
 from services.registry.deliveries.rules import FanoutState
+from services.registry.requests import journal, rules
 from services.registry.requests import repository as repo
-from services.registry.requests import rules
-from services.registry.requests import service as svc
 from services.registry.requests.models import LegalRequest
 from services.registry.requests.rules import Action, DataCategory, RequestState, TimerKind
 from shared import events
@@ -53,7 +52,7 @@ async def check(
     req = await repo.get_for_update(session, request_id)
     if req is None or req.platform != platform:
         raise ValidationFailed("request_id names no request addressed to this platform")
-    svc.transition(req, Action.ANSWER)  # 409 if it cannot be answered now
+    journal.transition(req, Action.ANSWER)  # 409 if it cannot be answered now
     if requesting_case_id is not None and requesting_case_id != req.case_id:
         raise ValidationFailed("requesting_case_id must be the case of the request answered")
     if not selector_hashes <= set(req.selector_hashes):
@@ -62,7 +61,7 @@ async def check(
     if any(not (_ANSWERS[c] & asked) for c in categories):
         raise ValidationFailed("the response discloses data categories beyond the request's")
     held = rules.objection_open(
-        rules.ReviewState(req.review_state), svc.window(req, TimerKind.OBJECTION), now
+        rules.ReviewState(req.review_state), journal.window(req, TimerKind.OBJECTION), now
     )
     state = FanoutState.HELD_FOR_REVIEW if held else FanoutState.RECEIVED
     return req, Answer(case_id=req.case_id, fanout_state=state)
@@ -78,9 +77,9 @@ async def answered(
     now: datetime,
 ) -> None:
     """The request is answered; a preservation it follows ends with it."""
-    to = svc.transition(req, Action.ANSWER)
-    await repo.cancel_timers(session, req.id, svc.stop_clocks_kinds(req))
-    await svc.record(
+    to = journal.transition(req, Action.ANSWER)
+    await repo.cancel_timers(session, req.id, journal.stop_clocks_kinds(req))
+    await journal.record(
         session,
         req,
         actor=actor,
@@ -89,15 +88,15 @@ async def answered(
         now=now,
         details={"response_id": str(response_id)},
     )
-    svc.emit(session, req, events.RequestAnswered, ctx, now, response_id=response_id)
+    journal.emit(session, req, events.RequestAnswered, ctx, now, response_id=response_id)
     if req.follows_request_id is None:
         return
     prior = await repo.get_for_update(session, req.follows_request_id)
     if prior is None or RequestState(prior.state) in rules.TERMINAL:
         return
-    ended = svc.transition(prior, Action.END)
-    await repo.cancel_timers(session, prior.id, svc.stop_clocks_kinds(prior))
-    await svc.record(
+    ended = journal.transition(prior, Action.END)
+    await repo.cancel_timers(session, prior.id, journal.stop_clocks_kinds(prior))
+    await journal.record(
         session,
         prior,
         actor=actor,
@@ -106,4 +105,4 @@ async def answered(
         now=now,
         details={"production_request_id": str(req.id)},
     )
-    svc.emit(session, prior, events.PreservationEnded, ctx, now, production_request_id=req.id)
+    journal.emit(session, prior, events.PreservationEnded, ctx, now, production_request_id=req.id)

@@ -16,8 +16,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.context import Context
+from services.registry.requests import journal
 from services.registry.requests import repository as repo
-from services.registry.requests import service as svc
 from services.registry.requests.models import LegalRequest
 from services.registry.requests.rules import (
     TERMINAL,
@@ -75,10 +75,10 @@ async def fire_one(
         return None  # another instance fired it, or a pause moved it
     kind, point = TimerKind(timer.kind), TimerPoint(timer.point)
     label = req.type if kind is TimerKind.RESPONSE else kind.value
-    window = svc.window(req, kind)
+    window = journal.window(req, kind)
     deadline = window.deadline if window else now
     if point is not TimerPoint.EXPIRY:
-        svc.emit(
+        journal.emit(
             session,
             req,
             events.DeadlineReminderDue,
@@ -106,19 +106,19 @@ async def _expire(
     the enforcing state's review (held responses go to fan-out)."""
     if kind is TimerKind.OBJECTION:
         if ReviewState(req.review_state) is ReviewState.PENDING:
-            await svc.conclude_review(
+            await journal.conclude_review(
                 session, req, outcome=ReviewState.WINDOW_CLOSED, actor=SCHEDULER, ctx=ctx, now=now
             )
         return False
     if RequestState(req.state) in TERMINAL:
         return False
     if kind is TimerKind.PRESERVATION:
-        to = svc.transition(req, Action.LAPSE)
-        await repo.cancel_timers(session, req.id, svc.stop_clocks_kinds(req))
-        await svc.record(session, req, actor=SCHEDULER, action="lapsed", to=to, now=now)
-        svc.emit(session, req, events.RequestLapsed, ctx, now)
+        to = journal.transition(req, Action.LAPSE)
+        await repo.cancel_timers(session, req.id, journal.stop_clocks_kinds(req))
+        await journal.record(session, req, actor=SCHEDULER, action="lapsed", to=to, now=now)
+        journal.emit(session, req, events.RequestLapsed, ctx, now)
         return False
-    await svc.record(
+    await journal.record(
         session,
         req,
         actor=SCHEDULER,
@@ -127,5 +127,7 @@ async def _expire(
         now=now,
         details={"kind": kind.value},
     )
-    svc.emit(session, req, events.DeadlineBreached, ctx, now, kind=kind.value, deadline_at=deadline)
+    journal.emit(
+        session, req, events.DeadlineBreached, ctx, now, kind=kind.value, deadline_at=deadline
+    )
     return True

@@ -1,8 +1,8 @@
-"""Use cases of legal requests: issue, read, list, and every step of their life.
+"""Use cases of legal requests: issue, read and list them, and who may see which.
 
-Each step locks the request's row, asks `rules` whether it may happen, then writes the new
-state, a history row, an audit entry, its outbox events (on `requests` and the platform's own
-topic) and the timers it starts or moves, all in the caller's transaction.
+Issuing writes the request, its timers, a history row, an audit entry and its outbox events
+(on `requests`, the platform's own topic and, for a review, the enforcing state's inbox) in the
+caller's transaction; the later steps are in `steps`, written through `journal`.
 """
 
 from __future__ import annotations
@@ -10,24 +10,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry.audit import service as audit
 from services.registry.cases import selectors
 from services.registry.cases.models import Case, CaseSelector
 from services.registry.cases.rules import CaseStatus
 from services.registry.cases.schemas import SelectorIn
 from services.registry.context import Actor, Context, encode_cursor
-from services.registry.deliveries.rules import FanoutState
 from services.registry.reference.models import Platform
+from services.registry.requests import journal, rules
 from services.registry.requests import repository as repo
-from services.registry.requests import rules
-from services.registry.requests.models import LegalRequest, RequestHistory
+from services.registry.requests.models import LegalRequest
 from services.registry.requests.rules import (
-    Action,
     RequestState,
     RequestType,
     ReviewState,
@@ -37,8 +33,6 @@ from services.registry.requests.schemas import HistoryOut, RequestCreate, Reques
 from services.registry.store import outbox
 from shared import events
 from shared.errors import Forbidden, NotFound, ValidationFailed
-
-FREE_TEXT = frozenset({"detail", "grounds", "reason"})
 
 
 @dataclass(frozen=True)
@@ -63,7 +57,7 @@ def _visible(req: LegalRequest, viewer: Viewer) -> bool:
     )
 
 
-async def _load(session: AsyncSession, request_id: uuid.UUID, viewer: Viewer) -> LegalRequest:
+async def load(session: AsyncSession, request_id: uuid.UUID, viewer: Viewer) -> LegalRequest:
     req = await repo.get_for_update(session, request_id)
     if req is None or not _visible(req, viewer):
         raise NotFound("no such request")
@@ -80,100 +74,6 @@ def _hashed(ctx: Context, sels: list[SelectorIn]) -> tuple[list[str], list[dict[
         hashes.append(selectors.selector_hash(ctx.hmac_key, sel.kind, norm))
         masked.append({"kind": sel.kind.value, "masked": selectors.mask(sel.kind, norm)})
     return hashes, masked
-
-
-def windows_of(req: LegalRequest) -> list[rules.Window]:
-    return rules.windows(
-        kind=RequestType(req.type),
-        received_at=req.received_at,
-        paused=req.paused_total,
-        extended=req.extended,
-        review=ReviewState(req.review_state),
-    )
-
-
-def window(req: LegalRequest, kind: TimerKind) -> rules.Window | None:
-    return next((w for w in windows_of(req) if w.kind is kind), None)
-
-
-def _common(req: LegalRequest, now: datetime) -> dict[str, Any]:
-    return {
-        "request_id": req.id,
-        "case_id": req.case_id,
-        "request_type": req.type,
-        "platform": req.platform,
-        "issued_by": req.issued_by,
-        "enforcing_jurisdiction": req.enforcing_jurisdiction,
-        "state": req.state,
-        "changed_at": now,
-    }
-
-
-def emit(
-    session: AsyncSession,
-    req: LegalRequest,
-    event_type: type[events.RequestChanged],
-    ctx: Context,
-    now: datetime,
-    **fields: Any,
-) -> None:
-    """Queue a lifecycle event on `requests`, the platform's topic and, for what the issuer
-    must act on, its inbox; the records' ids derive from one, so a consumer of several can
-    tell they are the same step."""
-    if "jurisdiction" in event_type.model_fields:
-        fields.setdefault("jurisdiction", req.issued_by)
-    event = event_type(**_common(req, now), **fields)
-    step = uuid.uuid4()
-    for family in event.channels():
-        outbox.add(
-            session,
-            event,
-            key=str(req.id),
-            subject=str(req.id),
-            prefix=ctx.topic_prefix,
-            family=family,
-            platform=req.platform if family == "platform" else None,
-            jurisdiction=req.issued_by if family == "inbox" else None,
-            event_id=uuid.uuid5(step, family),
-        )
-
-
-async def record(
-    session: AsyncSession,
-    req: LegalRequest,
-    *,
-    actor: str,
-    action: str,
-    to: RequestState,
-    now: datetime,
-    details: dict[str, Any] | None = None,
-    first: bool = False,
-) -> None:
-    """Move the request to `to` and leave the step in its history and in the audit chain
-    (`first`: the request is new and comes from no state)."""
-    before = None if first else req.state
-    req.state, req.updated_at, req.version = to.value, now, req.version + 1
-    session.add(
-        RequestHistory(
-            request_id=req.id,
-            at=now,
-            actor=actor,
-            action=action,
-            from_state=before,
-            to_state=to.value,
-            details=details or {},
-        )
-    )
-    # the parties' free texts stay in the request's own history, never in the audit chain
-    facts = {k: v for k, v in (details or {}).items() if k not in FREE_TEXT}
-    await audit.append(
-        session,
-        actor=actor,
-        action=f"request.{action}",
-        subject_type="request",
-        subject_id=str(req.id),
-        details={"from": before, "to": to.value, **facts},
-    )
 
 
 async def _check_case(
@@ -256,15 +156,15 @@ async def issue(
         version=0,
         created_at=now,
     )
-    wins = windows_of(req)
+    wins = journal.windows_of(req)
     req.deadline_at = wins[0].deadline
-    objection = window(req, TimerKind.OBJECTION)
+    objection = journal.window(req, TimerKind.OBJECTION)
     req.objection_deadline_at = objection.deadline if objection else None
     session.add(req)
     await session.flush()
     for w in wins:
         repo.add_timers(session, req.id, w)
-    await record(
+    await journal.record(
         session,
         req,
         actor=actor.client_id,
@@ -274,7 +174,7 @@ async def issue(
         first=True,
         details={"type": req.type, "platform": req.platform, "enforcing": enforcing},
     )
-    emit(
+    journal.emit(
         session,
         req,
         events.RequestIssued,
@@ -352,7 +252,7 @@ async def out(session: AsyncSession, req: LegalRequest, *, with_history: bool) -
 
 async def read(session: AsyncSession, *, request_id: uuid.UUID, viewer: Viewer) -> RequestOut:
     """One request with its full history; anyone it does not concern gets NotFound."""
-    return await out(session, await _load(session, request_id, viewer), with_history=True)
+    return await out(session, await load(session, request_id, viewer), with_history=True)
 
 
 async def list_for(
@@ -386,66 +286,3 @@ def require_issuer(req: LegalRequest, viewer: Viewer) -> None:
 def require_platform(viewer: Viewer) -> None:
     if viewer.platform is None:
         raise Forbidden("only the addressee platform can do this")
-
-
-async def release_held(
-    session: AsyncSession, req: LegalRequest, ctx: Context, now: datetime
-) -> int:
-    """Let held responses go to fan-out: `received`, with the event the router consumes."""
-    held = await repo.held_responses(session, req.id)
-    for resp in held:
-        resp.fanout_state = FanoutState.RECEIVED.value
-        event = events.ResponseReceived(
-            response_id=resp.id,
-            platform=resp.platform,
-            handling_code=resp.handling_code,
-            emergency=resp.emergency,
-            received_at=now,
-        )
-        outbox.add(session, event, key=str(resp.id), subject=str(resp.id), prefix=ctx.topic_prefix)
-    return len(held)
-
-
-async def conclude_review(
-    session: AsyncSession,
-    req: LegalRequest,
-    *,
-    outcome: ReviewState,
-    actor: str,
-    ctx: Context,
-    now: datetime,
-) -> None:
-    """The review ended without objection: release what was held, tell everyone."""
-    req.review_state = outcome.value
-    await repo.cancel_timers(session, req.id, [TimerKind.OBJECTION])
-    released = await release_held(session, req, ctx, now)
-    await record(
-        session,
-        req,
-        actor=actor,
-        action=f"review_{outcome.value}",
-        to=RequestState(req.state),
-        now=now,
-        details={"released": released},
-    )
-    emit(
-        session,
-        req,
-        events.ReviewConcluded,
-        ctx,
-        now,
-        outcome=outcome.value,
-        released_responses=released,
-    )
-
-
-def stop_clocks_kinds(req: LegalRequest) -> list[TimerKind]:
-    """The windows a terminal request no longer runs (the review may still run)."""
-    kinds = [TimerKind.RESPONSE, TimerKind.PRESERVATION]
-    if ReviewState(req.review_state) is not ReviewState.PENDING:
-        kinds.append(TimerKind.OBJECTION)
-    return kinds
-
-
-def transition(req: LegalRequest, action: Action) -> RequestState:
-    return rules.next_state(RequestType(req.type), RequestState(req.state), action)

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.context import Context
 from services.registry.deliveries.rules import FanoutState
+from services.registry.requests import journal, rules
 from services.registry.requests import repository as repo
-from services.registry.requests import rules
 from services.registry.requests import service as svc
 from services.registry.requests.models import LegalRequest
 from services.registry.requests.rules import (
@@ -42,10 +42,12 @@ async def acknowledge(
 ) -> RequestOut:
     """The platform confirms receipt."""
     svc.require_platform(viewer)
-    req = await svc._load(session, request_id, viewer)
-    to = svc.transition(req, Action.ACKNOWLEDGE)
-    await svc.record(session, req, actor=viewer.client_id, action="acknowledged", to=to, now=now)
-    svc.emit(session, req, events.RequestAcknowledged, ctx, now)
+    req = await svc.load(session, request_id, viewer)
+    to = journal.transition(req, Action.ACKNOWLEDGE)
+    await journal.record(
+        session, req, actor=viewer.client_id, action="acknowledged", to=to, now=now
+    )
+    journal.emit(session, req, events.RequestAcknowledged, ctx, now)
     return await svc.out(session, req, with_history=True)
 
 
@@ -60,11 +62,11 @@ async def request_clarification(
 ) -> RequestOut:
     """The platform asks for clarification; the response clock stops until `clarify`."""
     svc.require_platform(viewer)
-    req = await svc._load(session, request_id, viewer)
-    to = svc.transition(req, Action.REQUEST_CLARIFICATION)
+    req = await svc.load(session, request_id, viewer)
+    to = journal.transition(req, Action.REQUEST_CLARIFICATION)
     req.paused_at = now
     details = {"ground": data.ground.value, "detail": data.detail}
-    await svc.record(
+    await journal.record(
         session,
         req,
         actor=viewer.client_id,
@@ -73,7 +75,7 @@ async def request_clarification(
         now=now,
         details=details,
     )
-    svc.emit(session, req, events.ClarificationRequested, ctx, now, ground=data.ground.value)
+    journal.emit(session, req, events.ClarificationRequested, ctx, now, ground=data.ground.value)
     return await svc.out(session, req, with_history=True)
 
 
@@ -87,17 +89,17 @@ async def clarify(
     now: datetime,
 ) -> RequestOut:
     """The authority answers; every unfired timer of the response clock moves by the pause."""
-    req = await svc._load(session, request_id, viewer)
+    req = await svc.load(session, request_id, viewer)
     svc.require_issuer(req, viewer)
-    to = svc.transition(req, Action.CLARIFY)
+    to = journal.transition(req, Action.CLARIFY)
     if req.paused_at is not None:
         req.paused_total = req.paused_total + max(now - req.paused_at, timedelta(0))
         req.paused_at = None
-    response = svc.window(req, TimerKind.RESPONSE)
+    response = journal.window(req, TimerKind.RESPONSE)
     if response is not None:
         req.deadline_at = response.deadline
         await repo.reschedule(session, req.id, response)
-    await svc.record(
+    await journal.record(
         session,
         req,
         actor=viewer.client_id,
@@ -106,7 +108,7 @@ async def clarify(
         now=now,
         details={"detail": data.detail},
     )
-    svc.emit(session, req, events.RequestClarified, ctx, now, deadline_at=req.deadline_at)
+    journal.emit(session, req, events.RequestClarified, ctx, now, deadline_at=req.deadline_at)
     return await svc.out(session, req, with_history=True)
 
 
@@ -121,10 +123,10 @@ async def refuse(
 ) -> RequestOut:
     """The platform refuses on an enumerated ground, with its explanation."""
     svc.require_platform(viewer)
-    req = await svc._load(session, request_id, viewer)
-    to = svc.transition(req, Action.REFUSE)
-    await repo.cancel_timers(session, req.id, svc.stop_clocks_kinds(req))
-    await svc.record(
+    req = await svc.load(session, request_id, viewer)
+    to = journal.transition(req, Action.REFUSE)
+    await repo.cancel_timers(session, req.id, journal.stop_clocks_kinds(req))
+    await journal.record(
         session,
         req,
         actor=viewer.client_id,
@@ -133,7 +135,7 @@ async def refuse(
         now=now,
         details={"ground": data.ground.value, "detail": data.detail},
     )
-    svc.emit(session, req, events.RequestRefused, ctx, now, ground=data.ground.value)
+    journal.emit(session, req, events.RequestRefused, ctx, now, ground=data.ground.value)
     return await svc.out(session, req, with_history=True)
 
 
@@ -148,10 +150,10 @@ async def confirm_preserved(
 ) -> RequestOut:
     """The platform confirms the preservation and until when it keeps the data."""
     svc.require_platform(viewer)
-    req = await svc._load(session, request_id, viewer)
-    to = svc.transition(req, Action.CONFIRM_PRESERVED)
+    req = await svc.load(session, request_id, viewer)
+    to = journal.transition(req, Action.CONFIRM_PRESERVED)
     req.preserved_until = data.preserved_until
-    await svc.record(
+    await journal.record(
         session,
         req,
         actor=viewer.client_id,
@@ -160,7 +162,7 @@ async def confirm_preserved(
         now=now,
         details={"preserved_until": data.preserved_until.isoformat()},
     )
-    svc.emit(
+    journal.emit(
         session, req, events.PreservationConfirmed, ctx, now, preserved_until=data.preserved_until
     )
     return await svc.out(session, req, with_history=True)
@@ -176,11 +178,11 @@ async def withdraw(
     now: datetime,
 ) -> RequestOut:
     """The issuing authority withdraws its order; every clock stops."""
-    req = await svc._load(session, request_id, viewer)
+    req = await svc.load(session, request_id, viewer)
     svc.require_issuer(req, viewer)
-    to = svc.transition(req, Action.WITHDRAW)
+    to = journal.transition(req, Action.WITHDRAW)
     await repo.cancel_timers(session, req.id, list(TimerKind))
-    await svc.record(
+    await journal.record(
         session,
         req,
         actor=viewer.client_id,
@@ -189,7 +191,7 @@ async def withdraw(
         now=now,
         details={"reason": data.reason},
     )
-    svc.emit(session, req, events.RequestWithdrawn, ctx, now)
+    journal.emit(session, req, events.RequestWithdrawn, ctx, now)
     return await svc.out(session, req, with_history=True)
 
 
@@ -197,15 +199,15 @@ async def extend(
     session: AsyncSession, *, request_id: uuid.UUID, viewer: svc.Viewer, ctx: Context, now: datetime
 ) -> RequestOut:
     """Extend a preservation once, by 30 days."""
-    req = await svc._load(session, request_id, viewer)
+    req = await svc.load(session, request_id, viewer)
     svc.require_issuer(req, viewer)
     rules.check_extend(rules.RequestType(req.type), RequestState(req.state), req.extended)
     req.extended = True
-    preservation = svc.window(req, TimerKind.PRESERVATION)
+    preservation = journal.window(req, TimerKind.PRESERVATION)
     assert preservation is not None
     req.deadline_at = preservation.deadline
     await repo.reschedule(session, req.id, preservation)
-    await svc.record(
+    await journal.record(
         session,
         req,
         actor=viewer.client_id,
@@ -214,7 +216,7 @@ async def extend(
         now=now,
         details={"deadline_at": req.deadline_at.isoformat()},
     )
-    svc.emit(session, req, events.PreservationExtended, ctx, now, deadline_at=req.deadline_at)
+    journal.emit(session, req, events.PreservationExtended, ctx, now, deadline_at=req.deadline_at)
     return await svc.out(session, req, with_history=True)
 
 
@@ -228,15 +230,15 @@ async def object_or_clear(
     now: datetime,
 ) -> RequestOut:
     """The enforcing state decides within its window: grounds for refusal, or none."""
-    req = await svc._load(session, request_id, viewer)
+    req = await svc.load(session, request_id, viewer)
     if viewer.jurisdiction != req.enforcing_jurisdiction:
         raise Forbidden("only the enforcing state can decide on grounds for refusal")
     if not rules.objection_open(
-        ReviewState(req.review_state), svc.window(req, TimerKind.OBJECTION), now
+        ReviewState(req.review_state), journal.window(req, TimerKind.OBJECTION), now
     ):
         raise Conflict("the enforcing state's review of this request is over")
     if data.decision is ObjectionDecision.NO_GROUNDS:
-        await svc.conclude_review(
+        await journal.conclude_review(
             session, req, outcome=ReviewState.NO_GROUNDS, actor=viewer.client_id, ctx=ctx, now=now
         )
         return await svc.out(session, req, with_history=True)
@@ -261,9 +263,9 @@ async def object_to(
     for resp in held:
         resp.fanout_state, resp.disclosures = FanoutState.OBJECTED.value, None
     state = RequestState(req.state)
-    to = state if state in rules.TERMINAL else svc.transition(req, Action.OBJECT)
+    to = state if state in rules.TERMINAL else journal.transition(req, Action.OBJECT)
     await repo.cancel_timers(session, req.id, list(TimerKind))
-    await svc.record(
+    await journal.record(
         session,
         req,
         actor=actor,
@@ -272,4 +274,4 @@ async def object_to(
         now=now,
         details={"grounds": grounds, "withheld_responses": len(held)},
     )
-    svc.emit(session, req, events.RequestObjected, ctx, now, withheld_responses=len(held))
+    journal.emit(session, req, events.RequestObjected, ctx, now, withheld_responses=len(held))
