@@ -417,6 +417,30 @@ async def test_a_response_beyond_its_request_is_422_and_nothing_is_stored(
             select(LegalRequest.state).where(LegalRequest.id == uuid.UUID(req["id"]))
         )
     assert (stored, state) == (0, "issued")
+    by_another = await answer(intake, scene, req | {"platform": "chirp"})
+    assert by_another.status_code == 422  # not the addressee
+
+
+async def test_the_platform_inbox_is_newest_first_and_paginated(
+    intake: Intake, clock: FakeClock
+) -> None:
+    scene = await open_case(intake)
+    clock.advance(days=400)  # newer than any other test's request
+    made = []
+    for _ in range(3):
+        clock.advance(seconds=1)
+        made.append(await issue(intake, scene))
+    seen: list[str] = []
+    cursor = None
+    while len(seen) < 3:
+        params = {"limit": 1, "state": "issued"} | ({"cursor": cursor} if cursor else {})
+        page = await intake.client.get(
+            "/v1/platform/requests", params=params, headers=intake.platform("telegram")
+        )
+        seen += [r["id"] for r in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        assert cursor
+    assert seen == [r["id"] for r in reversed(made)]
 
 
 # access
@@ -451,6 +475,9 @@ async def test_each_party_sees_only_what_concerns_it(intake: Intake) -> None:
     mine = await intake.client.get("/v1/requests", headers=intake.authority("DE"))
     assert {r["id"] for r in mine.json()["items"]} >= {chirps["id"]}
     assert not {plain["id"], traffic["id"]} & {r["id"] for r in mine.json()["items"]}
+    reviewing = await intake.client.get("/v1/requests", headers=be, params={"limit": 100})
+    assert traffic["id"] in {r["id"] for r in reviewing.json()["items"]}
+    assert plain["id"] not in {r["id"] for r in reviewing.json()["items"]}
     withdraw = await intake.client.post(
         f"/v1/requests/{traffic['id']}/withdraw", json={}, headers=be
     )
