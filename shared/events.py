@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Topic = Literal["cases", "responses", "deliveries", "dlq", "inbox"]
+Topic = Literal["cases", "responses", "deliveries", "dlq", "inbox", "requests", "platform"]
 
 
 class Event(BaseModel):
@@ -24,6 +24,13 @@ class Event(BaseModel):
     TYPE: ClassVar[str]
     TOPIC: ClassVar[Topic]
     SCHEMA_VERSION: ClassVar[int] = 1
+    # further channels the same record is published on (a request's events reach the platform)
+    ALSO: ClassVar[tuple[Topic, ...]] = ()
+
+    @classmethod
+    def channels(cls) -> tuple[Topic, ...]:
+        """Every topic family this event is published on, its own first."""
+        return (cls.TOPIC, *cls.ALSO)
 
 
 class CaseRegistered(Event):
@@ -184,22 +191,205 @@ class WebhookEndpointDisabled(Event):
     disabled_at: datetime
 
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.TYPE: cls
-    for cls in (
-        CaseRegistered,
-        CaseStatusChanged,
-        ResponseReceived,
-        ResponseDelivered,
-        CaseLinkFound,
-        DeliveryPublished,
-        DeliveryAcknowledged,
-        JurisdictionExcluded,
-        DeliveryFailed,
-        WebhookEndpointChanged,
-        WebhookEndpointDisabled,
-    )
-}
+class RequestChanged(Event):
+    """Base of a legal request's lifecycle events: what changed, on which request, for whom.
+
+    Each goes on `requests` (the issuing authority and the coordination desk follow it) and on
+    the addressee platform's own topic; free texts stay behind the REST API."""
+
+    TOPIC = "requests"
+    ALSO: ClassVar[tuple[Topic, ...]] = ("platform",)
+
+    request_id: uuid.UUID
+    case_id: uuid.UUID
+    request_type: str
+    platform: str
+    issued_by: str
+    enforcing_jurisdiction: str
+    state: str
+    changed_at: datetime
+
+
+class IssuerNotice(RequestChanged):
+    """A step the issuing authority must hear of even if it reads only its inbox over Kafka:
+    also published on the inbox of `jurisdiction`, the issuing state."""
+
+    ALSO: ClassVar[tuple[Topic, ...]] = ("platform", "inbox")
+
+    jurisdiction: str
+
+
+class RequestIssued(RequestChanged):
+    """An authority issued an order to a platform through the hub."""
+
+    TYPE = "eu.caseshare.request.issued.v1"
+
+    categories: list[str]
+    deadline_at: datetime
+    follows_request_id: uuid.UUID | None
+
+
+class RequestAcknowledged(RequestChanged):
+    """The platform acknowledged receipt of the order."""
+
+    TYPE = "eu.caseshare.request.acknowledged.v1"
+
+
+class ClarificationRequested(IssuerNotice):
+    """The platform asked for clarification (Annex III); the response clock stopped."""
+
+    TYPE = "eu.caseshare.request.clarification-requested.v1"
+
+    ground: str
+
+
+class RequestClarified(RequestChanged):
+    """The authority clarified; the response clock runs again, later by the paused time."""
+
+    TYPE = "eu.caseshare.request.clarified.v1"
+
+    deadline_at: datetime
+
+
+class RequestRefused(IssuerNotice):
+    """The platform refused the order on an enumerated ground."""
+
+    TYPE = "eu.caseshare.request.refused.v1"
+
+    ground: str
+
+
+class PreservationConfirmed(RequestChanged):
+    """The platform confirmed it preserves the data until the date given."""
+
+    TYPE = "eu.caseshare.request.preservation-confirmed.v1"
+
+    preserved_until: datetime
+
+
+class PreservationExtended(RequestChanged):
+    """The authority extended a preservation once, by 30 days."""
+
+    TYPE = "eu.caseshare.request.preservation-extended.v1"
+
+    deadline_at: datetime
+
+
+class RequestAnswered(RequestChanged):
+    """A response answering the order was accepted."""
+
+    TYPE = "eu.caseshare.request.answered.v1"
+
+    response_id: uuid.UUID
+
+
+class PreservationEnded(RequestChanged):
+    """The production order that followed this preservation was answered."""
+
+    TYPE = "eu.caseshare.request.preservation-ended.v1"
+
+    production_request_id: uuid.UUID
+
+
+class RequestWithdrawn(RequestChanged):
+    """The issuing authority withdrew the order."""
+
+    TYPE = "eu.caseshare.request.withdrawn.v1"
+
+
+class RequestLapsed(RequestChanged):
+    """A preservation ran out without a production order answered."""
+
+    TYPE = "eu.caseshare.request.lapsed.v1"
+
+
+class RequestObjected(IssuerNotice):
+    """The enforcing state raised grounds for refusal; any held response is never delivered."""
+
+    TYPE = "eu.caseshare.request.objected.v1"
+
+    withheld_responses: int
+
+
+class ReviewConcluded(RequestChanged):
+    """The enforcing state's review ended without objection: no grounds, or the window closed."""
+
+    TYPE = "eu.caseshare.request.review-concluded.v1"
+
+    outcome: str
+    released_responses: int
+
+
+class DeadlineReminderDue(IssuerNotice):
+    """50% or 80% of a window has passed."""
+
+    TYPE = "eu.caseshare.request.deadline-reminder-due.v1"
+
+    kind: str
+    point: str
+    deadline_at: datetime
+
+
+class DeadlineBreached(IssuerNotice):
+    """A window expired: the platform did not answer in time (`kind` says which window)."""
+
+    TYPE = "eu.caseshare.request.deadline-breached.v1"
+
+    kind: str
+    deadline_at: datetime
+
+
+class RequestReviewNotified(Event):
+    """On the enforcing state's inbox: a traffic or content order it may object to."""
+
+    TYPE = "eu.caseshare.request.review-notified.v1"
+    TOPIC = "inbox"
+
+    request_id: uuid.UUID
+    jurisdiction: str
+    request_type: str
+    platform: str
+    issued_by: str
+    categories: list[str]
+    validated_by: str
+    objection_deadline_at: datetime
+    notified_at: datetime
+
+
+REQUEST_EVENTS: tuple[type[Event], ...] = (
+    RequestIssued,
+    RequestAcknowledged,
+    ClarificationRequested,
+    RequestClarified,
+    RequestRefused,
+    PreservationConfirmed,
+    PreservationExtended,
+    RequestAnswered,
+    PreservationEnded,
+    RequestWithdrawn,
+    RequestLapsed,
+    RequestObjected,
+    ReviewConcluded,
+    DeadlineReminderDue,
+    DeadlineBreached,
+    RequestReviewNotified,
+)
+
+
+_CORE_EVENTS: tuple[type[Event], ...] = (
+    CaseRegistered,
+    CaseStatusChanged,
+    ResponseReceived,
+    ResponseDelivered,
+    CaseLinkFound,
+    DeliveryPublished,
+    DeliveryAcknowledged,
+    JurisdictionExcluded,
+    DeliveryFailed,
+    WebhookEndpointChanged,
+    WebhookEndpointDisabled,
+)
+EVENT_TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in (*_CORE_EVENTS, *REQUEST_EVENTS)}
 
 
 def json_datetime(value: datetime) -> str:
@@ -209,8 +399,15 @@ def json_datetime(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def topic_name(prefix: str, family: Topic, jurisdiction: str | None = None) -> str:
-    """`caseshare.responses.v1`, or `caseshare.inbox.FR.v1` for a jurisdiction's inbox."""
+def topic_name(
+    prefix: str, family: Topic, jurisdiction: str | None = None, *, platform: str | None = None
+) -> str:
+    """`caseshare.responses.v1`, `caseshare.inbox.FR.v1` for a jurisdiction's inbox, or
+    `caseshare.platform.telegram.v1` for a platform's."""
+    if family == "platform":
+        if platform is None or not platform.replace("-", "").isalnum():
+            raise ValueError("a platform topic needs the platform's slug")
+        return f"{prefix}.platform.{platform}.v1"
     if family == "inbox":
         if jurisdiction is None or len(jurisdiction) != 2 or not jurisdiction.isalpha():
             raise ValueError("an inbox topic needs an ISO 3166-1 alpha-2 code")

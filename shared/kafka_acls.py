@@ -117,7 +117,7 @@ def plan(prefix: str, *, jurisdictions: Iterable[str], platforms: Iterable[str] 
     for slug in slugs:
         grants += _reader(platform_principal(slug), platform_topic(prefix, slug), read)
     write = (Operation.WRITE,)
-    families: tuple[Topic, ...] = ("cases", "responses", "deliveries", "dlq")
+    families: tuple[Topic, ...] = ("cases", "responses", "deliveries", "dlq", "requests")
     fixed = [topic_name(prefix, f) for f in families]
     grants += [Grant(ROUTER, Resource.TOPIC, t, Pattern.LITERAL, write) for t in fixed]
     for family in ("inbox", "platform"):

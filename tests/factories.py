@@ -9,6 +9,8 @@ from typing import Any
 
 from services.registry.cases.schemas import CaseCreate, SelectorIn
 from services.registry.cases.selectors import SelectorKind
+from services.registry.requests.rules import RequestType
+from services.registry.requests.schemas import RequestCreate
 from services.registry.responses.rules import HandlingCode
 from services.registry.responses.schemas import (
     Disclosure,
@@ -41,6 +43,26 @@ def case(**overrides: Any) -> CaseCreate:
     }
     data.update(overrides)
     return CaseCreate(**data)
+
+
+def legal_request(
+    case_id: uuid.UUID,
+    sel: SelectorIn,
+    kind: RequestType = RequestType.PRODUCTION,
+    **overrides: Any,
+) -> RequestCreate:
+    """An order on `case_id` (a telegram case naming `sel`) for subscriber data by default."""
+    data: dict[str, Any] = {
+        "case_id": case_id,
+        "type": kind,
+        "platform": "telegram",
+        "categories": ["subscriber"],
+        "selectors": [sel],
+        "legal_basis": "Art. 5 Regulation (EU) 2023/1543",
+        "issuing_authority": "Parquet de Paris",
+    }
+    data.update(overrides)
+    return RequestCreate(**data)
 
 
 def disclosure(sel: SelectorIn | None = None) -> Disclosure:

@@ -2,10 +2,11 @@
 
 France opens a case against Telegram on a group chat; Germany and Belgium register cases on the
 same group and are told of the links; South Korea, an associated country, registers through
-France; Norway, a partner, has no case. Telegram discloses IP addresses and phone numbers naming
-France's case and the group. The fan-out appears live (FR, DE, BE and KR receive; everyone else
-is excluded with a reason), each recipient opens its sealed delivery with its own key while the
-next recipient's key fails on it, and every delivery is acknowledged.
+France; Norway, a partner, has no case. France issues a production order to Telegram through the
+hub; Telegram acknowledges it and answers with IP addresses and phone numbers, naming the order.
+The fan-out appears live (FR, DE, BE and KR receive; everyone else is excluded with a reason),
+each recipient opens its sealed delivery with its own key while the next recipient's key fails
+on it, and every delivery is acknowledged.
 
 References and the group id carry a fresh tag, so the demo can run again on the same stack.
 The disclosures are invented (documentation IP ranges, made-up numbers).
@@ -25,6 +26,8 @@ from caseshare.cli import fanout
 from caseshare.cli import inbox_reader as inbox
 from caseshare.cli.cases import case_body, register_case
 from caseshare.cli.client import Api, CliError, ExitCode, Settings
+from caseshare.cli.requests import issue_request
+from caseshare.cli.requests import step as request_step
 from caseshare.cli.responses import submit_response
 from caseshare.cli.ui import console
 from shared import sealing
@@ -44,6 +47,7 @@ class Story:
     timeout: float
     tag: str = field(default_factory=lambda: secrets.token_hex(3).upper())
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    request_id: str | None = None
     response_id: uuid.UUID | None = None
 
     @property
@@ -104,6 +108,29 @@ async def show_links(story: Story, new: list[str]) -> None:
         raise CliError(f"expected {2 * pairs} link notices, saw {seen}", ExitCode.UNEXPECTED)
 
 
+async def order(story: Story) -> None:
+    """France orders Telegram to produce subscriber data on the group; Telegram acknowledges."""
+    body = {
+        "case_id": str(story.cases["FR"]["id"]),
+        "type": "production",
+        "platform": "telegram",
+        "categories": ["subscriber"],
+        "selectors": [{"kind": "group_id", "value": story.group}],
+        "legal_basis": "Art. 5 Regulation (EU) 2023/1543, European Production Order",
+        "issuing_authority": "Parquet de Paris, J3 cybercrime section",
+    }
+    req = await issue_request(story.api("FR"), body, idempotency_key=f"demo-{story.tag}-order")
+    story.request_id = req["id"]
+    console.print(
+        f"FR issued production order [bold]{req['id']}[/] to telegram, "
+        f"due {req['deadline_at']} (enforcing state {req['enforcing_jurisdiction']})"
+    )
+    telegram = Api(story.cfg, "platform-telegram")
+    path = f"/v1/platform/requests/{req['id']}/acknowledge"
+    acked = await request_step(telegram, path, "acknowledgement")
+    console.print(f"telegram acknowledged the order: {acked['state']}")
+
+
 def response_body(story: Story) -> dict[str, Any]:
     fr_case = str(story.cases["FR"]["id"])
     records = [
@@ -114,6 +141,7 @@ def response_body(story: Story) -> dict[str, Any]:
     ]
     return {
         "request_reference": f"TG-LE-{story.tag}",
+        "request_id": story.request_id,
         "requesting_case_id": fr_case,
         "scope": {"case_ids": [fr_case], "selectors": [{"kind": "group_id", "value": story.group}]},
         "handling_code": "H0",
@@ -135,7 +163,7 @@ async def disclose(story: Story) -> None:
     )
     story.response_id = uuid.UUID(accepted["id"])
     console.print(
-        f"telegram disclosed 2 IP addresses and 2 phone numbers: response "
+        f"telegram answered the order with 2 IP addresses and 2 phone numbers: response "
         f"[bold]{accepted['id']}[/], fan-out {accepted['fanout_state']}"
     )
 
@@ -223,7 +251,8 @@ async def play(story: Story) -> None:
     await show_links(story, ["KR"])
     step(4, f"Norway ({PARTNER_WITHOUT_CASE}), a partner, has no case on this group")
     console.print("it will be considered for the response and excluded, with the reason")
-    step(5, "Telegram discloses, naming France's case and the group")
+    step(5, "France orders Telegram to produce; Telegram acknowledges and answers the order")
+    await order(story)
     await disclose(story)
     step(6, "The fan-out, live from the registry")
     recipients = await show_fanout(story)

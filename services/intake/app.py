@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from services.intake import platform_routes, requests_routes
 from services.intake.routes import router
 from services.intake.settings import IntakeSettings
 from services.intake.webhooks_routes import webhooks_router
@@ -78,4 +79,6 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
     app.include_router(health_router(lambda: app.state.checks))
     app.include_router(router)
     app.include_router(webhooks_router(settings))
+    app.include_router(requests_routes.router)
+    app.include_router(platform_routes.router)
     return app

@@ -23,6 +23,7 @@ from services.router.consumer import ResponseConsumer
 from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler
 from services.router.relay import OutboxRelay
+from services.router.scheduler import Scheduler
 from services.router.settings import RouterSettings
 from services.router.webhooks import WebhookDispatcher
 from shared import metrics as service_metrics
@@ -113,6 +114,7 @@ class Runtime:
             ("relay", relay.run(self.stop)),
             ("consumer", self.responses.run(self.stop)),
             ("reconciler", self.reconciler.run(self.stop)),
+            ("scheduler", self._scheduler().run(self.stop)),
         ):
             self.tasks.append(asyncio.create_task(_supervised(name, coro), name=name))
         if s.webhooks_enabled:
@@ -122,6 +124,12 @@ class Runtime:
                     _supervised("webhooks", self.webhooks.run(self.stop)), name="webhooks"
                 )
             )
+
+    def _scheduler(self) -> Scheduler:
+        s = self.settings
+        return Scheduler(
+            self.sm, database_url=s.database_url, prefix=s.topic_prefix, metrics=self.metrics
+        )
 
     def consumer_busy(self, within: float) -> bool:
         responses: ResponseConsumer | None = getattr(self, "responses", None)

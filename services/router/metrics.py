@@ -35,6 +35,18 @@ class RouterMetrics:
             "caseshare_router_outbox_published", "Outbox events published", registry=r
         )
         self.lag = Gauge("caseshare_router_lag", "Consumer lag in records", registry=r)
+        self.deadline_reminders = Counter(
+            "caseshare_deadline_reminders",
+            "Deadline reminders sent (50% and 80% of a window)",
+            ["kind", "threshold"],
+            registry=r,
+        )
+        self.deadline_breaches = Counter(
+            "caseshare_deadline_breaches",
+            "Legal deadlines that expired unanswered",
+            ["kind"],
+            registry=r,
+        )
         self.failed = Counter(
             "caseshare_router_deliveries_failed",
             "Deliveries given up after max attempts",

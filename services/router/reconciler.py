@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
 from services.registry.deliveries.models import Delivery
-from services.registry.reference.models import Jurisdiction
+from services.registry.reference.models import Jurisdiction, Platform
 from services.registry.responses.models import CooperationResponse
 from services.registry.store import outbox, retention
 from services.registry.store.models import OutboxEvent
@@ -135,7 +135,8 @@ class Reconciler:
     async def required_topics(self) -> set[str]:
         async with transaction(self._sm) as session:
             codes = (await session.scalars(select(Jurisdiction.code))).all()
-        return topics.required_topics(self._prefix, codes)
+            slugs = (await session.scalars(select(Platform.slug))).all()
+        return topics.required_topics(self._prefix, codes, slugs)
 
     async def provision(self) -> None:
         """Create missing topics; if any were missing, the broker lost data: replay it."""

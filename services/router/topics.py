@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
-from services.registry.reference.models import Jurisdiction
+from services.registry.reference.models import Jurisdiction, Platform
 from services.router.settings import RouterSettings
 from shared import logs
 from shared.db import create_engine, create_sessionmaker, transaction
@@ -22,13 +22,16 @@ from shared.events import Topic, topic_name
 from shared.kafka import TopicProvisioner
 
 logger = logging.getLogger(__name__)
-FAMILIES: tuple[Topic, ...] = ("cases", "responses", "deliveries", "dlq")
+FAMILIES: tuple[Topic, ...] = ("cases", "responses", "deliveries", "dlq", "requests")
 
 
-def required_topics(prefix: str, jurisdictions: Iterable[str]) -> set[str]:
-    """The fixed topics and one inbox per jurisdiction in the registry."""
+def required_topics(
+    prefix: str, jurisdictions: Iterable[str], platforms: Iterable[str] = ()
+) -> set[str]:
+    """The fixed topics, one inbox per jurisdiction and one topic per platform."""
     fixed = {topic_name(prefix, f) for f in FAMILIES}
-    return fixed | {topic_name(prefix, "inbox", code) for code in jurisdictions}
+    inboxes = {topic_name(prefix, "inbox", code) for code in jurisdictions}
+    return fixed | inboxes | {topic_name(prefix, "platform", platform=s) for s in platforms}
 
 
 async def provision(settings: RouterSettings) -> set[str]:
@@ -37,6 +40,7 @@ async def provision(settings: RouterSettings) -> set[str]:
     try:
         async with transaction(create_sessionmaker(engine)) as session:
             codes = (await session.scalars(select(Jurisdiction.code))).all()
+            slugs = (await session.scalars(select(Platform.slug))).all()
     finally:
         await engine.dispose()
     provisioner = TopicProvisioner(
@@ -46,7 +50,7 @@ async def provision(settings: RouterSettings) -> set[str]:
     )
     await provisioner.start()
     try:
-        return await provisioner.ensure(required_topics(settings.topic_prefix, codes))
+        return await provisioner.ensure(required_topics(settings.topic_prefix, codes, slugs))
     finally:
         await provisioner.close()
 

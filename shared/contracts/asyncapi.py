@@ -36,7 +36,15 @@ broker may have lost and every delivery not acknowledged in time, always under t
 `ce_id` they have already processed as a duplicate and skip it.
 
 **Order is kept per record key**: the case id on `cases` and on the inbox topics, the response
-id on `responses` and `deliveries`. There is no order across keys or topics.
+id on `responses` and `deliveries`, the request id on `requests` and the platform topics (and
+for a request's review notice on an inbox). There is no order across keys or topics.
+
+**Legal requests** (Regulation (EU) 2023/1543) go on `requests` and on the addressee platform's
+own topic, `caseshare.platform.<slug>.v1`; deadline reminders (50% and 80% of a window) and
+breaches too. What the issuing authority must act on (a clarification asked for, a refusal, an
+objection, a reminder or a breach) also reaches its inbox. The enforcing state of a traffic or
+content order from another state finds a `RequestReviewNotified` on its inbox and may object
+over REST, `POST /v1/requests/{id}/objection`.
 
 **Disclosed data is sealed.** `ResponseDelivered.sealed_disclosures` is a JWE (compact
 serialization, `alg` ECDH-ES+A256KW, `enc` A256GCM) encrypted for the recipient's registered
@@ -64,7 +72,18 @@ CHANNELS: dict[Topic, str] = {
     ),
     "inbox": (
         "One jurisdiction's inbox: the responses it has standing for (disclosures sealed for"
-        " it alone) and the links found between its cases and other jurisdictions' cases."
+        " it alone), the links found between its cases and other jurisdictions' cases, and"
+        " the legal requests it must review as enforcing state or act on as their issuer."
+    ),
+    "requests": (
+        "Legal requests issued through the hub and each step of their life: acknowledgement,"
+        " clarification, refusal, preservation, answer, withdrawal, objection, deadline"
+        " reminders and breaches (metadata only). The issuing authorities and the"
+        " coordination desk follow it."
+    ),
+    "platform": (
+        "One platform's topic: the legal requests addressed to it and each step of their life,"
+        " deadline reminders and breaches included."
     ),
 }
 
@@ -78,7 +97,12 @@ OPERATIONS: list[tuple[str, str, Topic, str, str]] = [
     ("sendInbox", "send", "inbox", "hub", "The router publishes deliveries and case links."),
     ("sendDeliveries", "send", "deliveries", "hub", "The hub records the fan-out log."),
     ("sendDeadLetters", "send", "dlq", "hub", "The hub parks records it cannot process."),
+    ("receiveRequests", "receive", "requests", "integrator", "Follow legal requests."),
+    ("sendRequests", "send", "requests", "hub", "The outbox relay publishes request events."),
+    ("receivePlatform", "receive", "platform", "platform", "A platform reads its orders."),
+    ("sendPlatform", "send", "platform", "hub", "The outbox relay publishes to platforms."),
 ]
+PARAMETERS: dict[str, str] = {"inbox": "jurisdiction", "platform": "platform"}
 
 
 def asyncapi_document(prefix: str = "caseshare") -> dict[str, Any]:
@@ -133,12 +157,13 @@ def _servers() -> dict[str, Any]:
 def _messages_of(family: Topic) -> list[str]:
     if family == "dlq":
         return [DEAD_LETTER]
-    return [model.__name__ for model in EVENT_TYPES.values() if family == model.TOPIC]
+    return [model.__name__ for model in EVENT_TYPES.values() if family in model.channels()]
 
 
 def _channel(prefix: str, family: Topic) -> dict[str, Any]:
-    if family == "inbox":
-        address = f"{prefix}.inbox.{{jurisdiction}}.v1"
+    parameter = PARAMETERS.get(family)
+    if parameter is not None:
+        address = f"{prefix}.{family}.{{{parameter}}}.v1"
     else:
         address = topic_name(prefix, family)
     channel: dict[str, Any] = {
@@ -149,8 +174,8 @@ def _channel(prefix: str, family: Topic) -> dict[str, Any]:
         },
         "bindings": {"kafka": {"bindingVersion": KAFKA_BINDING}},
     }
-    if family == "inbox":
-        channel["parameters"] = {"jurisdiction": {"$ref": "#/components/parameters/jurisdiction"}}
+    if parameter is not None:
+        channel["parameters"] = {parameter: {"$ref": f"#/components/parameters/{parameter}"}}
     else:
         channel["bindings"]["kafka"]["topic"] = address
     return channel
@@ -193,7 +218,11 @@ def _components() -> dict[str, Any]:
                     " (e.g. FR, DE, KR)."
                 ),
                 "examples": ["FR", "DE", "KR"],
-            }
+            },
+            "platform": {
+                "description": "Slug of the addressee platform, as in the platform registry.",
+                "examples": ["telegram", "chirp"],
+            },
         },
     }
 

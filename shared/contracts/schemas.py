@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from shared.events import EVENT_TYPES, Event
+from shared.events import EVENT_TYPES, REQUEST_EVENTS, Event
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_BASE = "https://caseshare.eu/schemas/"
@@ -51,6 +51,8 @@ ROUTING: dict[str, Routing] = {
     "eu.caseshare.delivery.failed.v1": Routing(key="response_id", subject="delivery_id"),
     "eu.caseshare.webhook.endpoint-changed.v1": Routing(key="endpoint_id", subject="endpoint_id"),
     "eu.caseshare.webhook.endpoint-disabled.v1": Routing(key="endpoint_id", subject="endpoint_id"),
+    # a request's events keep their order on the request id, on every channel they travel
+    **{model.TYPE: Routing(key="request_id", subject="request_id") for model in REQUEST_EVENTS},
 }
 
 
@@ -85,6 +87,7 @@ def _event_schema(ce_type: str) -> dict[str, Any]:
         "x-ce-type": ce_type,
         "x-ce-schemaversion": model.SCHEMA_VERSION,
         "x-topic-family": model.TOPIC,
+        "x-topic-families": list(model.channels()),
         "x-kafka-key": ROUTING[ce_type].key,
         "x-ce-subject": ROUTING[ce_type].subject,
     }

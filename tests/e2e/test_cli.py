@@ -182,6 +182,18 @@ def test_demo_runs_the_story_and_leaves_it_in_the_registry(
     assert out.count("link found for") == 12  # DE, BE: 6 notices; then KR: 6 more
     assert out.count("sealed:") == 4  # every recipient's delivery refuses another's key
     assert "partner NO excluded (no_open_case)" in out
+    order = re.search(r"FR issued production order ([0-9a-f-]{36}) to telegram", out)
+    assert order, out
+    assert "telegram acknowledged the order: acknowledged" in out
+    shown = cli(running, "requests", "show", order.group(1), "--as", "authority-fr", "--json")
+    assert shown.exit_code == 0, shown.output
+    assert [h["action"] for h in json.loads(shown.output)["history"]] == [
+        "issued",
+        "acknowledged",
+        "answered",
+    ]
+    inbox = cli(running, "platform", "inbox", "--as", "platform-telegram", "--json")
+    assert order.group(1) in {r["id"] for r in json.loads(inbox.output)}
     match = re.search(r"demo response ([0-9a-f-]{36})", out)
     assert match, out
     fanout = call(

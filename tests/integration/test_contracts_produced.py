@@ -27,6 +27,24 @@ from services.registry.cases.rules import CaseStatus
 from services.registry.context import Actor, Context
 from services.registry.deliveries import service as inbox
 from services.registry.deliveries.models import Delivery
+from services.registry.requests import clocks, steps
+from services.registry.requests import service as req_service
+from services.registry.requests.models import RequestTimer
+from services.registry.requests.rules import (
+    ClarificationGround,
+    ObjectionDecision,
+    RefusalGround,
+    RequestType,
+)
+from services.registry.requests.schemas import (
+    Clarification,
+    ClarificationRequest,
+    Objection,
+    PreservationConfirmation,
+    Refusal,
+    Withdrawal,
+)
+from services.registry.requests.service import Viewer
 from services.registry.responses import service as responses
 from services.registry.webhooks import service as webhooks
 from services.registry.webhooks.rules import RetryPolicy
@@ -93,6 +111,66 @@ async def _cases_and_a_response(sm: async_sessionmaker[AsyncSession], ctx: Conte
             data=factories.response(case_ids=[fr.id], selectors=[group]),
         )
     return accepted.id
+
+
+async def _requests_through_their_lives(sm: async_sessionmaker[AsyncSession], ctx: Context) -> None:
+    """Every step of a legal request, each clock included, on FR's cases on telegram (BE is
+    the enforcing state, so traffic orders are reviewed)."""
+    fr, be = Viewer.of(actor("FR")), Viewer.of(actor("BE"))
+    telegram = Viewer(client_id="platform-telegram", platform="telegram")
+    at = now()
+    sel = factories.selector()
+    async with transaction(sm) as s:
+        case = await cases.register(
+            s, actor=actor("FR"), data=factories.case(selectors=[sel]), ctx=ctx
+        )
+
+    async def issue(kind: RequestType, **kw: Any) -> uuid.UUID:
+        data = factories.legal_request(case.id, sel, kind, **kw)
+        async with transaction(sm) as s:
+            return (await req_service.issue(s, actor=actor("FR"), data=data, ctx=ctx, now=at)).id
+
+    async def step(fn: Any, request_id: uuid.UUID, viewer: Viewer, **kw: Any) -> None:
+        async with transaction(sm) as s:
+            await fn(s, request_id=request_id, viewer=viewer, ctx=ctx, now=at, **kw)
+
+    kept = await issue(RequestType.PRESERVATION)
+    until = PreservationConfirmation(preserved_until=at + timedelta(days=60))
+    await step(steps.confirm_preserved, kept, telegram, data=until)
+    await step(steps.extend, kept, fr)
+    traffic = {"categories": ["traffic"], "validated_by": "Juge d'instruction"}
+    order = await issue(RequestType.PRODUCTION, follows_request_id=kept, **traffic)
+    await step(steps.acknowledge, order, telegram)
+    ask = ClarificationRequest(ground=ClarificationGround.INCOMPLETE, detail="dates")
+    await step(steps.request_clarification, order, telegram, data=ask)
+    await step(steps.clarify, order, fr, data=Clarification(detail="1-3 May"))
+    await step(
+        steps.object_or_clear, order, be, data=Objection(decision=ObjectionDecision.NO_GROUNDS)
+    )
+    disclosed = factories.disclosure(sel).model_copy(update={"category": "traffic"})
+    answer = factories.response(selectors=[sel], request_id=order, disclosures=[disclosed])
+    async with transaction(sm) as s:
+        await responses.submit(
+            s, platform="telegram", client_id="platform-telegram", data=answer, ctx=ctx
+        )
+    refusal = Refusal(ground=RefusalGround.FORCE_MAJEURE, detail="outage")
+    await step(steps.refuse, await issue(RequestType.PRODUCTION), telegram, data=refusal)
+    await step(steps.withdraw, await issue(RequestType.PRODUCTION), fr, data=Withdrawal())
+    objected = await issue(RequestType.EMERGENCY_PRODUCTION, **traffic)
+    grounds = Objection(decision=ObjectionDecision.OBJECT, grounds="immunity")
+    await step(steps.object_or_clear, objected, be, data=grounds)
+    lapsing, late = await issue(RequestType.PRESERVATION), await issue(RequestType.PRODUCTION)
+    async with transaction(sm) as s:
+        timers = (
+            await s.execute(
+                select(RequestTimer.id, RequestTimer.request_id)
+                .where(RequestTimer.request_id.in_([lapsing, late]))
+                .order_by(RequestTimer.fire_at)
+            )
+        ).all()
+    for timer_id, request_id in timers:
+        async with transaction(sm) as s:
+            await clocks.fire_one(s, timer_id, request_id, ctx=ctx, now=at + timedelta(days=365))
 
 
 async def _fan_out_acknowledge_and_fail(
@@ -231,20 +309,28 @@ def _channel_patterns(prefix: str) -> dict[str, re.Pattern[str]]:
     channels = asyncapi_document(prefix)["channels"]
     return {
         name: re.compile(
-            re.escape(c["address"]).replace(re.escape("{jurisdiction}"), "(?P<code>[A-Z]{2})") + "$"
+            re.escape(c["address"])
+            .replace(re.escape("{jurisdiction}"), "(?P<code>[A-Z]{2})")
+            .replace(re.escape("{platform}"), "(?P<platform>[a-z0-9-]+)")
+            + "$"
         )
         for name, c in channels.items()
     }
 
 
-def _check(topic: str, channel: str, code: str | None, record: ConsumerRecord[bytes, bytes]) -> str:
+def _check(
+    topic: str, channel: str, match: re.Match[str], record: ConsumerRecord[bytes, bytes]
+) -> str:
     """Validate one record; returns its ce_type."""
     validate_record(record.value, record.headers, key=record.key)
     headers = {k: v.decode() for k, v in record.headers}
     ce_type: str = headers["ce_type"]
     model = EVENT_TYPES[ce_type]
-    assert channel == model.TOPIC, f"{ce_type} on {topic}"
+    assert channel in model.channels(), f"{ce_type} on {topic}"
     payload = orjson.loads(record.value or b"")
+    code, platform = match.groupdict().get("code"), match.groupdict().get("platform")
+    if platform is not None:
+        assert payload["platform"] == platform, f"{ce_type} for {payload['platform']} on {topic}"
     if code is not None:
         assert payload["jurisdiction"] == code, (
             f"{ce_type} for {payload['jurisdiction']} on {topic}"
@@ -266,6 +352,7 @@ async def test_every_event_on_every_topic_honours_its_contract(
     response_id = await _cases_and_a_response(sessionmaker, ctx)
     await _fan_out_acknowledge_and_fail(sessionmaker, ctx, kafka, response_id)
     await _disable_and_delete_webhook_endpoint(sessionmaker, ctx, database_url, hook)
+    await _requests_through_their_lives(sessionmaker, ctx)
     await _publish_outbox(sessionmaker, kafka)
     poison = await _dead_letter_a_poison_record(ctx, kafka, broker.bootstrap)
 
@@ -282,7 +369,7 @@ async def test_every_event_on_every_topic_honours_its_contract(
             assert (dead.value, dead.key) == (poison.value, poison.key)
             continue
         for record in records:
-            ce_type = _check(topic, channel, match.groupdict().get("code"), record)
+            ce_type = _check(topic, channel, match, record)
             seen[ce_type] = seen.get(ce_type, 0) + 1
 
     assert set(seen) == set(EVENT_TYPES), f"never produced: {set(EVENT_TYPES) - set(seen)}"

@@ -12,6 +12,7 @@ import hashlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -21,7 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.registry.app import create_app
 from services.registry.context import Context
+from services.registry.requests import service as requests
+from services.registry.requests.rules import RequestType
 from services.registry.web.dashboard.render import CONTENT_SECURITY_POLICY
+from shared.db import transaction
+from tests import factories
 from tests.integration.test_coordinator import (
     FR,
     assert_metadata_only,
@@ -238,3 +243,37 @@ async def test_assets_are_served_from_the_package(browser: httpx.AsyncClient) ->
     assert "innerHTML" not in script.text
     assert (await browser.get("/dashboard/static/dashboard.css")).status_code == 200
     assert (await browser.get("/dashboard/static/../app.py")).status_code == 404
+
+
+async def test_the_deadline_board_lists_open_requests_by_time_left_overdue_in_red(
+    browser: httpx.AsyncClient,
+    dashboard: Dashboard,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ctx: Context,
+) -> None:
+    sel = factories.selector()
+    case = await register(sessionmaker, ctx, FR, selectors=[sel])
+    now = datetime.now(UTC)
+    async with transaction(sessionmaker) as session:
+        late = await requests.issue(
+            session,
+            actor=FR,
+            data=factories.legal_request(case.id, sel, RequestType.EMERGENCY_PRODUCTION),
+            ctx=ctx,
+            now=now - timedelta(hours=9),
+        )
+        fresh = await requests.issue(
+            session, actor=FR, data=factories.legal_request(case.id, sel), ctx=ctx, now=now
+        )
+    await sign_in(browser, dashboard.issuer)
+    board = await browser.get("/dashboard/deadlines")
+    assert board.status_code == 200
+    assert re.search(f'data-request-id="{late.id}" data-overdue="true" class="overdue"', board.text)
+    assert f'data-request-id="{fresh.id}" data-overdue="false"' in board.text
+    assert board.text.index(str(late.id)) < board.text.index(str(fresh.id))
+    assert '/dashboard/deadlines" aria-current="page"' in board.text  # in the nav
+    history = await browser.get(f"/dashboard/requests/{late.id}")
+    assert 'data-action="issued"' in history.text
+    for body in (board.text, history.text):
+        assert_metadata_only(body, [sel.value, "Parquet de Paris"])
+    assert (await browser.get("/dashboard/requests/not-a-request")).status_code == 404

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import httpx
 import orjson
@@ -48,6 +48,9 @@ def sample(model: type[Event]) -> Event:
     values = {}
     for name, field in model.model_fields.items():
         annotation = field.annotation
+        if get_origin(annotation) is list:
+            values[name] = [SAMPLES[get_args(annotation)[0]]()]
+            continue
         kinds = getattr(annotation, "__args__", (annotation,))
         values[name] = SAMPLES[next(k for k in kinds if k is not type(None))]()
     return model(**values)
@@ -131,11 +134,14 @@ def test_asyncapi_channels_cover_every_topic_family_and_event() -> None:
         "t42.deliveries.v1",
         "t42.dlq.v1",
         "t42.inbox.{jurisdiction}.v1",
+        "t42.requests.v1",
+        "t42.platform.{platform}.v1",
     }
     assert "jurisdiction" in doc["channels"]["inbox"]["parameters"]
+    assert "platform" in doc["channels"]["platform"]["parameters"]
     for model in EVENT_TYPES.values():
         carriers = [n for n, c in doc["channels"].items() if model.__name__ in c["messages"]]
-        assert carriers == [model.TOPIC], model.__name__
+        assert sorted(carriers) == sorted(model.channels()), model.__name__
         message = resolve(doc, doc["components"]["messages"][model.__name__])
         assert message["bindings"]["kafka"]["key"]["format"] == "uuid"
         Draft202012Validator.check_schema(resolve(doc, message["payload"]))
@@ -146,9 +152,15 @@ def test_asyncapi_operations_split_integrators_from_the_hub() -> None:
     integrator = {
         (o["action"], o["channel"]["$ref"]) for o in ops if o["tags"] == [{"name": "integrator"}]
     }
-    assert integrator == {("receive", f"#/channels/{c}") for c in ("inbox", "deliveries", "cases")}
+    readers = ("inbox", "deliveries", "cases", "requests")
+    assert integrator == {("receive", f"#/channels/{c}") for c in readers}
+    platform = {
+        (o["action"], o["channel"]["$ref"]) for o in ops if o["tags"] == [{"name": "platform"}]
+    }
+    assert platform == {("receive", "#/channels/platform")}
     sent = {o["channel"]["$ref"] for o in ops if o["action"] == "send"}
-    assert sent == {f"#/channels/{c}" for c in ("cases", "responses", "deliveries", "dlq", "inbox")}
+    families = ("cases", "responses", "deliveries", "dlq", "inbox", "requests", "platform")
+    assert sent == {f"#/channels/{c}" for c in families}
 
 
 def _break_ref(doc: dict[str, Any]) -> None:

@@ -1,9 +1,11 @@
 """The states of a fan-out and of each delivery in it, as types.
 
 A response is `received`, then `routed` once its decisions are recorded, then `completed` once
-every delivery is published. A delivery is `pending` until its record is on the recipient's
-inbox topic, `published` then, and `acknowledged` when the recipient confirms retrieval; one
-that exhausted its attempts is `failed`.
+every delivery is published. A response answering a request under the enforcing state's review is
+`held_for_review` until the review ends (then `received`), or `objected` for ever if it objects.
+A delivery is `pending` until its record is on the recipient's inbox topic, `published` then,
+and `acknowledged` when the recipient confirms retrieval; one that exhausted its attempts is
+`failed`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ class FanoutState(StrEnum):
     RECEIVED = "received"
     ROUTED = "routed"
     COMPLETED = "completed"
+    HELD_FOR_REVIEW = "held_for_review"
+    OBJECTED = "objected"
 
 
 class DeliveryState(StrEnum):

@@ -46,6 +46,7 @@ class ResponseCreate(Strict):
     """A platform's cooperation response; the platform comes from its token."""
 
     request_reference: Annotated[str | None, Field(max_length=128)] = None
+    request_id: uuid.UUID | None = None
     requesting_case_id: uuid.UUID | None = None
     scope: ResponseScopeIn
     handling_code: HandlingCode
@@ -55,8 +56,13 @@ class ResponseCreate(Strict):
 
     @model_validator(mode="after")
     def _h2_needs_requester(self) -> ResponseCreate:
-        if self.handling_code is HandlingCode.H2 and self.requesting_case_id is None:
-            raise ValueError("handling code H2 requires requesting_case_id")
+        answers_request = self.request_id is not None  # the request names the requester
+        if (
+            self.handling_code is HandlingCode.H2
+            and self.requesting_case_id is None
+            and not answers_request
+        ):
+            raise ValueError("handling code H2 requires requesting_case_id or request_id")
         return self
 
 
@@ -66,3 +72,4 @@ class ResponseAccepted(Strict):
     handling_code: HandlingCode
     fanout_state: str
     received_at: datetime
+    request_id: uuid.UUID | None = None

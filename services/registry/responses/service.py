@@ -14,7 +14,9 @@ from services.registry.cases import selectors
 from services.registry.cases.models import Case
 from services.registry.cases.schemas import SelectorIn
 from services.registry.context import Context
+from services.registry.deliveries.rules import FanoutState
 from services.registry.reference.models import Platform
+from services.registry.requests import answers
 from services.registry.responses.models import CooperationResponse
 from services.registry.responses.rules import HandlingCode
 from services.registry.responses.schemas import ResponseAccepted, ResponseCreate
@@ -61,15 +63,29 @@ async def submit(
     extra = {c for c in (data.requesting_case_id, data.scope.lead_case_id) if c is not None}
     await _check_cases(session, platform, named | extra)
     scope_hashes = _hash_all(ctx, data.scope.selectors, "scope.selectors")
+    disclosed: set[str] = set()
     for index, disclosure in enumerate(data.disclosures):
-        _hash_all(ctx, [disclosure.selector], f"disclosures[{index}].selector")
+        disclosed.update(_hash_all(ctx, [disclosure.selector], f"disclosures[{index}].selector"))
     now = datetime.now(UTC)
+    requesting_case_id, fanout_state, answer = data.requesting_case_id, FanoutState.RECEIVED, None
+    if data.request_id is not None:
+        request, answer = await answers.check(
+            session,
+            request_id=data.request_id,
+            platform=platform,
+            requesting_case_id=data.requesting_case_id,
+            selector_hashes=disclosed | set(scope_hashes),
+            categories={d.category for d in data.disclosures},
+            now=now,
+        )
+        requesting_case_id, fanout_state = answer.case_id, answer.fanout_state
     row = CooperationResponse(
         id=uuid.uuid4(),
         platform=platform,
         submitted_by_client=client_id,
         request_reference=data.request_reference,
-        requesting_case_id=data.requesting_case_id,
+        request_id=data.request_id,
+        requesting_case_id=requesting_case_id,
         scope_case_ids=sorted(named),
         scope_selector_hashes=scope_hashes,
         scope_lead_case_id=data.scope.lead_case_id,
@@ -77,19 +93,26 @@ async def submit(
         disclosures=[d.model_dump(mode="json") for d in data.disclosures],
         disclosure_count=len(data.disclosures),
         emergency=data.emergency,
-        fanout_state="received",
+        fanout_state=fanout_state.value,
         issued_at=data.issued_at,
         received_at=now,
     )
     session.add(row)
-    event = ResponseReceived(
-        response_id=row.id,
-        platform=platform,
-        handling_code=row.handling_code,
-        emergency=row.emergency,
-        received_at=now,
-    )
-    outbox.add(session, event, key=str(row.id), subject=str(row.id), prefix=ctx.topic_prefix)
+    if answer is not None:
+        await session.flush()
+        await answers.answered(
+            session, request, response_id=row.id, actor=client_id, ctx=ctx, now=now
+        )
+    # a response held for the enforcing state's review reaches the router only when released
+    if fanout_state is FanoutState.RECEIVED:
+        event = ResponseReceived(
+            response_id=row.id,
+            platform=platform,
+            handling_code=row.handling_code,
+            emergency=row.emergency,
+            received_at=now,
+        )
+        outbox.add(session, event, key=str(row.id), subject=str(row.id), prefix=ctx.topic_prefix)
     await audit.append(
         session,
         actor=client_id,
@@ -102,6 +125,8 @@ async def submit(
             "disclosures": row.disclosure_count,
             "named_cases": len(named),
             "selectors": len(scope_hashes),
+            "request_id": str(data.request_id) if data.request_id else None,
+            "fanout_state": row.fanout_state,
         },
     )
     return ResponseAccepted(
@@ -110,4 +135,5 @@ async def submit(
         handling_code=HandlingCode(row.handling_code),
         fanout_state=row.fanout_state,
         received_at=now,
+        request_id=row.request_id,
     )

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.registry.store import bulk
 from services.registry.store.models import OutboxEvent
 from shared import tracing
-from shared.events import Event, topic_name
+from shared.events import Event, Topic, topic_name
 
 
 def add(
@@ -28,11 +28,14 @@ def add(
     prefix: str,
     jurisdiction: str | None = None,
     event_id: uuid.UUID | None = None,
+    family: Topic | None = None,
+    platform: str | None = None,
 ) -> OutboxEvent:
-    """Queue `event` for publication on its topic; the relay publishes after commit."""
+    """Queue `event` for publication on its topic (or on `family`, one of its other channels);
+    the relay publishes after commit."""
     row = OutboxEvent(
         event_id=event_id or uuid.uuid4(),
-        topic=topic_name(prefix, event.TOPIC, jurisdiction),
+        topic=topic_name(prefix, family or event.TOPIC, jurisdiction, platform=platform),
         key=key,
         event_type=event.TYPE,
         subject=subject,

@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -22,6 +23,8 @@ from services.registry.audit import service as audit
 from services.registry.cases.rules import CaseStatus
 from services.registry.oversight import service as coordinator
 from services.registry.oversight.schemas import CaseMap
+from services.registry.requests import desk
+from services.registry.requests.schemas import DeskRequest
 from services.registry.web import stream
 from services.registry.web.access import admitted
 from services.registry.web.dashboard.auth import CoordinatorPage, NotPermitted, SignInRequired
@@ -170,6 +173,48 @@ async def response_fanout(
         return _problem(request, error)
     context = {"nav": "fanout", "fanouts": [found], "after": head, "response_id": found.response.id}
     return page(request, "fanout.html", context)
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """One open request on the deadline board, with its time left (negative when overdue)."""
+
+    request: DeskRequest
+    left: timedelta
+
+    @property
+    def overdue(self) -> bool:
+        return self.left <= timedelta(0)
+
+    @property
+    def left_text(self) -> str:
+        seconds = int(abs(self.left).total_seconds())
+        days, rest = divmod(seconds, 86400)
+        text = f"{days} d {rest // 3600} h" if days else f"{rest // 3600} h {rest % 3600 // 60} min"
+        return f"overdue by {text}" if self.overdue else text
+
+
+@router.get("/deadlines", name="dashboard_deadlines")
+async def deadline_board(request: Request, _who: CoordinatorPage, sm: SessionmakerDep) -> Response:
+    """Open legal requests by time left; overdue ones first, in red."""
+    now = datetime.now(UTC)
+    async with transaction(sm) as session:
+        items = await desk.board(session, limit=PAGE_SIZE * 4)
+    rows = [BoardRow(r, r.deadline_at - now) for r in items]
+    return page(request, "deadlines.html", {"nav": "deadlines", "rows": rows})
+
+
+@router.get("/requests/{request_id}", name="dashboard_request")
+async def request_history(
+    request: Request, request_id: str, _who: CoordinatorPage, sm: SessionmakerDep
+) -> Response:
+    try:
+        async with transaction(sm) as session:
+            found, steps = await desk.read(session, request_id=_uuid(request_id, "request"))
+    except DomainError as error:
+        return _problem(request, error)
+    context = {"nav": "deadlines", "req": found, "steps": steps}
+    return page(request, "request.html", context)
 
 
 @router.get("/audit", name="dashboard_audit")
