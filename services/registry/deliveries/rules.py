@@ -3,7 +3,8 @@
 A response is `received`, then `routed` once its decisions are recorded, then `completed` once
 every delivery is published. A delivery is `pending` until its record is on the recipient's
 inbox topic, `published` then, and `acknowledged` when the recipient confirms retrieval; one
-that exhausted its attempts is `failed`.
+that exhausted its attempts is `failed`. A delivery that needs the originator's release starts
+`held`; released it becomes `pending`, withheld (or lapsed) it becomes `withheld`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ class FanoutState(StrEnum):
 
 
 class DeliveryState(StrEnum):
+    # waiting for the originator's release (never published while held)
+    HELD = "held"
+    # the originator withheld it, or nobody decided in time: it is never published
+    WITHHELD = "withheld"
     PENDING = "pending"
     PUBLISHED = "published"
     ACKNOWLEDGED = "acknowledged"
