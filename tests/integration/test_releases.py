@@ -9,16 +9,11 @@ conditions accepted on acknowledgement, the lapse of an undecided hold, and who 
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,106 +21,19 @@ from caseshare.stack.embedded import EmbeddedTansu
 from services.registry.deliveries.models import Delivery, Exclusion
 from services.registry.releases.models import Release
 from services.registry.store.models import OutboxEvent
-from services.router import fanout
-from services.router.metrics import RouterMetrics
-from services.router.reconciler import Reconciler
-from shared import sealing
 from shared.db import transaction
-from shared.events import ReleaseRequested, ResponseDelivered, topic_name
-from shared.kafka import TopicProvisioner, decode, make_producer
-from tests import factories
-from tests.intake_api import Intake, running, settings_for
-from tests.kafka_utils import read_topic
+from shared.events import ReleaseRequested, topic_name
+from tests.hub import (
+    Hub,
+    disclosure,
+    response_body,
+    rows,
+    running_hub,
+    selector,
+    unseal,
+)
 
 pytestmark = pytest.mark.integration
-POLICY = fanout.Policy(timedelta(seconds=600), timedelta(seconds=600))
-
-
-@dataclass
-class Hub:
-    """The intake app and the router's pieces, over one topic prefix."""
-
-    intake: Intake
-    sm: async_sessionmaker[AsyncSession]
-    producer: AIOKafkaProducer
-    provisioner: TopicProvisioner
-    prefix: str
-    bootstrap: str
-
-    async def case(self, code: str, selectors: list[Any], **extra: Any) -> dict[str, Any]:
-        body = factories.case(selectors=selectors, **extra).model_dump(mode="json")
-        answer = await self.intake.client.post(
-            "/v1/cases", json=body, headers=self.intake.authority(code)
-        )
-        assert answer.status_code == 201, answer.text
-        return dict(answer.json())
-
-    async def respond(self, body: dict[str, Any]) -> uuid.UUID:
-        """Telegram answers; the router fans the response out."""
-        answer = await self.intake.client.post(
-            "/v1/responses", json=body, headers=self.intake.platform("telegram")
-        )
-        assert answer.status_code == 202, answer.text
-        response_id = uuid.UUID(answer.json()["id"])
-        await fanout.process_response(
-            self.sm,
-            self.producer,
-            self.provisioner,
-            response_id=response_id,
-            prefix=self.prefix,
-            policy=POLICY,
-        )
-        return response_id
-
-    def reconciler(self, clock: datetime | None = None) -> Reconciler:
-        return Reconciler(
-            self.sm,
-            self.producer,
-            self.provisioner,
-            database_url="unused: the test drives single passes",
-            prefix=self.prefix,
-            policy=POLICY,
-            max_attempts=3,
-            redrive_after=timedelta(hours=1),
-            replay_window=timedelta(0),
-            interval=1.0,
-            redrive=_no_redrive,
-            metrics=RouterMetrics(),
-            clock=lambda: clock or datetime.now(UTC),
-        )
-
-    async def delivered(self, code: str, response_id: uuid.UUID) -> list[ResponseDelivered]:
-        topic = topic_name(self.prefix, "inbox", code)
-        records = await read_topic(self.bootstrap, topic, settle=0.2)
-        events = [decode(r.value, r.headers).event for r in records]
-        return [
-            e for e in events if isinstance(e, ResponseDelivered) and e.response_id == response_id
-        ]
-
-    async def get(self, code: str, path: str, **params: Any) -> Any:
-        answer = await self.intake.client.get(
-            path, params=params, headers=self.intake.authority(code)
-        )
-        assert answer.status_code == 200, answer.text
-        return answer.json()
-
-    async def inbox(self, code: str, response_id: uuid.UUID) -> list[dict[str, Any]]:
-        """The jurisdiction's REST inbox item of this response, if it may see one."""
-        path = f"/v1/inbox/{fanout.delivery_id(response_id, code)}"
-        answer = await self.intake.client.get(path, headers=self.intake.authority(code))
-        assert answer.status_code in (200, 404), answer.text
-        return [answer.json()] if answer.status_code == 200 else []
-
-    async def releases(self, code: str, response_id: uuid.UUID) -> list[dict[str, Any]]:
-        items = (await self.get(code, "/v1/releases", limit=100))["items"]
-        return [r for r in items if r["response_id"] == str(response_id)]
-
-    async def post(self, code: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        return await self.intake.client.post(path, json=body, headers=self.intake.authority(code))
-
-
-async def _no_redrive(response_id: uuid.UUID) -> int:
-    raise AssertionError(f"unexpected re-drive of {response_id}")
 
 
 @pytest.fixture
@@ -135,59 +43,8 @@ async def hub(
     topic_prefix: str,
     broker: EmbeddedTansu,
 ) -> AsyncIterator[Hub]:
-    producer = make_producer(broker.bootstrap, client_id="test")
-    provisioner = TopicProvisioner(broker.bootstrap, partitions=1)
-    await producer.start()
-    await provisioner.start()
-    try:
-        async with running(settings_for(database_url, topic_prefix)) as intake:
-            yield Hub(intake, sessionmaker, producer, provisioner, topic_prefix, broker.bootstrap)
-    finally:
-        await producer.stop()
-        await provisioner.close()
-
-
-def selector(kind: str = "account_handle") -> dict[str, str]:
-    value = "@" + uuid.uuid4().hex[:12] if kind == "account_handle" else uuid.uuid4().hex
-    return {"kind": kind, "value": value}
-
-
-def disclosure(sel: dict[str, str], ip: str) -> dict[str, Any]:
-    return {
-        "selector": sel,
-        "category": "subscriber",
-        "records": [{"type": "ip_address", "value": ip}],
-    }
-
-
-def response_body(
-    *,
-    requesting: str | None,
-    scope: list[dict[str, str]],
-    disclosures: list[dict[str, Any]],
-    handling_code: str = "H0",
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
-        "requesting_case_id": requesting,
-        "scope": {"case_ids": [requesting] if requesting else [], "selectors": scope},
-        "handling_code": handling_code,
-        "issued_at": "2026-11-29T10:00:00Z",
-        "disclosures": disclosures,
-        **extra,
-    }
-
-
-def unseal(event: ResponseDelivered, keys_dir: Path) -> list[dict[str, Any]]:
-    key = json.loads((keys_dir / f"{event.jurisdiction}.private.jwk.json").read_text())
-    opened: list[dict[str, Any]] = sealing.unseal(event.sealed_disclosures or "", key)
-    return opened
-
-
-async def _rows(hub: Hub, model: Any, response_id: uuid.UUID) -> dict[str, Any]:
-    async with transaction(hub.sm) as s:
-        found = (await s.scalars(select(model).where(model.response_id == response_id))).all()
-    return {row.jurisdiction: row for row in found}
+    async with running_hub(database_url, sessionmaker, topic_prefix, broker) as h:
+        yield h
 
 
 async def test_seed_story_fr_receives_at_once_then_releases_de_and_withholds_be(
@@ -216,7 +73,7 @@ async def test_seed_story_fr_receives_at_once_then_releases_de_and_withholds_be(
         "203.0.113.2",
         "203.0.113.3",
     ]
-    states = {c: d.state for c, d in (await _rows(hub, Delivery, rid)).items()}
+    states = {c: d.state for c, d in (await rows(hub, Delivery, rid)).items()}
     assert states == {"FR": "published", "DE": "held", "BE": "held"}
     assert await hub.delivered("DE", rid) == []
     assert not await hub.inbox("DE", rid)
@@ -268,12 +125,12 @@ async def test_seed_story_fr_receives_at_once_then_releases_de_and_withholds_be(
     # BE gets nothing, on any channel, and is excluded with FR's reason
     assert await hub.delivered("BE", rid) == []
     assert not await hub.inbox("BE", rid)
-    exclusions = await _rows(hub, Exclusion, rid)
+    exclusions = await rows(hub, Exclusion, rid)
     assert exclusions["BE"].reason == "withheld_by_originator"
     assert "not yet authorised" in exclusions["BE"].detail
-    states = {c: d.state for c, d in (await _rows(hub, Delivery, rid)).items()}
+    states = {c: d.state for c, d in (await rows(hub, Delivery, rid)).items()}
     assert states == {"FR": "published", "DE": "published", "BE": "withheld"}
-    releases = await _rows(hub, Release, rid)
+    releases = await rows(hub, Release, rid)
     assert {c: (r.state, r.basis) for c, r in releases.items()} == {
         "FR": ("released", "requesting_party"),
         "DE": ("released", "originator_decision"),
@@ -290,9 +147,9 @@ async def test_a_recipient_with_no_disclosure_about_its_selectors_gets_nothing(h
             requesting=fr["id"], scope=[shared], disclosures=[disclosure(other, "198.51.100.9")]
         )
     )
-    exclusions = await _rows(hub, Exclusion, rid)
+    exclusions = await rows(hub, Exclusion, rid)
     assert exclusions["DE"].reason == "no_matching_disclosure"
-    assert set(await _rows(hub, Delivery, rid)) == {"FR"}
+    assert set(await rows(hub, Delivery, rid)) == {"FR"}
 
 
 async def test_h1_under_a_members_policy_releases_nothing_without_a_decision(hub: Hub) -> None:
@@ -306,12 +163,12 @@ async def test_h1_under_a_members_policy_releases_nothing_without_a_decision(hub
     h0 = await hub.respond(
         response_body(handling_code="H0", requesting=fr["id"], scope=[shared], disclosures=answer)
     )
-    assert {c: d.state for c, d in (await _rows(hub, Delivery, h1)).items()} == {
+    assert {c: d.state for c, d in (await rows(hub, Delivery, h1)).items()} == {
         "FR": "published",
         "DE": "held",
     }
-    assert (await _rows(hub, Release, h0))["DE"].basis == "case_policy"
-    assert (await _rows(hub, Delivery, h0))["DE"].state == "published"
+    assert (await rows(hub, Release, h0))["DE"].basis == "case_policy"
+    assert (await rows(hub, Delivery, h0))["DE"].state == "published"
     # ... and the policy can be changed, by the opener only
     denied = await hub.intake.client.put(
         f"/v1/cases/{fr['id']}/release-policy",
@@ -361,7 +218,7 @@ async def test_h3_conditions_reach_the_recipient_and_are_accepted_on_acknowledge
     accepted = await hub.post("DE", path, {"accept_conditions": True})
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["conditions_accepted_at"] is not None
-    delivery = (await _rows(hub, Delivery, rid))["DE"]
+    delivery = (await rows(hub, Delivery, rid))["DE"]
     assert delivery.conditions_accepted_at is not None
     async with transaction(hub.sm) as s:
         acked = await s.scalar(
@@ -383,7 +240,7 @@ async def test_an_undecided_hold_is_reminded_then_lapses(hub: Hub) -> None:
             requesting=fr["id"], scope=[shared], disclosures=[disclosure(shared, "192.0.2.4")]
         )
     )
-    held = (await _rows(hub, Release, rid))["DE"]
+    held = (await rows(hub, Release, rid))["DE"]
     assert held.lapses_at is not None
     # three days before the lapse: a reminder, once
     soon = held.lapses_at - timedelta(days=2)
@@ -399,12 +256,12 @@ async def test_an_undecided_hold_is_reminded_then_lapses(hub: Hub) -> None:
             )
         ).all()
     assert sorted(p["reminder"] for p in reminders) == [False, True]
-    assert (await _rows(hub, Delivery, rid))["DE"].state == "held"
+    assert (await rows(hub, Delivery, rid))["DE"].state == "held"
     # past it: lapsed, excluded with the reason, never published
     await hub.reconciler(held.lapses_at + timedelta(seconds=1)).run_once()
-    assert (await _rows(hub, Release, rid))["DE"].state == "lapsed"
-    assert (await _rows(hub, Exclusion, rid))["DE"].reason == "release_lapsed"
-    assert (await _rows(hub, Delivery, rid))["DE"].state == "withheld"
+    assert (await rows(hub, Release, rid))["DE"].state == "lapsed"
+    assert (await rows(hub, Exclusion, rid))["DE"].reason == "release_lapsed"
+    assert (await rows(hub, Delivery, rid))["DE"].state == "withheld"
     assert await hub.delivered("DE", rid) == []
     late = await hub.post("FR", f"/v1/releases/{held.id}", {"decision": "release"})
     assert late.status_code == 422
@@ -419,12 +276,12 @@ async def test_a_voluntary_disclosure_keeps_todays_behaviour_and_says_so(hub: Hu
             requesting=None, scope=[shared], disclosures=[disclosure(shared, "192.0.2.9")]
         )
     )
-    rows = await _rows(hub, Release, rid)
-    assert {c: (r.state, r.basis) for c, r in rows.items()} == {
+    decided = await rows(hub, Release, rid)
+    assert {c: (r.state, r.basis) for c, r in decided.items()} == {
         "FR": ("released", "voluntary_disclosure"),
         "DE": ("released", "voluntary_disclosure"),
     }
-    assert {c: d.state for c, d in (await _rows(hub, Delivery, rid)).items()} == {
+    assert {c: d.state for c, d in (await rows(hub, Delivery, rid)).items()} == {
         "FR": "published",
         "DE": "published",
     }
