@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseshare.stack.embedded import EmbeddedTansu
 from services.registry.deliveries.models import Delivery, Exclusion
+from services.registry.oversight import service as oversight
 from services.registry.releases.models import Release
 from services.registry.store.models import OutboxEvent
 from shared.db import transaction
@@ -130,6 +131,11 @@ async def test_seed_story_fr_receives_at_once_then_releases_de_and_withholds_be(
     assert "not yet authorised" in exclusions["BE"].detail
     states = {c: d.state for c, d in (await rows(hub, Delivery, rid)).items()}
     assert states == {"FR": "published", "DE": "published", "BE": "withheld"}
+    # the coordination desk's fan-out view: BE among the exclusions, with the new reason
+    async with transaction(hub.sm) as s:
+        view = await oversight.fanout(s, response_id=rid)
+    assert sorted(d.jurisdiction for d in view.deliveries) == ["DE", "FR"]
+    assert {e.jurisdiction: e.reason for e in view.exclusions}["BE"] == "withheld_by_originator"
     releases = await rows(hub, Release, rid)
     assert {c: (r.state, r.basis) for c, r in releases.items()} == {
         "FR": ("released", "requesting_party"),
