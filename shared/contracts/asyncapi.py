@@ -54,8 +54,9 @@ CHANNELS: dict[Topic, str] = {
         " router. Members have no access."
     ),
     "deliveries": (
-        "The fan-out log: each delivery published, acknowledged or failed, and each"
-        " jurisdiction considered and refused, with the reason."
+        "The fan-out log: each delivery published, acknowledged or failed, each release"
+        " decided (released, withheld, lapsed), and each jurisdiction considered and refused,"
+        " with the reason."
     ),
     "dlq": (
         "Records the hub could not process, parked untouched with the reason in `dlq_*`"
@@ -63,7 +64,9 @@ CHANNELS: dict[Topic, str] = {
     ),
     "inbox": (
         "One jurisdiction's inbox: the responses it has standing for (disclosures sealed for"
-        " it alone) and the links found between its cases and other jurisdictions' cases."
+        " it alone), the deliveries held for its decision as originator, the coordination"
+        " requests and answers that concern it, and the hits between its cases and other"
+        " jurisdictions' cases (references only once both sides consented)."
     ),
 }
 
