@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseshare.stack.embedded import EmbeddedTansu
@@ -22,6 +22,7 @@ from services.registry.deliveries.models import Delivery, Exclusion
 from services.registry.oversight import service as oversight
 from services.registry.releases.models import Release
 from services.registry.store.models import OutboxEvent
+from services.registry.web.stream import OutboxTail
 from shared.db import transaction
 from shared.events import ReleaseRequested, topic_name
 from tests.hub import (
@@ -46,6 +47,10 @@ async def hub(
 ) -> AsyncIterator[Hub]:
     async with running_hub(database_url, sessionmaker, topic_prefix, broker) as h:
         yield h
+
+
+async def outbox_head(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.coalesce(func.max(OutboxEvent.id), 0))) or 0)
 
 
 async def test_seed_story_fr_receives_at_once_then_releases_de_and_withholds_be(
@@ -105,6 +110,8 @@ async def test_seed_story_fr_receives_at_once_then_releases_de_and_withholds_be(
         r for r in (await hub.get("BE", "/v1/releases"))["items"] if r["response_id"] == str(rid)
     ]
 
+    async with transaction(hub.sm) as s:
+        tail = OutboxTail(prefix=hub.prefix, last_id=await outbox_head(s), response_id=rid)
     released = await hub.post("FR", f"/v1/releases/{by_code['DE']['id']}", {"decision": "release"})
     assert released.status_code == 200, released.text
     withheld = await hub.post(
@@ -116,6 +123,15 @@ async def test_seed_story_fr_receives_at_once_then_releases_de_and_withholds_be(
     again = await hub.post("FR", f"/v1/releases/{by_code['BE']['id']}", {"decision": "release"})
     assert again.status_code == 422  # decided once; changes nothing
 
+    # the coordination desk's live stream shows both decisions
+    async with transaction(hub.sm) as s:
+        streamed = await tail.poll(s)
+    decided = {
+        e.data["data"]["jurisdiction"]: e.data["data"]["state"]
+        for e in streamed
+        if e.name == "release.decided"
+    }
+    assert decided == {"DE": "released", "BE": "withheld"}
     swept = await hub.reconciler().sweep_releases()
     assert swept.published >= 1
 
