@@ -45,7 +45,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
 
 DELIVERED = "eu.caseshare.response.delivered.v1"
-LINK_FOUND = "eu.caseshare.case.link-found.v1"
+LINK_FOUND = "eu.caseshare.case.link-found.v2"
 REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time")
 # The only algorithms a sealed delivery may use; anything else is refused before decryption.
 SEALING = jwe.JWERegistry(algorithms=["ECDH-ES+A256KW", "A256GCM"])
@@ -174,10 +174,8 @@ async def handle(
     ce_id, ce_type = headers["ce_id"], headers["ce_type"]
     if ce_type == LINK_FOUND:
         # Hit/no-hit only: another jurisdiction has a case sharing a selector with ours.
-        return (
-            f"link: our case {body['case_reference']} matches a case of "
-            f"{body['other_jurisdiction']} ({body['other_case_reference']})"
-        )
+        # References are exchanged only once both sides consent (POST /v1/links/{id}/consent).
+        return f"link {body['link_id']}: a case of {body['other_jurisdiction']} matches one of ours"
     if ce_type != DELIVERED:
         return f"ignored {ce_type}"
     if body.get("delivery_id") != ce_id or body.get("jurisdiction") != cfg.jurisdiction:

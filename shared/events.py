@@ -92,14 +92,31 @@ class ResponseDelivered(Event):
     emergency: bool
     issued_at: datetime
     disclosure_count: int
+    handling_conditions: str | None
     recipient_kid: str | None
     sealed_disclosures: str | None
 
 
 class CaseLinkFound(Event):
-    """Told to each opener when its case shares a selector with another jurisdiction's case."""
+    """Hit/no-hit: an open case of `other_jurisdiction` on the same platform shares a selector
+    with one of the recipient's cases. Neither side's case id nor reference: those are
+    exchanged (`CaseLinkDisclosed`) only once both openers consent to the link."""
 
-    TYPE = "eu.caseshare.case.link-found.v1"
+    TYPE = "eu.caseshare.case.link-found.v2"
+    TOPIC = "inbox"
+    SCHEMA_VERSION = 2
+
+    link_id: uuid.UUID
+    jurisdiction: str
+    other_jurisdiction: str
+    platform: str
+    found_at: datetime
+
+
+class CaseLinkDisclosed(Event):
+    """Both openers consented to a link: each learns the other's case reference."""
+
+    TYPE = "eu.caseshare.case.link-disclosed.v1"
     TOPIC = "inbox"
 
     link_id: uuid.UUID
@@ -109,7 +126,53 @@ class CaseLinkFound(Event):
     other_jurisdiction: str
     other_case_reference: str
     platform: str
-    found_at: datetime
+    disclosed_at: datetime
+
+
+class CoordinationRequested(Event):
+    """Told to a member named as coordinator: a case waits for it to accept or decline."""
+
+    TYPE = "eu.caseshare.coordination.requested.v1"
+    TOPIC = "inbox"
+
+    case_id: uuid.UUID
+    jurisdiction: str  # the named coordinator, whose inbox this is on
+    opened_by: str
+    platform: str
+    requested_at: datetime
+
+
+class CoordinationDecided(Event):
+    """The coordinator accepted, declined or withdrew; told to the case's opener."""
+
+    TYPE = "eu.caseshare.coordination.decided.v1"
+    TOPIC = "inbox"
+
+    case_id: uuid.UUID
+    jurisdiction: str  # the case's opener, whose inbox this is on
+    coordinator: str
+    coordination_state: str
+    case_status: str
+    reason: str | None
+    decided_at: datetime
+
+
+class ReleaseRequested(Event):
+    """Told to the originator (`jurisdiction`): a delivery to `recipient` is held until it
+    decides (sent again, with `reminder` true, shortly before the hold lapses)."""
+
+    TYPE = "eu.caseshare.release.requested.v1"
+    TOPIC = "inbox"
+
+    release_id: uuid.UUID
+    response_id: uuid.UUID
+    requesting_case_id: uuid.UUID
+    jurisdiction: str
+    recipient: str
+    handling_code: str
+    lapses_at: datetime
+    reminder: bool
+    requested_at: datetime
 
 
 class DeliveryPublished(Event):
@@ -135,6 +198,7 @@ class DeliveryAcknowledged(Event):
     delivery_id: uuid.UUID
     response_id: uuid.UUID
     jurisdiction: str
+    conditions_accepted: bool
     acknowledged_at: datetime
 
 
@@ -149,6 +213,23 @@ class JurisdictionExcluded(Event):
     jurisdiction: str
     reason: str
     detail: str
+    decided_at: datetime
+
+
+class ReleaseDecided(Event):
+    """The fan-out log: a held delivery was released or withheld by the originator (or by
+    the case's release policy), or lapsed undecided."""
+
+    TYPE = "eu.caseshare.release.decided.v1"
+    TOPIC = "deliveries"
+
+    release_id: uuid.UUID
+    delivery_id: uuid.UUID
+    response_id: uuid.UUID
+    originator: str
+    jurisdiction: str
+    state: str
+    basis: str
     decided_at: datetime
 
 
@@ -382,6 +463,11 @@ _CORE_EVENTS: tuple[type[Event], ...] = (
     ResponseReceived,
     ResponseDelivered,
     CaseLinkFound,
+    CaseLinkDisclosed,
+    CoordinationRequested,
+    CoordinationDecided,
+    ReleaseRequested,
+    ReleaseDecided,
     DeliveryPublished,
     DeliveryAcknowledged,
     JurisdictionExcluded,

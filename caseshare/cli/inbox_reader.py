@@ -128,11 +128,11 @@ def _stack(head: str, table: Table) -> Table:
 
 
 def link_notice(event: CaseLinkFound) -> str:
+    """Hit/no-hit: which jurisdiction shares a selector, never which case (until consent)."""
     return (
-        f"[magenta]link found[/] for {event.jurisdiction}: your case "
-        f"[bold]{escape(event.case_reference)}[/] shares a selector with "
-        f"{event.other_jurisdiction}'s case [bold]{escape(event.other_case_reference)}[/] "
-        f"on {escape(event.platform)}"
+        f"[magenta]link found[/] for {event.jurisdiction}: an open case of "
+        f"{event.other_jurisdiction} on {escape(event.platform)} shares a selector with one of "
+        f"yours (link {event.link_id}; consent with POST /v1/links/{event.link_id}/consent)"
     )
 
 

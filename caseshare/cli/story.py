@@ -2,11 +2,12 @@
 
 France opens a case against Telegram on a group chat; Germany and Belgium register cases on the
 same group and are told of the links; South Korea, an associated country, registers through
-France; Norway, a partner, has no case. France issues a production order to Telegram through the
-hub; Telegram acknowledges it and answers with IP addresses and phone numbers, naming the order.
-The fan-out appears live (FR, DE, BE and KR receive; everyone else is excluded with a reason),
-each recipient opens its sealed delivery with its own key while the next recipient's key fails
-on it, and every delivery is acknowledged.
+France, which accepts to coordinate it; Norway, a partner, has no case. France issues a
+production order to Telegram through the hub; Telegram acknowledges it and answers with IP
+addresses and phone numbers, naming the order. France receives at once and the other
+deliveries are held until France releases them; the fan-out appears live (FR, DE, BE and KR
+receive; everyone else is excluded with a reason), each recipient opens its sealed delivery
+with its own key while the next recipient's key fails on it, and every delivery is acknowledged.
 
 References and the group id carry a fresh tag, so the demo can run again on the same stack.
 The disclosures are invented (documentation IP ranges, made-up numbers).
@@ -14,6 +15,7 @@ The disclosures are invented (documentation IP ranges, made-up numbers).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -77,9 +79,20 @@ async def open_case(story: Story, cc: str, *, coordinator: str | None = None) ->
     console.print(f"{cc} registered case [bold]{case['reference']}[/] ({case['id']}){via}")
 
 
+async def _link_ids(story: Story, new: list[str]) -> set[uuid.UUID]:
+    """The links of the cases of `new`, from their openers' own link lists (the notices name
+    no case, so this is how the demo tells this run's notices from earlier runs')."""
+    ids: set[uuid.UUID] = set()
+    for cc in new:
+        links = await story.api(cc).get("intake", "/v1/links", what="links")
+        case_id = str(story.cases[cc]["id"])
+        ids |= {uuid.UUID(link["id"]) for link in links if link["case_id"] == case_id}
+    return ids
+
+
 async def show_links(story: Story, new: list[str]) -> None:
     """Wait for, then print, the link notices that the cases of `new` caused."""
-    ids = {str(story.cases[cc]["id"]) for cc in new}
+    ids = await _link_ids(story, new)
     others = [cc for cc in story.cases if cc not in new]
     # Each pair of linked cases tells both openers; new cases link to every earlier one
     # and to each other.
@@ -87,11 +100,7 @@ async def show_links(story: Story, new: list[str]) -> None:
 
     def caused_by_new(envelope: Envelope) -> bool:
         event = envelope.event
-        if not isinstance(event, CaseLinkFound):
-            return False
-        mine = str(event.case_id) in ids
-        theirs = any(event.other_case_reference == story.cases[cc]["reference"] for cc in new)
-        return mine or theirs
+        return isinstance(event, CaseLinkFound) and event.link_id in ids
 
     notices: list[Envelope] = []
     with console.status("waiting for link notices on the inbox topics"):
@@ -166,6 +175,43 @@ async def disclose(story: Story) -> None:
         f"telegram answered the order with 2 IP addresses and 2 phone numbers: response "
         f"[bold]{accepted['id']}[/], fan-out {accepted['fanout_state']}"
     )
+
+
+async def accept_coordination(story: Story, cc: str, coordinator: str) -> None:
+    """The named coordinator consents; until then the case has no standing and no links."""
+    case_id = story.cases[cc]["id"]
+    answer = await story.api(coordinator).call(
+        "POST",
+        "intake",
+        f"/v1/cases/{case_id}/coordination",
+        json_body={"decision": "accept"},
+        what="coordination answer",
+    )
+    status = answer.json()["case_status"]
+    console.print(f"{coordinator} accepted to coordinate {cc}'s case: it is now {status}")
+
+
+async def release_held(story: Story) -> None:
+    """France, the originator, decides on each held delivery: here it releases them all."""
+    fr = story.api("FR")
+    held: list[dict[str, Any]] = []
+    with console.status("waiting for the deliveries held for France's decision"):
+        deadline = asyncio.get_running_loop().time() + story.timeout
+        while len(held) < len(EXPECTED_RECIPIENTS) - 1:
+            page = await fr.get("intake", "/v1/releases", what="releases", limit=100)
+            held = [r for r in page["items"] if r["response_id"] == str(story.response_id)]
+            if asyncio.get_running_loop().time() > deadline:
+                raise CliError("the held deliveries did not appear", ExitCode.UNEXPECTED)
+            await asyncio.sleep(0.3)
+    for release in sorted(held, key=lambda r: r["jurisdiction"]):
+        await fr.call(
+            "POST",
+            "intake",
+            f"/v1/releases/{release['id']}",
+            json_body={"decision": "release", "reason": "demo: shared with every party"},
+            what="release",
+        )
+        console.print(f"FR released the delivery held for {release['jurisdiction']}")
 
 
 async def show_fanout(story: Story) -> list[str]:
@@ -248,13 +294,15 @@ async def play(story: Story) -> None:
     await show_links(story, ["DE", "BE"])
     step(3, "South Korea (associated) registers through France as its coordinator")
     await open_case(story, "KR", coordinator="FR")
+    await accept_coordination(story, "KR", "FR")
     await show_links(story, ["KR"])
     step(4, f"Norway ({PARTNER_WITHOUT_CASE}), a partner, has no case on this group")
     console.print("it will be considered for the response and excluded, with the reason")
     step(5, "France orders Telegram to produce; Telegram acknowledges and answers the order")
     await order(story)
     await disclose(story)
-    step(6, "The fan-out, live from the registry")
+    step(6, "France receives at once, decides on the rest; the fan-out, live")
+    await release_held(story)
     recipients = await show_fanout(story)
     step(7, "Each recipient's inbox: sealed for it alone")
     delivered = await open_inboxes(story, recipients)

@@ -12,7 +12,13 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from services.intake import platform_routes, requests_routes
+from services.intake import (
+    coordination_routes,
+    links_routes,
+    platform_routes,
+    releases_routes,
+    requests_routes,
+)
 from services.intake.routes import router
 from services.intake.settings import IntakeSettings
 from services.intake.webhooks_routes import webhooks_router
@@ -81,4 +87,7 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
     app.include_router(webhooks_router(settings))
     app.include_router(requests_routes.router)
     app.include_router(platform_routes.router)
+    app.include_router(releases_routes.router)
+    app.include_router(coordination_routes.router)
+    app.include_router(links_routes.router)
     return app

@@ -22,7 +22,7 @@ from services.registry.cases import service as cases
 from services.registry.cases.rules import CaseStatus
 from services.registry.cases.schemas import CaseCreate, CaseOut, CaseStatusUpdate
 from services.registry.deliveries import service as inbox
-from services.registry.deliveries.schemas import Acknowledgement, InboxItem
+from services.registry.deliveries.schemas import Acknowledgement, AcknowledgementIn, InboxItem
 from services.registry.responses import service as responses
 from services.registry.responses.schemas import ResponseAccepted, ResponseCreate
 from services.registry.store import idempotency
@@ -178,8 +178,16 @@ async def get_delivery(
 
 @router.post("/inbox/{delivery_id}/ack", response_model=Acknowledgement, tags=["inbox"])
 async def acknowledge(
-    delivery_id: uuid.UUID, actor: InboxReaderDep, sm: SessionmakerDep, ctx: ContextDep
+    delivery_id: uuid.UUID,
+    actor: InboxReaderDep,
+    sm: SessionmakerDep,
+    ctx: ContextDep,
+    data: AcknowledgementIn | None = None,
 ) -> Acknowledgement:
-    """Proof of retrieval; acknowledging again returns the original time."""
+    """Proof of retrieval; acknowledging again returns the original time. An H3 delivery needs
+    `{"accept_conditions": true}`: the acceptance of its conditions is recorded with it."""
+    accept = data is not None and data.accept_conditions
     async with transaction(sm) as session:
-        return await inbox.acknowledge(session, actor=actor, delivery_id=delivery_id, ctx=ctx)
+        return await inbox.acknowledge(
+            session, actor=actor, delivery_id=delivery_id, ctx=ctx, accept_conditions=accept
+        )

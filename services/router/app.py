@@ -83,6 +83,7 @@ class Runtime:
             queue_busy=self.consumer_busy,
             outbox_retention=timedelta(seconds=s.outbox_retention_seconds),
             key_ttl=timedelta(seconds=s.idempotency_key_ttl_seconds),
+            release_reminder=timedelta(seconds=s.release_reminder_seconds),
         )
         await _retry_forever(self.reconciler.provision, self.stop)
         self.consumer = make_consumer(
@@ -143,6 +144,7 @@ class Runtime:
             response_id=response_id,
             prefix=self.settings.topic_prefix,
             policy=self.policy,
+            lapse_after=timedelta(seconds=self.settings.release_lapse_seconds),
         )
         self.metrics.delivered.inc(result.produced)
         self.metrics.excluded.inc(result.excluded)

@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import DateTime, Integer, Text, bindparam, select, update
+from sqlalchemy import DateTime, Integer, Row, Text, bindparam, select, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
 from services.registry.deliveries.models import Delivery, Exclusion
+from services.registry.deliveries.rules import DeliveryState
 from services.registry.reference.models import Jurisdiction
 from services.registry.reference.rules import JurisdictionStatus
+from services.registry.releases import rules as release_rules
+from services.registry.releases import service as releases
+from services.registry.releases.rules import ReleaseState
 from services.registry.responses.models import CooperationResponse
 from services.registry.responses.rules import HandlingCode
 from services.registry.standing import repository as candidates
@@ -97,7 +102,11 @@ class Routed:
 
 
 async def decide_and_record(
-    session: AsyncSession, *, response_id: uuid.UUID, prefix: str
+    session: AsyncSession,
+    *,
+    response_id: uuid.UUID,
+    prefix: str,
+    lapse_after: timedelta = release_rules.DEFAULT_LAPSE,
 ) -> Routed | None:
     """Run the standing rules once and record every decision; returns the inbox records of the
     new deliveries, or None if the response had been decided already (a replay)."""
@@ -118,11 +127,25 @@ async def decide_and_record(
         },
     )
     now = datetime.now(UTC)
-    excluded = [d for d in decisions if not d.included]
+    requester = await releases.requester(session, resp.requesting_case_id)
+    planned = await _plan(session, resp, response, decisions, juris, requester)
+    excluded = [p.decision for p in planned if not p.decision.included]
     deliveries = [
-        _delivery(resp, d, keys.get(d.jurisdiction), now) for d in decisions if d.included
+        _delivery(resp, p, keys.get(p.decision.jurisdiction), now)
+        for p in planned
+        if p.decision.included
     ]
     await _DELIVERIES.insert(session, [d._asdict() for d in deliveries])
+    await releases.record(
+        session,
+        planned=planned,
+        response=resp,
+        delivery_ids={d.jurisdiction: d.id for d in deliveries},
+        originator=requester.originator if requester else None,
+        now=now,
+        lapse_after=lapse_after,
+        prefix=prefix,
+    )
     await _record_exclusions(session, resp.id, excluded, now, prefix=prefix)
     resp.disclosures, resp.fanout_state, resp.routed_at = None, "routed", now
     await session.flush()
@@ -132,10 +155,35 @@ async def decide_and_record(
         action="routing.decided",
         subject_type="response",
         subject_id=str(resp.id),
-        details={"decisions": [_audited(d) for d in decisions]},
+        details={"decisions": [_audited(p) for p in planned]},
     )
-    records = [outgoing(prefix, d, references[d.case_id], resp) for d in deliveries]
+    records = [
+        outgoing(prefix, d, references[d.case_id], resp)
+        for d in deliveries
+        if d.state == DeliveryState.PENDING
+    ]
     return Routed(records, len(excluded))
+
+
+async def _plan(
+    session: AsyncSession,
+    resp: CooperationResponse,
+    response: rules.Response,
+    decisions: list[rules.Decision],
+    juris: Sequence[Row[Any]],
+    requester: release_rules.Requester | None,
+) -> list[release_rules.Planned]:
+    """Standing decisions -> who receives now, who is held, and which disclosures each gets."""
+    hashes = resp.disclosure_selector_hashes
+    matched = {d.matched_case_id for d in decisions if d.included and d.matched_case_id}
+    return release_rules.plan(
+        decisions,
+        statuses={j.code: JurisdictionStatus(j.status) for j in juris},
+        handling_code=response.handling_code,
+        requester=requester,
+        disclosure_hashes=hashes,
+        case_hashes=await releases.case_hashes(session, matched, hashes or ()),
+    )
 
 
 class NewDelivery(NamedTuple):
@@ -149,6 +197,7 @@ class NewDelivery(NamedTuple):
     detail: str
     sealed_disclosures: str | None
     recipient_kid: str | None
+    disclosure_count: int | None
     state: str
     attempts: int
     created_at: datetime
@@ -165,6 +214,7 @@ _DELIVERIES = bulk.RowInserter(
         "detail": Text(),
         "sealed_disclosures": Text(),
         "recipient_kid": Text(),
+        "disclosure_count": Integer(),
         "state": Text(),
         "attempts": Integer(),
         "created_at": DateTime(timezone=True),
@@ -173,12 +223,23 @@ _DELIVERIES = bulk.RowInserter(
 
 
 def _delivery(
-    resp: CooperationResponse, d: rules.Decision, jwk: dict[str, Any] | None, now: datetime
+    resp: CooperationResponse,
+    p: release_rules.Planned,
+    jwk: dict[str, Any] | None,
+    now: datetime,
 ) -> NewDelivery:
+    """One recipient's delivery, sealed with only the disclosures minimisation chose for it;
+    held (unpublished) until the originator releases it, where release rules say so."""
+    d = p.decision
     assert d.matched_case_id is not None
-    sealed, kid = None, None
+    sealed, kid, count = None, None, None
+    if resp.disclosures is not None and resp.disclosure_selector_hashes is not None:
+        count = len(p.disclosures)
     if jwk is not None and resp.disclosures is not None:
-        sealed = sealing.seal(resp.disclosures, jwk)
+        payload = resp.disclosures
+        if resp.disclosure_selector_hashes is not None:
+            payload = [resp.disclosures[i] for i in p.disclosures]
+        sealed = sealing.seal(payload, jwk)
         kid = jwk.get("kid")
     else:
         logger.warning(
@@ -194,7 +255,8 @@ def _delivery(
         detail=d.detail,
         sealed_disclosures=sealed,
         recipient_kid=kid,
-        state="pending",
+        disclosure_count=count,
+        state=DeliveryState.HELD if p.state is ReleaseState.HELD else DeliveryState.PENDING,
         attempts=0,
         created_at=now,
     )
@@ -265,13 +327,17 @@ def excluded_payload(
     }
 
 
-def _audited(d: rules.Decision) -> dict[str, Any]:
-    """One routing decision as the audit log keeps it: who, yes or no, why, on which case."""
+def _audited(p: release_rules.Planned) -> dict[str, Any]:
+    """One routing decision as the audit log keeps it: who, yes or no, why, on which case,
+    and for a recipient whether it receives now or waits for the originator, and why."""
+    d = p.decision
     return {
         "jurisdiction": d.jurisdiction,
         "included": d.included,
         "reason": d.reason.value,
         "case_id": str(d.matched_case_id) if d.matched_case_id else None,
+        "release": p.state.value if p.state else None,
+        "basis": p.basis.value if p.basis else None,
     }
 
 
@@ -304,13 +370,16 @@ async def process_response(
     response_id: uuid.UUID,
     prefix: str,
     policy: Policy,
+    lapse_after: timedelta = release_rules.DEFAULT_LAPSE,
 ) -> FanoutResult:
     """The whole fan-out of one response: what was produced, and who was excluded now.
 
     A first run builds the inbox records from the decisions it has just recorded; only a
     replay (the response was decided before) reads its pending deliveries back."""
     async with transaction(sm) as session:
-        routed = await decide_and_record(session, response_id=response_id, prefix=prefix)
+        routed = await decide_and_record(
+            session, response_id=response_id, prefix=prefix, lapse_after=lapse_after
+        )
         if routed is None:
             records = await load_outgoing(session, prefix=prefix, pending_of=response_id)
         else:

@@ -63,6 +63,8 @@ class Sealed(Protocol):
     def recipient_kid(self) -> str | None: ...
     @property
     def sealed_disclosures(self) -> str | None: ...
+    @property
+    def disclosure_count(self) -> int | None: ...
 
 
 async def load_outgoing(
@@ -100,7 +102,8 @@ def outgoing(prefix: str, d: Sealed, case_reference: str, r: CooperationResponse
         rule=d.rule,
         emergency=r.emergency,
         issued_at=r.issued_at,
-        disclosure_count=r.disclosure_count,
+        disclosure_count=(r.disclosure_count if d.disclosure_count is None else d.disclosure_count),
+        handling_conditions=r.handling_conditions,
         recipient_kid=d.recipient_kid,
         sealed_disclosures=d.sealed_disclosures,
     )

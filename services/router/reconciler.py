@@ -3,7 +3,9 @@
 Each pass (one leader at a time) re-provisions topics if the broker came back empty, replays
 recently published outbox events after such a wipe, re-drives fan-outs that stalled, and
 re-publishes deliveries that were not acknowledged in time, under the same delivery id, with
-capped exponential backoff, until they fail with an alert event after the last attempt.
+capped exponential backoff, until they fail with an alert event after the last attempt. It also
+publishes deliveries their originator released, and lapses holds nobody decided on
+(`services.router.releases`).
 Once a minute it also applies retention (`services.registry.store.retention`).
 """
 
@@ -24,10 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.registry.audit import service as audit
 from services.registry.deliveries.models import Delivery
 from services.registry.reference.models import Jurisdiction, Platform
+from services.registry.releases import rules as release_rules
 from services.registry.responses.models import CooperationResponse
 from services.registry.store import outbox, retention
 from services.registry.store.models import OutboxEvent
-from services.router import fanout, topics
+from services.router import fanout, releases, topics
 from services.router.leader import run_as_leader, sleep_or_stop
 from services.router.metrics import RouterMetrics
 from services.router.relay import asyncpg_dsn
@@ -45,6 +48,10 @@ PRUNE_EVERY = 60.0  # seconds between retention passes
 Redrive = Callable[[uuid.UUID], Awaitable[int]]
 # Is this instance's consumer working through a backlog, with progress in the last N seconds?
 QueueBusy = Callable[[float], bool]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _never_busy(_within: float) -> bool:
@@ -70,6 +77,8 @@ class Reconciler:
         queue_busy: QueueBusy = _never_busy,
         outbox_retention: timedelta | None = None,
         key_ttl: timedelta | None = None,
+        release_reminder: timedelta = release_rules.DEFAULT_REMINDER,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         self._sm, self._producer, self._provisioner = sm, producer, provisioner
         self._dsn, self._prefix, self._policy = asyncpg_dsn(database_url), prefix, policy
@@ -81,6 +90,7 @@ class Reconciler:
         self._outbox_retention = outbox_retention or max(replay_window, timedelta(days=7))
         self._key_ttl = key_ttl or timedelta(days=1)
         self._prune_at = 0.0  # monotonic time of the next retention pass
+        self._release_reminder, self._clock = release_reminder, clock
 
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until `stop`, reconciling when this instance holds the reconciler lock."""
@@ -109,9 +119,22 @@ class Reconciler:
             await self.heal()
         await self.redrive_stalled()
         await self.republish_due()
+        await self.sweep_releases()
         if time.monotonic() >= self._prune_at:
             self._prune_at = time.monotonic() + PRUNE_EVERY
             await self.prune()
+
+    async def sweep_releases(self) -> releases.Swept:
+        """Publish released deliveries; remind of and lapse undecided holds."""
+        return await releases.sweep(
+            self._sm,
+            self._producer,
+            self._provisioner,
+            prefix=self._prefix,
+            policy=self._policy,
+            now=self._clock(),
+            remind_before=self._release_reminder,
+        )
 
     async def prune(self) -> retention.Pruned:
         """Forget published events past retention and expired idempotency keys, in batches."""

@@ -36,6 +36,12 @@ class RouterSettings(CommonSettings, DatabaseSettings, KafkaSettings, WebhookSet
         default=86400, alias="IDEMPOTENCY_KEY_TTL_SECONDS", gt=0
     )
 
+    # A held delivery nobody decides on lapses after this; the originator is reminded before.
+    release_lapse_seconds: float = Field(default=30 * 86400, alias="RELEASE_LAPSE_SECONDS", gt=0)
+    release_reminder_seconds: float = Field(
+        default=3 * 86400, alias="RELEASE_REMINDER_SECONDS", gt=0
+    )
+
     @model_validator(mode="after")
     def _retention_covers_replay(self) -> RouterSettings:
         if self.outbox_retention_seconds < self.replay_window_seconds:

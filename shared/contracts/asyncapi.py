@@ -62,9 +62,10 @@ CHANNELS: dict[Topic, str] = {
         " router. Members have no access."
     ),
     "deliveries": (
-        "The fan-out log: each delivery published, acknowledged or failed, and each"
-        " jurisdiction considered and refused, with the reason; webhook endpoints registered,"
-        " approved, deleted or disabled after failing."
+        "The fan-out log: each delivery published, acknowledged or failed, each release"
+        " decided (released, withheld, lapsed), and each jurisdiction considered and refused,"
+        " with the reason; webhook endpoints registered, approved, deleted or disabled after"
+        " failing."
     ),
     "dlq": (
         "Records the hub could not process, parked untouched with the reason in `dlq_*`"
@@ -72,8 +73,10 @@ CHANNELS: dict[Topic, str] = {
     ),
     "inbox": (
         "One jurisdiction's inbox: the responses it has standing for (disclosures sealed for"
-        " it alone), the links found between its cases and other jurisdictions' cases, and"
-        " the legal requests it must review as enforcing state or act on as their issuer."
+        " it alone), the deliveries held for its decision as originator, the coordination"
+        " requests and answers that concern it, the hits between its cases and other"
+        " jurisdictions' cases (references only once both sides consented), and the legal"
+        " requests it must review as enforcing state or act on as their issuer."
     ),
     "requests": (
         "Legal requests issued through the hub and each step of their life: acknowledgement,"

@@ -87,6 +87,7 @@ _ONLY_THE_JOB = {"ROUTER_HOST", "ROUTER_PORT", "ROUTER_GROUP_ID", "ROUTER_ACK_TI
 _ONLY_THE_JOB |= {"ROUTER_MAX_ATTEMPTS", "ROUTER_BACKOFF_CAP_SECONDS"}
 _ONLY_THE_JOB |= {"ROUTER_REDRIVE_AFTER_SECONDS", "ROUTER_REPLAY_WINDOW_SECONDS"}
 _ONLY_THE_JOB |= {"OUTBOX_RETENTION_SECONDS", "IDEMPOTENCY_KEY_TTL_SECONDS"}
+_ONLY_THE_JOB |= {"RELEASE_LAPSE_SECONDS", "RELEASE_REMINDER_SECONDS"}
 # Settings a command's class has but that command never acts on, and why.
 NOT_USED: dict[str, dict[str, str]] = {
     # intake and registry open no Kafka client: their readiness probe is a TCP handshake.

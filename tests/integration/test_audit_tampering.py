@@ -75,7 +75,7 @@ async def _build(engine: AsyncEngine, ctx: Context) -> None:
     async with transaction(sm) as session:
         await cases.register(session, actor=DE, data=factories.case(selectors=[shared]), ctx=ctx)
     async with transaction(sm) as session:
-        answer = factories.response(case_ids=[fr.id])
+        answer = factories.response(case_ids=[fr.id], disclosures=[factories.disclosure(shared)])
         await responses.submit(
             session, platform="telegram", client_id="platform-telegram", data=answer, ctx=ctx
         )

@@ -70,7 +70,7 @@ async def test_shared_selector_links_cases_and_tells_both(
     inbox_events = (
         await session.scalars(
             select(OutboxEvent).where(
-                OutboxEvent.event_type == "eu.caseshare.case.link-found.v1",
+                OutboxEvent.event_type == "eu.caseshare.case.link-found.v2",
                 OutboxEvent.payload["link_id"].astext == str(link.id),
             )
         )

@@ -22,11 +22,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseshare.stack.embedded import EmbeddedTansu, free_port
+from services.registry.cases import coordination, links
 from services.registry.cases import service as cases
-from services.registry.cases.rules import CaseStatus
+from services.registry.cases.rules import CaseStatus, CoordinationDecision
 from services.registry.context import Actor, Context
 from services.registry.deliveries import service as inbox
 from services.registry.deliveries.models import Delivery
+from services.registry.releases import service as releases
+from services.registry.releases.rules import ReleaseDecision
 from services.registry.requests import clocks, steps
 from services.registry.requests import service as req_service
 from services.registry.requests.models import RequestTimer
@@ -253,6 +256,64 @@ async def _disable_and_delete_webhook_endpoint(
         )
 
 
+async def _consented_coordination_links_and_release(
+    sm: async_sessionmaker[AsyncSession], ctx: Context, kafka: Kafka
+) -> None:
+    """KR asks FR to coordinate and FR accepts; FR and DE consent to their link (references
+    exchanged); a response requested by FR is held for DE, and FR withholds it."""
+    producer, provisioner = kafka
+    group = factories.selector()
+    async with transaction(sm) as s:
+        kr = await cases.register(
+            s, actor=actor("KR"), data=factories.case(coordinating_jurisdiction="FR"), ctx=ctx
+        )
+        await coordination.answer(
+            s,
+            actor=actor("FR"),
+            case_id=kr.id,
+            decision=CoordinationDecision.ACCEPT,
+            reason=None,
+            ctx=ctx,
+        )
+        fr = await cases.register(
+            s, actor=actor("FR"), data=factories.case(selectors=[group]), ctx=ctx
+        )
+        await cases.register(s, actor=actor("DE"), data=factories.case(selectors=[group]), ctx=ctx)
+        for code in ("FR", "DE"):
+            [link] = [
+                link
+                for link in await links.list_for(s, jurisdiction=code)
+                if link.found_at >= fr.created_at
+            ]
+            await links.consent(s, actor=actor(code), link_id=link.id, ctx=ctx)
+        accepted = await responses.submit(
+            s,
+            platform="telegram",
+            client_id="platform-telegram",
+            ctx=ctx,
+            data=factories.response(case_ids=[fr.id], selectors=[group], requesting_case_id=fr.id),
+        )
+    await fanout.process_response(
+        sm,
+        producer,
+        provisioner,
+        response_id=accepted.id,
+        prefix=ctx.topic_prefix,
+        policy=IMPATIENT,
+    )
+    async with transaction(sm) as s:
+        items, _ = await releases.list_for(s, originator="FR", limit=100)
+        [held] = [r for r in items if r.response_id == accepted.id]
+        await releases.decide(
+            s,
+            actor=actor("FR"),
+            release_id=held.id,
+            decision=ReleaseDecision.WITHHOLD,
+            reason="contract test",
+            ctx=ctx,
+        )
+
+
 async def _no_redrive(response_id: uuid.UUID) -> int:
     raise AssertionError(f"unexpected re-drive of {response_id}")
 
@@ -353,6 +414,7 @@ async def test_every_event_on_every_topic_honours_its_contract(
     await _fan_out_acknowledge_and_fail(sessionmaker, ctx, kafka, response_id)
     await _disable_and_delete_webhook_endpoint(sessionmaker, ctx, database_url, hook)
     await _requests_through_their_lives(sessionmaker, ctx)
+    await _consented_coordination_links_and_release(sessionmaker, ctx, kafka)
     await _publish_outbox(sessionmaker, kafka)
     poison = await _dead_letter_a_poison_record(ctx, kafka, broker.bootstrap)
 
@@ -373,5 +435,6 @@ async def test_every_event_on_every_topic_honours_its_contract(
             seen[ce_type] = seen.get(ce_type, 0) + 1
 
     assert set(seen) == set(EVENT_TYPES), f"never produced: {set(EVENT_TYPES) - set(seen)}"
-    assert seen["eu.caseshare.case.link-found.v1"] == 2
-    assert seen["eu.caseshare.response.delivered.v1"] == 2
+    assert seen["eu.caseshare.case.link-found.v2"] == 4
+    assert seen["eu.caseshare.case.link-disclosed.v1"] == 2
+    assert seen["eu.caseshare.response.delivered.v1"] == 3

@@ -21,7 +21,9 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.registry.app import create_app
-from services.registry.context import Context
+from services.registry.cases import coordination
+from services.registry.cases.rules import CoordinationDecision
+from services.registry.context import Actor, Context
 from services.registry.requests import service as requests
 from services.registry.requests.rules import RequestType
 from services.registry.web.dashboard.render import CONTENT_SECURITY_POLICY
@@ -183,6 +185,34 @@ async def test_sign_out_needs_the_form_token_and_ends_the_session(
     done = await browser.post("/dashboard/logout", data={"csrf": csrf.group(1)})
     assert done.status_code == 303
     assert (await browser.get("/dashboard")).status_code == 303
+
+
+async def test_case_page_shows_where_the_coordination_stands(
+    browser: httpx.AsyncClient,
+    dashboard: Dashboard,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ctx: Context,
+) -> None:
+    kr = await register(
+        sessionmaker, ctx, Actor("authority-kr", "KR"), coordinating_jurisdiction="FR"
+    )
+    await sign_in(browser, dashboard.issuer)
+    page = (await browser.get(f"/dashboard/cases/{kr.id}")).text
+    assert 'data-coordination="pending"' in page
+    assert "pending_coordination" in page
+    async with transaction(sessionmaker) as session:
+        for decision in (CoordinationDecision.ACCEPT, None):
+            await coordination.answer(
+                session,
+                actor=FR,
+                case_id=kr.id,
+                decision=decision,
+                reason="the desk withdrew" if decision is None else None,
+                ctx=ctx,
+            )
+    page = (await browser.get(f"/dashboard/cases/{kr.id}")).text
+    assert 'data-coordination="withdrawn"' in page
+    assert "the desk withdrew" in page
 
 
 async def test_case_map_links_each_count_to_its_cases(

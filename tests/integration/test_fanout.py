@@ -14,7 +14,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseshare.stack.embedded import EmbeddedTansu
+from services.registry.cases import coordination
 from services.registry.cases import service as cases
+from services.registry.cases.rules import CoordinationDecision
 from services.registry.context import Actor, Context
 from services.registry.deliveries.models import Delivery, Exclusion
 from services.registry.reference.models import Jurisdiction
@@ -78,6 +80,14 @@ async def _seed_scenario(sm: async_sessionmaker[AsyncSession], ctx: Context, lu:
             actor=actor("KR"),
             ctx=ctx,
             data=factories.case(selectors=[group], coordinating_jurisdiction="FR"),
+        )
+        await coordination.answer(
+            s,
+            actor=actor("FR"),
+            case_id=kr.id,
+            decision=CoordinationDecision.ACCEPT,
+            reason=None,
+            ctx=ctx,
         )
         lu_case = await cases.register(
             s, actor=actor(lu), data=factories.case(selectors=[group]), ctx=ctx
@@ -162,13 +172,16 @@ async def test_replay_is_idempotent_by_delivery_id(
 ) -> None:
     producer, provisioner = kafka
     async with transaction(sessionmaker) as s:
-        fr = await cases.register(s, actor=actor("FR"), data=factories.case(), ctx=ctx)
+        sel = factories.selector()
+        fr = await cases.register(
+            s, actor=actor("FR"), data=factories.case(selectors=[sel]), ctx=ctx
+        )
         accepted = await responses.submit(
             s,
             platform="telegram",
             client_id="platform-telegram",
             ctx=ctx,
-            data=factories.response(case_ids=[fr.id]),
+            data=factories.response(case_ids=[fr.id], disclosures=[factories.disclosure(sel)]),
         )
     for _ in range(3):
         await fanout.process_response(

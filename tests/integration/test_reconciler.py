@@ -57,15 +57,16 @@ async def test_unacknowledged_delivery_is_republished_then_failed(
     producer, provisioner = kafka
     policy = fanout.Policy(timedelta(seconds=3600), timedelta(seconds=7200))
     async with transaction(sessionmaker) as s:
+        sel = factories.selector()
         mine = await cases.register(
-            s, actor=Actor("authority-fr", "FR"), data=factories.case(), ctx=ctx
+            s, actor=Actor("authority-fr", "FR"), data=factories.case(selectors=[sel]), ctx=ctx
         )
         accepted = await responses.submit(
             s,
             platform="telegram",
             client_id="platform-telegram",
             ctx=ctx,
-            data=factories.response(case_ids=[mine.id]),
+            data=factories.response(case_ids=[mine.id], disclosures=[factories.disclosure(sel)]),
         )
     await fanout.process_response(
         sessionmaker,
@@ -153,8 +154,9 @@ async def test_redrive_leaves_queued_responses_to_a_busy_consumer(
     (the consumer is on it): not stalled, however long it was queued."""
     long_ago = datetime.now(UTC) - timedelta(hours=1)
     async with transaction(sessionmaker) as s:
+        sel = factories.selector()
         mine = await cases.register(
-            s, actor=Actor("authority-fr", "FR"), data=factories.case(), ctx=ctx
+            s, actor=Actor("authority-fr", "FR"), data=factories.case(selectors=[sel]), ctx=ctx
         )
         queued, crashed, in_progress = [
             (
@@ -163,7 +165,9 @@ async def test_redrive_leaves_queued_responses_to_a_busy_consumer(
                     platform="telegram",
                     client_id="platform-telegram",
                     ctx=ctx,
-                    data=factories.response(case_ids=[mine.id]),
+                    data=factories.response(
+                        case_ids=[mine.id], disclosures=[factories.disclosure(sel)]
+                    ),
                 )
             ).id
             for _ in range(3)

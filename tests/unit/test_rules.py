@@ -8,8 +8,14 @@ from uuid import UUID
 
 import pytest
 
-from services.registry.cases.rules import CaseStatus
+from services.registry.cases.rules import CaseStatus, ReleasePolicy
 from services.registry.reference.rules import JurisdictionStatus
+from services.registry.releases.rules import (
+    ReleaseBasis,
+    ReleaseState,
+    Requester,
+    initial_release,
+)
 from services.registry.responses.rules import HandlingCode
 from services.registry.standing.rules import (
     Case,
@@ -244,13 +250,28 @@ def test_h2_requesting_case_on_another_platform_reaches_nobody() -> None:
 
 
 @pytest.mark.parametrize("code", [HandlingCode.H0, HandlingCode.H1, HandlingCode.H3])
-def test_other_handling_codes_do_not_restrict(code: HandlingCode) -> None:
+def test_standing_alone_does_not_restrict_h0_h1_h3(code: HandlingCode) -> None:
+    """Standing is the same for H0, H1 and H3; what they restrict is decided after standing."""
     fr, de = case("FR", selectors=["h1"]), case("DE", selectors=["h1"])
     resp = response(selectors=["h1"], handling=code, requesting=fr)
     assert recipients(decide(resp, cases=[fr, de], jurisdictions=world(FR=MEMBER, DE=MEMBER))) == {
         "FR",
         "DE",
     }
+
+
+def test_h1_holds_everyone_beyond_the_requesting_parties_whatever_the_policy() -> None:
+    """H1 restricts: DE has standing but is held for the originator, even under a policy that
+    would release members automatically; H0 under the same policy releases DE at once."""
+    requester = Requester(new_id(), "FR", None, ReleasePolicy.MEMBERS_AND_PARTNERS)
+    held = initial_release("DE", MEMBER, handling_code=HandlingCode.H1, requester=requester)
+    assert held == (ReleaseState.HELD, ReleaseBasis.AWAITING_ORIGINATOR)
+    assert initial_release("FR", MEMBER, handling_code=HandlingCode.H1, requester=requester) == (
+        ReleaseState.RELEASED,
+        ReleaseBasis.REQUESTING_PARTY,
+    )
+    h0 = initial_release("DE", MEMBER, handling_code=HandlingCode.H0, requester=requester)
+    assert h0 == (ReleaseState.RELEASED, ReleaseBasis.CASE_POLICY)
 
 
 def test_cases_of_unknown_openers_are_ignored() -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -20,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.registry.cases.rules import CASE_STATUSES
+from services.registry.cases.rules import CASE_STATUSES, COORDINATION_STATES, RELEASE_POLICIES
 from services.registry.cases.selectors import SELECTOR_KINDS
 from shared.db import Base, check_in, created_now
 
@@ -31,6 +32,10 @@ class Case(Base):
     __tablename__ = "cases"
     __table_args__ = (
         CheckConstraint(check_in("status", CASE_STATUSES), name="status"),
+        CheckConstraint(check_in("release_policy", RELEASE_POLICIES), name="release_policy"),
+        CheckConstraint(
+            check_in("coordination_state", COORDINATION_STATES), name="coordination_state"
+        ),
         CheckConstraint("version >= 1", name="version_positive"),
         CheckConstraint("lead_case_id IS NULL OR lead_case_id <> id", name="not_own_lead"),
         UniqueConstraint("opened_by", "reference"),
@@ -49,8 +54,11 @@ class Case(Base):
     lead_case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id"), index=True)
     offence_categories: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     legal_basis: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), server_default="open")
+    status: Mapped[str] = mapped_column(String(24), server_default="open")
     emergency: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    release_policy: Mapped[str] = mapped_column(String(24), server_default="none")
+    coordination_state: Mapped[str | None] = mapped_column(String(16))
+    coordination_reason: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     created_by_client: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = created_now()
@@ -88,3 +96,6 @@ class CaseLink(Base):
     case_b: Mapped[uuid.UUID] = mapped_column(ForeignKey("cases.id"), index=True)
     platform: Mapped[str] = mapped_column(ForeignKey("platforms.slug"))
     created_at: Mapped[datetime] = created_now()
+    # each opener's consent to exchange references; both set: references are exchanged
+    consent_a_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consent_b_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

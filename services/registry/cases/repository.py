@@ -44,11 +44,11 @@ _REFERENCES = select(
 _INSERT_CASE = text(
     "WITH new_case AS ("
     " INSERT INTO cases (id, reference, opened_by, platform, coordinating_jurisdiction,"
-    " lead_case_id, offence_categories, legal_basis, status, emergency, version,"
-    " created_by_client, created_at, updated_at)"
+    " lead_case_id, offence_categories, legal_basis, status, emergency, release_policy,"
+    " coordination_state, version, created_by_client, created_at, updated_at)"
     " VALUES (:id, :reference, :opened_by, :platform, :coordinating_jurisdiction,"
-    " :lead_case_id, :offence_categories, :legal_basis, :status, :emergency, :version,"
-    " :created_by_client, :created_at, :updated_at)"
+    " :lead_case_id, :offence_categories, :legal_basis, :status, :emergency, :release_policy,"
+    " :coordination_state, :version, :created_by_client, :created_at, :updated_at)"
     " ON CONFLICT (opened_by, reference) DO NOTHING RETURNING id)"
     " INSERT INTO case_selectors (case_id, kind, value_hash, masked)"
     " SELECT new_case.id, s.kind, s.value_hash, s.masked FROM new_case,"
@@ -67,10 +67,13 @@ _HITS = (
 _OPEN_MATCHES = (
     select(_cases.c.id, _cases.c.opened_by, _cases.c.reference)
     .join(_HITS, _HITS.c.case_id == _cases.c.id)
+    .join(_jurisdictions, _jurisdictions.c.code == _cases.c.opened_by)
     .where(
         _cases.c.platform == bindparam("platform"),
         _cases.c.opened_by != bindparam("opener"),
         _cases.c.status == "open",
+        # a suspended jurisdiction is told of no hit, and none is made with its cases
+        _jurisdictions.c.status != "suspended",
     )
     .distinct()
 )

@@ -16,24 +16,89 @@ from shared.errors import ValidationFailed
 
 class CaseStatus(StrEnum):
     OPEN = "open"
+    # named a coordinating member that has not accepted yet: no standing, no link notices
+    PENDING_COORDINATION = "pending_coordination"
     SUSPENDED = "suspended"
     CLOSED = "closed"
 
 
+class ReleasePolicy(StrEnum):
+    """What the opener lets the hub release of its responses without asking it each time."""
+
+    NONE = "none"
+    MEMBERS = "members"
+    MEMBERS_AND_PARTNERS = "members_and_partners"
+
+
+class CoordinationState(StrEnum):
+    """Where the named coordinator's consent stands (None on a case without a coordinator)."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+
+
+class CoordinationDecision(StrEnum):
+    ACCEPT = "accept"
+    DECLINE = "decline"
+
+
 CASE_STATUSES = tuple(CaseStatus)
+RELEASE_POLICIES = tuple(ReleasePolicy)
+COORDINATION_STATES = tuple(CoordinationState)
+# What the opener may do with PATCH; pending_coordination is left only by the coordinator's
+# answer (`coordination_outcome`), never by the opener.
 ALLOWED_TRANSITIONS = frozenset(
     {
         (CaseStatus.OPEN, CaseStatus.SUSPENDED),
         (CaseStatus.SUSPENDED, CaseStatus.OPEN),
         (CaseStatus.OPEN, CaseStatus.CLOSED),
         (CaseStatus.SUSPENDED, CaseStatus.CLOSED),
+        (CaseStatus.PENDING_COORDINATION, CaseStatus.CLOSED),
     }
 )
 
 
-def may_become(current: CaseStatus, new: CaseStatus) -> bool:
-    """Whether a case may move from `current` to `new` (staying put is not a transition)."""
+def may_become(
+    current: CaseStatus, new: CaseStatus, coordination: CoordinationState | None = None
+) -> bool:
+    """Whether the opener may move a case from `current` to `new` (staying put is not one).
+
+    A case whose coordinator has not accepted, declined or withdrew can never be reopened by
+    its opener: that would give it standing the coordinator never agreed to.
+    """
+    if new is CaseStatus.OPEN and coordination not in (None, CoordinationState.ACCEPTED):
+        return False
     return (current, new) in ALLOWED_TRANSITIONS
+
+
+def initial_status(coordinator: str | None) -> tuple[CaseStatus, CoordinationState | None]:
+    """A case naming a coordinator waits for its consent; any other case is open at once."""
+    if coordinator is None:
+        return CaseStatus.OPEN, None
+    return CaseStatus.PENDING_COORDINATION, CoordinationState.PENDING
+
+
+def coordination_outcome(
+    status: CaseStatus, state: CoordinationState | None, decision: CoordinationDecision | None
+) -> tuple[CaseStatus, CoordinationState]:
+    """The coordinator's answer (accept/decline) or, with `decision` None, its withdrawal.
+
+    Raises ValidationFailed for a step that does not follow: answering twice, withdrawing
+    before accepting, or acting on a closed case.
+    """
+    if status is CaseStatus.CLOSED:
+        raise ValidationFailed("the case is closed")
+    if decision is None:
+        if state is not CoordinationState.ACCEPTED:
+            raise ValidationFailed("only an accepted coordination can be withdrawn")
+        return CaseStatus.SUSPENDED, CoordinationState.WITHDRAWN
+    if state is not CoordinationState.PENDING:
+        raise ValidationFailed(f"coordination was already answered ({state})")
+    if decision is CoordinationDecision.ACCEPT:
+        return CaseStatus.OPEN, CoordinationState.ACCEPTED
+    return CaseStatus.SUSPENDED, CoordinationState.DECLINED
 
 
 @dataclass(frozen=True, slots=True)

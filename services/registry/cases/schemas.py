@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from services.registry.cases.rules import CaseStatus
+from services.registry.cases.rules import CaseStatus, CoordinationState, ReleasePolicy
 from services.registry.cases.selectors import SelectorKind
 from shared.schemas import Code, ShortText, Slug, Strict
 
@@ -36,6 +36,7 @@ class CaseCreate(Strict):
     coordinating_jurisdiction: Code | None = None
     lead_case_id: uuid.UUID | None = None
     emergency: bool = False
+    release_policy: ReleasePolicy = ReleasePolicy.NONE
 
 
 class CaseOut(Strict):
@@ -50,6 +51,8 @@ class CaseOut(Strict):
     selectors: list[SelectorOut]
     status: CaseStatus
     emergency: bool
+    release_policy: ReleasePolicy
+    coordination_state: CoordinationState | None
     version: int
     created_at: datetime
     updated_at: datetime
@@ -58,3 +61,9 @@ class CaseOut(Strict):
 class CaseStatusUpdate(Strict):
     status: CaseStatus
     version: int | None = Field(default=None, ge=1)
+
+
+class ReleasePolicyUpdate(Strict):
+    """The opener's standing release policy for responses to this case."""
+
+    release_policy: ReleasePolicy

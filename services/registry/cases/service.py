@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.audit import service as audit
-from services.registry.cases import repository, rules, selectors
-from services.registry.cases.models import Case, CaseLink, CaseSelector
-from services.registry.cases.rules import CaseStatus
+from services.registry.cases import coordination, links, repository, rules, selectors
+from services.registry.cases.models import Case, CaseSelector
+from services.registry.cases.rules import CaseStatus, CoordinationState, ReleasePolicy
 from services.registry.cases.schemas import CaseCreate, CaseOut, SelectorOut
 from services.registry.context import Actor, Context, decode_cursor, encode_cursor
 from services.registry.store import locks, outbox
 from shared.errors import NotFound, PreconditionFailed, ValidationFailed
-from shared.events import CaseLinkFound, CaseRegistered, CaseStatusChanged
+from shared.events import CaseRegistered, CaseStatusChanged
 
 
 def _hashed_selectors(ctx: Context, data: CaseCreate) -> dict[tuple[str, str], str]:
@@ -72,8 +71,17 @@ async def register(
         raise ValidationFailed(
             f"{actor.jurisdiction} already registered reference {data.reference!r}"
         )
-    mine = _Party(out.id, out.opened_by, out.reference)
-    await _cross_match(session, mine, {digest for _, digest in hashed}, out.platform, ctx)
+    if out.status is CaseStatus.OPEN:
+        await links.cross_match(
+            session,
+            case_id=out.id,
+            opened_by=out.opened_by,
+            hashes={digest for _, digest in hashed},
+            platform=out.platform,
+            ctx=ctx,
+        )
+    else:
+        coordination.request(session, out, ctx)
     await outbox.add_many(
         session,
         [outbox.Pending(_registered(out), key=str(out.id), subject=str(out.id))],
@@ -90,6 +98,8 @@ async def register(
             "platform": out.platform,
             "selectors": len(hashed),
             "coordinator": out.coordinating_jurisdiction,
+            "status": out.status.value,
+            "release_policy": out.release_policy.value,
         },
     )
     return out
@@ -98,6 +108,7 @@ async def register(
 def _new_case(actor: Actor, data: CaseCreate, hashed: dict[tuple[str, str], str]) -> CaseOut:
     """The case about to be inserted, as its opener will see it."""
     now = datetime.now(UTC)
+    status, coordination_state = rules.initial_status(data.coordinating_jurisdiction)
     return CaseOut(
         id=uuid.uuid4(),
         reference=data.reference,
@@ -111,8 +122,10 @@ def _new_case(actor: Actor, data: CaseCreate, hashed: dict[tuple[str, str], str]
             SelectorOut(kind=selectors.SelectorKind(kind), masked=masked)
             for (kind, _), masked in hashed.items()
         ],
-        status=CaseStatus.OPEN,
+        status=status,
         emergency=data.emergency,
+        release_policy=data.release_policy,
+        coordination_state=coordination_state,
         version=1,
         created_at=now,
         updated_at=now,
@@ -130,64 +143,6 @@ def _registered(out: CaseOut) -> CaseRegistered:
         emergency=out.emergency,
         registered_at=out.created_at,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class _Party:
-    """One side of a link: what its event tells the other side."""
-
-    id: uuid.UUID
-    opened_by: str
-    reference: str
-
-
-async def _cross_match(
-    session: AsyncSession, case: _Party, hashes: set[str], platform: str, ctx: Context
-) -> None:
-    """Link open cases of other jurisdictions on the same platform that share a selector."""
-    found = await repository.open_matches(
-        session, hashes=hashes, platform=platform, opener=case.opened_by
-    )
-    for other in sorted((_Party(*row) for row in found), key=lambda c: c.id):
-        a, b = sorted((case.id, other.id))
-        link = CaseLink(
-            id=uuid.uuid5(a, str(b)),
-            case_a=a,
-            case_b=b,
-            platform=platform,
-            created_at=datetime.now(UTC),
-        )
-        session.add(link)
-        for mine, theirs in ((case, other), (other, case)):
-            event = CaseLinkFound(
-                link_id=link.id,
-                jurisdiction=mine.opened_by,
-                case_id=mine.id,
-                case_reference=mine.reference,
-                other_jurisdiction=theirs.opened_by,
-                other_case_reference=theirs.reference,
-                platform=platform,
-                found_at=datetime.now(UTC),
-            )
-            outbox.add(
-                session,
-                event,
-                key=str(mine.id),
-                subject=str(mine.id),
-                prefix=ctx.topic_prefix,
-                jurisdiction=mine.opened_by,
-            )
-        await audit.append(
-            session,
-            actor="caseshare",
-            action="case.linked",
-            subject_type="case_link",
-            subject_id=str(link.id),
-            details={
-                "cases": [str(a), str(b)],
-                "jurisdictions": sorted({case.opened_by, other.opened_by}),
-            },
-        )
 
 
 async def read(session: AsyncSession, *, case_id: uuid.UUID, jurisdiction: str) -> CaseOut:
@@ -216,6 +171,10 @@ def _out(case: Case, sels: Sequence[CaseSelector]) -> CaseOut:
         selectors=[SelectorOut(kind=s.kind, masked=s.masked) for s in sels],
         status=CaseStatus(case.status),
         emergency=case.emergency,
+        release_policy=ReleasePolicy(case.release_policy),
+        coordination_state=(
+            CoordinationState(case.coordination_state) if case.coordination_state else None
+        ),
         version=case.version,
         created_at=case.created_at,
         updated_at=case.updated_at,
@@ -281,7 +240,10 @@ async def change_status(
         )
     if case.status == status.value:
         return await read(session, case_id=case.id, jurisdiction=actor.jurisdiction)
-    if not rules.may_become(CaseStatus(case.status), status):
+    coordination_state = (
+        CoordinationState(case.coordination_state) if case.coordination_state else None
+    )
+    if not rules.may_become(CaseStatus(case.status), status, coordination_state):
         raise ValidationFailed(f"a {case.status} case cannot become {status.value}")
     previous = case.status
     case.status, case.version, case.updated_at = status.value, case.version + 1, datetime.now(UTC)
@@ -302,4 +264,33 @@ async def change_status(
         details={"from": previous, "to": case.status, "version": case.version},
     )
     await session.flush()
+    return await read(session, case_id=case.id, jurisdiction=actor.jurisdiction)
+
+
+async def set_release_policy(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    case_id: uuid.UUID,
+    policy: ReleasePolicy,
+) -> CaseOut:
+    """The opener changes which held deliveries the hub may release without asking it.
+
+    Applies to responses routed from now on; deliveries already held stay held."""
+    case = await session.get(Case, case_id, with_for_update=True)
+    if case is None or case.opened_by != actor.jurisdiction:
+        raise NotFound("no such case")
+    if case.release_policy != policy.value:
+        previous = case.release_policy
+        case.release_policy, case.version = policy.value, case.version + 1
+        case.updated_at = datetime.now(UTC)
+        await audit.append(
+            session,
+            actor=actor.client_id,
+            action="case.release_policy_changed",
+            subject_type="case",
+            subject_id=str(case.id),
+            details={"from": previous, "to": policy.value, "version": case.version},
+        )
+        await session.flush()
     return await read(session, case_id=case.id, jurisdiction=actor.jurisdiction)

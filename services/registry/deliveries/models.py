@@ -43,12 +43,16 @@ class Delivery(Base):
     detail: Mapped[str] = mapped_column(Text)
     sealed_disclosures: Mapped[str | None] = mapped_column(Text)
     recipient_kid: Mapped[str | None] = mapped_column(Text)
+    # how many disclosures this recipient's payload holds (minimised); None: all of them
+    disclosure_count: Mapped[int | None] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), server_default="pending")
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime] = created_now()
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     acknowledged_by_client: Mapped[str | None] = mapped_column(Text)
+    # H3: when the recipient accepted the handling conditions (on its acknowledgement)
+    conditions_accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

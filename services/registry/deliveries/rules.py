@@ -5,7 +5,8 @@ every delivery is published. A response answering a request under the enforcing 
 `held_for_review` until the review ends (then `received`), or `objected` for ever if it objects.
 A delivery is `pending` until its record is on the recipient's inbox topic, `published` then,
 and `acknowledged` when the recipient confirms retrieval; one that exhausted its attempts is
-`failed`.
+`failed`. A delivery that needs the originator's release starts `held`; released it becomes
+`pending`, withheld (or lapsed) it becomes `withheld`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ class FanoutState(StrEnum):
 
 
 class DeliveryState(StrEnum):
+    # waiting for the originator's release (never published while held)
+    HELD = "held"
+    # the originator withheld it, or nobody decided in time: it is never published
+    WITHHELD = "withheld"
     PENDING = "pending"
     PUBLISHED = "published"
     ACKNOWLEDGED = "acknowledged"

@@ -20,6 +20,7 @@ class InboxItem(Strict):
     rule: str
     state: str
     disclosure_count: int
+    handling_conditions: str | None
     recipient_kid: str | None
     sealed_disclosures: str | None
     created_at: datetime
@@ -31,3 +32,10 @@ class Acknowledgement(Strict):
     delivery_id: uuid.UUID
     state: Literal["acknowledged"]
     acknowledged_at: datetime
+    conditions_accepted_at: datetime | None
+
+
+class AcknowledgementIn(Strict):
+    """Optional body of an acknowledgement; H3 deliveries need `accept_conditions: true`."""
+
+    accept_conditions: bool = False

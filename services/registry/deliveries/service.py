@@ -16,7 +16,7 @@ from services.registry.deliveries.schemas import Acknowledgement, InboxItem
 from services.registry.responses.models import CooperationResponse
 from services.registry.responses.rules import HandlingCode
 from services.registry.store import outbox
-from shared.errors import NotFound
+from shared.errors import NotFound, ValidationFailed
 from shared.events import DeliveryAcknowledged
 
 VISIBLE_STATES = ("pending", "published", "acknowledged")
@@ -40,7 +40,8 @@ def _item(d: Delivery, c: Case, r: CooperationResponse) -> InboxItem:
         handling_code=HandlingCode(r.handling_code),
         rule=d.rule,
         state=d.state,
-        disclosure_count=r.disclosure_count,
+        disclosure_count=r.disclosure_count if d.disclosure_count is None else d.disclosure_count,
+        handling_conditions=r.handling_conditions,
         recipient_kid=d.recipient_kid,
         sealed_disclosures=d.sealed_disclosures,
         created_at=d.created_at,
@@ -80,26 +81,49 @@ async def list_for(
 
 async def read(session: AsyncSession, *, delivery_id: uuid.UUID, jurisdiction: str) -> InboxItem:
     row = (await session.execute(_query().where(Delivery.id == delivery_id))).first()
-    if row is None or row[0].jurisdiction != jurisdiction:
+    if row is None or row[0].jurisdiction != jurisdiction or row[0].state not in VISIBLE_STATES:
         raise NotFound("no such delivery")
     return _item(*row)
 
 
 async def acknowledge(
-    session: AsyncSession, *, actor: Actor, delivery_id: uuid.UUID, ctx: Context
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    delivery_id: uuid.UUID,
+    ctx: Context,
+    accept_conditions: bool = False,
 ) -> Acknowledgement:
-    """Idempotent: acknowledging twice answers with the first acknowledgement's time."""
+    """Idempotent: acknowledging twice answers with the first acknowledgement's time.
+
+    An H3 delivery is acknowledged only together with the acceptance of its handling
+    conditions (`accept_conditions`), which is recorded with the acknowledgement. A delivery
+    that is held or withheld is not the recipient's to see: NotFound."""
     delivery = await session.get(Delivery, delivery_id, with_for_update=True)
-    if delivery is None or delivery.jurisdiction != actor.jurisdiction:
+    if (
+        delivery is None
+        or delivery.jurisdiction != actor.jurisdiction
+        or delivery.state not in VISIBLE_STATES
+    ):
         raise NotFound("no such delivery")
     if delivery.acknowledged_at is None:
+        resp = await session.get(CooperationResponse, delivery.response_id)
+        assert resp is not None
+        h3 = resp.handling_code == HandlingCode.H3
+        if h3 and not accept_conditions:
+            raise ValidationFailed(
+                "this delivery carries H3 handling conditions: acknowledge it with"
+                ' {"accept_conditions": true}'
+            )
         now = datetime.now(UTC)
         delivery.state, delivery.acknowledged_at = "acknowledged", now
         delivery.acknowledged_by_client, delivery.next_attempt_at = actor.client_id, None
+        delivery.conditions_accepted_at = now if h3 else None
         event = DeliveryAcknowledged(
             delivery_id=delivery.id,
             response_id=delivery.response_id,
             jurisdiction=delivery.jurisdiction,
+            conditions_accepted=h3,
             acknowledged_at=now,
         )
         outbox.add(
@@ -115,9 +139,12 @@ async def acknowledge(
             action="delivery.acknowledged",
             subject_type="delivery",
             subject_id=str(delivery.id),
-            details={"jurisdiction": delivery.jurisdiction},
+            details={"jurisdiction": delivery.jurisdiction, "conditions_accepted": h3},
         )
     assert delivery.acknowledged_at is not None
     return Acknowledgement(
-        delivery_id=delivery.id, state="acknowledged", acknowledged_at=delivery.acknowledged_at
+        delivery_id=delivery.id,
+        state="acknowledged",
+        acknowledged_at=delivery.acknowledged_at,
+        conditions_accepted_at=delivery.conditions_accepted_at,
     )

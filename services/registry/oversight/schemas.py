@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from services.registry.cases.rules import CaseStatus
+from services.registry.cases.rules import CaseStatus, CoordinationState, ReleasePolicy
 from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.responses.rules import HandlingCode
 from shared.schemas import Strict
@@ -28,6 +28,9 @@ class CaseMetadata(Strict):
     lead_case_id: uuid.UUID | None
     status: CaseStatus
     emergency: bool
+    release_policy: ReleasePolicy
+    coordination_state: CoordinationState | None
+    coordination_reason: str | None
     offence_categories: list[str]
     selector_count: int
     links: list[LinkedCase]

@@ -19,7 +19,7 @@ from services.registry.cases.models import Case, CaseLink, CaseSelector
 from services.registry.cases.rules import CaseStatus
 from services.registry.context import decode_cursor, encode_cursor
 from services.registry.deliveries.models import Delivery, Exclusion
-from services.registry.deliveries.rules import FanoutState
+from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.oversight.schemas import (
     CaseMap,
     CaseMapCell,
@@ -45,6 +45,9 @@ _CASE_COLUMNS = (
     Case.lead_case_id,
     Case.status,
     Case.emergency,
+    Case.release_policy,
+    Case.coordination_state,
+    Case.coordination_reason,
     Case.offence_categories,
     Case.version,
     Case.created_at,
@@ -231,9 +234,10 @@ async def fanout(session: AsyncSession, *, response_id: uuid.UUID) -> Fanout:
     )
     if found is None:
         raise NotFound("no such response")
+    # a withheld (or lapsed) delivery never went out: it is listed among the exclusions
     deliveries = await session.execute(
         select(*_DELIVERY_COLUMNS)
-        .where(Delivery.response_id == response_id)
+        .where(Delivery.response_id == response_id, Delivery.state != DeliveryState.WITHHELD)
         .order_by(Delivery.jurisdiction)
     )
     exclusions = await session.execute(

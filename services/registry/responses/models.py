@@ -32,6 +32,9 @@ class CooperationResponse(Base):
     __table_args__ = (
         CheckConstraint(check_in("handling_code", HANDLING_CODES), name="handling_code"),
         CheckConstraint(check_in("fanout_state", FANOUT_STATES), name="fanout_state"),
+        CheckConstraint(
+            "handling_code <> 'H3' OR handling_conditions IS NOT NULL", name="h3_conditions"
+        ),
         Index("ix_responses_fanout_state", "fanout_state"),
     )
 
@@ -44,6 +47,10 @@ class CooperationResponse(Base):
     scope_selector_hashes: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
     scope_lead_case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id"))
     handling_code: Mapped[str] = mapped_column(String(2))
+    # H3: the conditions every recipient accepts on acknowledgement
+    handling_conditions: Mapped[str | None] = mapped_column(Text)
+    # the keyed hash of each disclosure's selector, in order, for minimisation in the router
+    disclosure_selector_hashes: Mapped[list[str] | None] = mapped_column(ARRAY(String(64)))
     disclosures: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB(none_as_null=True))
     disclosure_count: Mapped[int] = mapped_column(Integer)
     emergency: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))

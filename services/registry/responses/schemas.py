@@ -14,6 +14,9 @@ from pydantic import Field, model_validator
 from services.registry.cases.schemas import MAX_SELECTORS, SelectorIn
 from services.registry.responses.rules import HandlingCode
 from shared.schemas import Strict
+from shared.text import StorableText
+
+MAX_CONDITIONS = 2000
 
 
 class DisclosureRecord(Strict):
@@ -50,6 +53,9 @@ class ResponseCreate(Strict):
     requesting_case_id: uuid.UUID | None = None
     scope: ResponseScopeIn
     handling_code: HandlingCode
+    handling_conditions: (
+        Annotated[StorableText, Field(min_length=1, max_length=MAX_CONDITIONS)] | None
+    ) = None
     disclosures: Annotated[list[Disclosure], Field(min_length=1, max_length=100)]
     issued_at: datetime
     emergency: bool = False
@@ -63,6 +69,10 @@ class ResponseCreate(Strict):
             and not answers_request
         ):
             raise ValueError("handling code H2 requires requesting_case_id or request_id")
+        if self.handling_code is HandlingCode.H3 and self.handling_conditions is None:
+            raise ValueError("handling code H3 requires handling_conditions")
+        if self.handling_code is not HandlingCode.H3 and self.handling_conditions is not None:
+            raise ValueError("handling_conditions belong to handling code H3 only")
         return self
 
 

@@ -63,9 +63,12 @@ async def submit(
     extra = {c for c in (data.requesting_case_id, data.scope.lead_case_id) if c is not None}
     await _check_cases(session, platform, named | extra)
     scope_hashes = _hash_all(ctx, data.scope.selectors, "scope.selectors")
-    disclosed: set[str] = set()
-    for index, disclosure in enumerate(data.disclosures):
-        disclosed.update(_hash_all(ctx, [disclosure.selector], f"disclosures[{index}].selector"))
+    # kept in order, one per disclosure: the router minimises each payload by them
+    disclosure_hashes = [
+        _hash_all(ctx, [disclosure.selector], f"disclosures[{index}].selector")[0]
+        for index, disclosure in enumerate(data.disclosures)
+    ]
+    disclosed = set(disclosure_hashes)
     now = datetime.now(UTC)
     requesting_case_id, fanout_state, answer = data.requesting_case_id, FanoutState.RECEIVED, None
     if data.request_id is not None:
@@ -90,6 +93,8 @@ async def submit(
         scope_selector_hashes=scope_hashes,
         scope_lead_case_id=data.scope.lead_case_id,
         handling_code=data.handling_code.value,
+        handling_conditions=data.handling_conditions,
+        disclosure_selector_hashes=disclosure_hashes,
         disclosures=[d.model_dump(mode="json") for d in data.disclosures],
         disclosure_count=len(data.disclosures),
         emergency=data.emergency,

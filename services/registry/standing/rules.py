@@ -21,10 +21,14 @@ Exclusion precedence, first that applies wins:
   3. HANDLING_RESTRICTED   J would have standing, but R is H2 and J is neither the opener
                            nor the coordinator of R's requesting case (or R names none,
                            or the requesting case is unknown or about another platform).
-  4. CASE_NOT_OPEN         J opened a case on P that R's scope matches, but it is not open.
+  4. PENDING_COORDINATION  J opened a case on P that R's scope matches, but its coordinator
+                           has not accepted the coordination yet.
+     CASE_NOT_OPEN         J opened a case on P that R's scope matches, but it is not open.
   5. PLATFORM_MISMATCH     J opened a case R's scope matches, but about another platform.
   6. SCOPE_MISMATCH        J opened an open case on P that R's scope does not match.
   7. NO_OPEN_CASE          none of the above.
+After standing, three more exclusions are decided outside these rules: NO_MATCHING_DISCLOSURE
+(minimisation left nothing for J), WITHHELD_BY_ORIGINATOR and RELEASE_LAPSED (release).
 Steps 4-6 go from nearest to furthest miss: a matched case that is merely closed explains
 more than a match on the wrong platform, which explains more than an unrelated case.
 """
@@ -55,6 +59,11 @@ class Reason(StrEnum):
     COORDINATOR_INACTIVE = "coordinator_inactive"
     HANDLING_RESTRICTED = "handling_code_restriction"
     CASE_NOT_OPEN = "case_not_open"
+    PENDING_COORDINATION = "pending_coordination"
+    # decided after standing, by the release and minimisation rules (releases/rules.py)
+    WITHHELD_BY_ORIGINATOR = "withheld_by_originator"
+    NO_MATCHING_DISCLOSURE = "no_matching_disclosure"
+    RELEASE_LAPSED = "release_lapsed"
 
 
 INCLUDE_REASONS = frozenset(
@@ -298,6 +307,10 @@ def _near_miss(
 ) -> Decision:
     """Explain an exclusion for J without standing by its nearest miss (precedence 4-7)."""
     matched = [case for case, rule in own if rule is not None]
+    for case in matched:
+        if case.platform == response.platform and case.status is CaseStatus.PENDING_COORDINATION:
+            why = "its matching case waits for its coordinator to accept the coordination"
+            return _exclude(j, Reason.PENDING_COORDINATION, case.id, why)
     for case in matched:
         if case.platform == response.platform:
             why = f"its matching case is {case.status.value}, not open"

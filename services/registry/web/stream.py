@@ -36,6 +36,7 @@ from shared.events import (
     DeliveryPublished,
     Event,
     JurisdictionExcluded,
+    ReleaseDecided,
     ResponseReceived,
     topic_name,
 )
@@ -49,6 +50,7 @@ STREAMED: dict[str, tuple[str, type[Event]]] = {
     DeliveryAcknowledged.TYPE: ("delivery.acknowledged", DeliveryAcknowledged),
     JurisdictionExcluded.TYPE: ("delivery.excluded", JurisdictionExcluded),
     DeliveryFailed.TYPE: ("delivery.failed", DeliveryFailed),
+    ReleaseDecided.TYPE: ("release.decided", ReleaseDecided),
 }
 BATCH = 500
 GAP_GRACE_SECONDS = 10.0

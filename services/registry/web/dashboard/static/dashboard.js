@@ -9,8 +9,8 @@
   const status = document.getElementById("stream-status");
   const single = root.dataset.single || null;
   const MAX_SECTIONS = 20;
-  const RANK = { pending: 0, published: 1, acknowledged: 2 };
-  const MARK = { pending: "…", published: "↗", acknowledged: "✓", failed: "✕", excluded: "⊘" };
+  const RANK = { held: -1, pending: 0, published: 1, acknowledged: 2 };
+  const MARK = { held: "⏸", pending: "…", published: "↗", acknowledged: "✓", failed: "✕", excluded: "⊘" };
 
   function setStatus(state, text) {
     status.dataset.state = state;
@@ -145,12 +145,23 @@
     summarise(scope);
   }
 
+  function released(data) {
+    // a withheld or lapsed delivery never goes out: its row leaves; the exclusion replaces it
+    if (data.state === "released") return;
+    const scope = section(data.response_id, {});
+    if (!scope) return;
+    const row = scope.querySelector('[data-delivery-id="' + CSS.escape(data.delivery_id) + '"]');
+    if (row) row.remove();
+    summarise(scope);
+  }
+
   const handlers = {
     "response.received": (d) => section(d.response_id, d),
     "delivery.published": (d) => delivery(d, "published", ["published_at", d.published_at]),
     "delivery.acknowledged": (d) => delivery(d, "acknowledged", ["acknowledged_at", d.acknowledged_at]),
     "delivery.failed": (d) => delivery(d, "failed", null),
     "delivery.excluded": (d) => exclusion(d),
+    "release.decided": (d) => released(d),
   };
 
   const source = new EventSource(root.dataset.stream);

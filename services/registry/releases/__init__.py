@@ -1,0 +1,1 @@
+"""Releases: the originator of a response decides who beyond the requesting parties receives it."""

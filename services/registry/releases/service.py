@@ -1,0 +1,372 @@
+"""Release use cases: record each delivery's release at fan-out, let the originator decide the
+held ones, and lapse (with a reminder first) the ones nobody decides on.
+
+The router records (`record`) and sweeps (`lapse_due`, `remind_due`); intake serves the
+originator (`list_pending`, `decide`). A released delivery becomes `pending`; the router's
+reconciler publishes it on its next pass (`repository.released_unpublished`), through the same
+publication path as every other delivery, so it keeps its delivery id as ce_id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import DateTime, Text
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.registry.audit import service as audit
+from services.registry.cases.rules import CoordinationState, ReleasePolicy
+from services.registry.context import Actor, Context, decode_cursor, encode_cursor
+from services.registry.deliveries.models import Delivery, Exclusion
+from services.registry.deliveries.rules import DeliveryState
+from services.registry.releases import repository
+from services.registry.releases.models import Release
+from services.registry.releases.rules import (
+    Planned,
+    ReleaseBasis,
+    ReleaseDecision,
+    ReleaseState,
+    Requester,
+    decide_release,
+    withheld_detail,
+)
+from services.registry.releases.schemas import ReleaseOut
+from services.registry.responses.models import CooperationResponse
+from services.registry.responses.rules import HandlingCode
+from services.registry.standing.rules import Reason
+from services.registry.store import bulk, outbox
+from shared.errors import NotFound
+from shared.events import JurisdictionExcluded, ReleaseDecided, ReleaseRequested
+
+RELEASE_NAMESPACE = uuid.UUID("3b0f6f5e-9d0a-4f7c-8a51-6c2d7e9b4a10")
+
+
+def release_id(delivery_id: uuid.UUID) -> uuid.UUID:
+    """Derived from the delivery, so a replayed fan-out names the same release."""
+    return uuid.uuid5(RELEASE_NAMESPACE, f"release:{delivery_id}")
+
+
+async def requester(session: AsyncSession, case_id: uuid.UUID | None) -> Requester | None:
+    """The requesting case as the release rules need it; None for a voluntary disclosure."""
+    if case_id is None:
+        return None
+    case = await repository.requesting_case(session, case_id)
+    if case is None:
+        return None
+    accepted = case.coordination_state == CoordinationState.ACCEPTED
+    return Requester(
+        case_id=case.id,
+        originator=case.opened_by,
+        coordinator=case.coordinating_jurisdiction if accepted else None,
+        policy=ReleasePolicy(case.release_policy),
+    )
+
+
+async def case_hashes(
+    session: AsyncSession, case_ids: Collection[uuid.UUID], among: Collection[str | None]
+) -> dict[uuid.UUID, frozenset[str]]:
+    """The matched cases' selectors that some disclosure concerns."""
+    return await repository.selector_hashes(session, case_ids, {h for h in among if h})
+
+
+_RELEASES = bulk.RowInserter(
+    Release,
+    columns={
+        "id": PG_UUID(as_uuid=True),
+        "delivery_id": PG_UUID(as_uuid=True),
+        "response_id": PG_UUID(as_uuid=True),
+        "jurisdiction": Text(),
+        "requesting_case_id": PG_UUID(as_uuid=True),
+        "originator": Text(),
+        "state": Text(),
+        "basis": Text(),
+        "lapses_at": DateTime(timezone=True),
+        "created_at": DateTime(timezone=True),
+    },
+)
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    planned: Sequence[Planned],
+    response: CooperationResponse,
+    delivery_ids: dict[str, uuid.UUID],
+    originator: str | None,
+    now: datetime,
+    lapse_after: timedelta,
+    prefix: str,
+) -> None:
+    """One release row per delivery (the recorded decision, voluntary disclosures included),
+    and for each held one a `ReleaseRequested` on the originator's inbox."""
+    rows: list[dict[str, Any]] = []
+    for p in planned:
+        if p.state is None or p.basis is None:
+            continue
+        held = p.state is ReleaseState.HELD
+        rows.append(
+            {
+                "id": release_id(delivery_ids[p.decision.jurisdiction]),
+                "delivery_id": delivery_ids[p.decision.jurisdiction],
+                "response_id": response.id,
+                "jurisdiction": p.decision.jurisdiction,
+                "requesting_case_id": response.requesting_case_id,
+                "originator": originator,
+                "state": p.state.value,
+                "basis": p.basis.value,
+                "lapses_at": now + lapse_after if held else None,
+                "created_at": now,
+            }
+        )
+    await _RELEASES.insert(session, rows)
+    for row in rows:
+        if row["state"] == ReleaseState.HELD:
+            _request(session, row, response, reminder=False, at=now, prefix=prefix)
+
+
+def _request(
+    session: AsyncSession,
+    row: dict[str, Any],
+    response: CooperationResponse,
+    *,
+    reminder: bool,
+    at: datetime,
+    prefix: str,
+) -> None:
+    assert row["originator"] is not None
+    assert row["requesting_case_id"] is not None
+    event = ReleaseRequested(
+        release_id=row["id"],
+        response_id=response.id,
+        requesting_case_id=row["requesting_case_id"],
+        jurisdiction=row["originator"],
+        recipient=row["jurisdiction"],
+        handling_code=response.handling_code,
+        lapses_at=row["lapses_at"],
+        reminder=reminder,
+        requested_at=at,
+    )
+    outbox.add(
+        session,
+        event,
+        key=str(response.id),
+        subject=str(row["id"]),
+        prefix=prefix,
+        jurisdiction=row["originator"],
+    )
+
+
+def _out(r: Release, d: Delivery, resp: CooperationResponse) -> ReleaseOut:
+    return ReleaseOut(
+        id=r.id,
+        response_id=r.response_id,
+        delivery_id=r.delivery_id,
+        jurisdiction=r.jurisdiction,
+        requesting_case_id=r.requesting_case_id,
+        handling_code=HandlingCode(resp.handling_code),
+        handling_conditions=resp.handling_conditions,
+        disclosure_count=d.disclosure_count,
+        state=ReleaseState(r.state),
+        basis=ReleaseBasis(r.basis),
+        reason=r.reason,
+        lapses_at=r.lapses_at,
+        decided_at=r.decided_at,
+        created_at=r.created_at,
+    )
+
+
+async def list_for(
+    session: AsyncSession,
+    *,
+    originator: str,
+    limit: int,
+    cursor: str | None = None,
+    state: ReleaseState | None = ReleaseState.HELD,
+) -> tuple[list[ReleaseOut], str | None]:
+    """The originator's releases (by default the ones waiting for it), oldest first."""
+    query = repository.with_delivery().where(Release.originator == originator)
+    if state is not None:
+        query = query.where(Release.state == state.value)
+    if cursor:
+        at, ident = decode_cursor(cursor)
+        query = query.where(
+            (Release.created_at > at) | ((Release.created_at == at) & (Release.id > ident))
+        )
+    rows = (
+        await session.execute(query.order_by(Release.created_at, Release.id).limit(limit + 1))
+    ).all()
+    page = rows[:limit]
+    last = page[-1][0] if page else None
+    nxt = encode_cursor(last.created_at, last.id) if last and len(rows) > limit else None
+    return [_out(*row) for row in page], nxt
+
+
+async def read(session: AsyncSession, *, release_id: uuid.UUID, originator: str) -> ReleaseOut:
+    row = (
+        await session.execute(repository.with_delivery().where(Release.id == release_id))
+    ).first()
+    if row is None or row[0].originator != originator:
+        raise NotFound("no such release")
+    return _out(*row)
+
+
+async def decide(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    release_id: uuid.UUID,
+    decision: ReleaseDecision,
+    reason: str | None,
+    ctx: Context,
+) -> ReleaseOut:
+    """The originator releases or withholds one held delivery; anyone else gets NotFound."""
+    row = (
+        await session.execute(
+            repository.with_delivery()
+            .where(Release.id == release_id)
+            .with_for_update(of=(Release, Delivery))
+        )
+    ).first()
+    if row is None or row[0].originator != actor.jurisdiction:
+        raise NotFound("no such release")
+    release, delivery, resp = row
+    state, basis = decide_release(ReleaseState(release.state), decision)
+    now = datetime.now(UTC)
+    await _settle(session, release, delivery, state, basis, now, prefix=ctx.topic_prefix)
+    release.reason, release.decided_by_client = reason, actor.client_id
+    if state is ReleaseState.WITHHELD:
+        _exclude(session, delivery, Reason.WITHHELD_BY_ORIGINATOR, reason, now, ctx.topic_prefix)
+    await audit.append(
+        session,
+        actor=actor.client_id,
+        action=f"release.{state.value}",
+        subject_type="delivery",
+        subject_id=str(delivery.id),
+        details={"jurisdiction": delivery.jurisdiction, "release_id": str(release.id)},
+    )
+    await session.flush()
+    return _out(release, delivery, resp)
+
+
+async def _settle(
+    session: AsyncSession,
+    release: Release,
+    delivery: Delivery,
+    state: ReleaseState,
+    basis: ReleaseBasis,
+    now: datetime,
+    *,
+    prefix: str,
+) -> None:
+    release.state, release.basis, release.decided_at = state.value, basis.value, now
+    released = state is ReleaseState.RELEASED
+    delivery.state = DeliveryState.PENDING if released else DeliveryState.WITHHELD
+    assert release.originator is not None
+    event = ReleaseDecided(
+        release_id=release.id,
+        delivery_id=delivery.id,
+        response_id=delivery.response_id,
+        originator=release.originator,
+        jurisdiction=delivery.jurisdiction,
+        state=state.value,
+        basis=basis.value,
+        decided_at=now,
+    )
+    outbox.add(
+        session, event, key=str(delivery.response_id), subject=str(release.id), prefix=prefix
+    )
+
+
+def _exclude(
+    session: AsyncSession,
+    delivery: Delivery,
+    reason: Reason,
+    why: str | None,
+    now: datetime,
+    prefix: str,
+) -> None:
+    """The jurisdiction ends excluded: an exclusion row (the originator's reason kept in its
+    detail) and its fan-out log event."""
+    lapsed = reason is Reason.RELEASE_LAPSED
+    detail = withheld_detail(delivery.jurisdiction, lapsed)
+    if why:
+        detail = f"{detail} Reason given: {why}"
+    ident = uuid.uuid5(RELEASE_NAMESPACE, f"exclusion:{delivery.id}")
+    session.add(
+        Exclusion(
+            id=ident,
+            response_id=delivery.response_id,
+            jurisdiction=delivery.jurisdiction,
+            case_id=delivery.case_id,
+            reason=reason.value,
+            detail=detail,
+            created_at=now,
+        )
+    )
+    event = JurisdictionExcluded(
+        exclusion_id=ident,
+        response_id=delivery.response_id,
+        jurisdiction=delivery.jurisdiction,
+        reason=reason.value,
+        detail=detail,
+        decided_at=now,
+    )
+    outbox.add(session, event, key=str(delivery.response_id), subject=str(ident), prefix=prefix)
+
+
+async def lapse_due(session: AsyncSession, *, now: datetime, prefix: str) -> int:
+    """Held deliveries nobody decided on in time end excluded as RELEASE_LAPSED."""
+    due = await repository.held_due(session, lapses_before=now, unreminded=False)
+    for release in due:
+        delivery = await session.get(Delivery, release.delivery_id, with_for_update=True)
+        assert delivery is not None
+        await _settle(
+            session,
+            release,
+            delivery,
+            ReleaseState.LAPSED,
+            ReleaseBasis.NOT_DECIDED_IN_TIME,
+            now,
+            prefix=prefix,
+        )
+        _exclude(session, delivery, Reason.RELEASE_LAPSED, None, now, prefix)
+        await audit.append(
+            session,
+            actor="router",
+            action="release.lapsed",
+            subject_type="delivery",
+            subject_id=str(delivery.id),
+            details={"jurisdiction": delivery.jurisdiction, "release_id": str(release.id)},
+        )
+    await session.flush()
+    return len(due)
+
+
+async def remind_due(
+    session: AsyncSession, *, now: datetime, remind_before: timedelta, prefix: str
+) -> int:
+    """Remind the originator, once, of each hold that lapses within `remind_before`."""
+    due = await repository.held_due(session, lapses_before=now + remind_before, unreminded=True)
+    for release in due:
+        resp = await session.get(CooperationResponse, release.response_id)
+        assert resp is not None
+        row = {
+            "id": release.id,
+            "originator": release.originator,
+            "requesting_case_id": release.requesting_case_id,
+            "jurisdiction": release.jurisdiction,
+            "lapses_at": release.lapses_at,
+        }
+        _request(session, row, resp, reminder=True, at=now, prefix=prefix)
+        release.reminded_at = now
+    await session.flush()
+    return len(due)
+
+
+async def released_unpublished(session: AsyncSession) -> list[uuid.UUID]:
+    """The deliveries the router should publish now that they were released."""
+    return await repository.released_unpublished(session)
