@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,8 +22,9 @@ from services.registry.reference.rules import JurisdictionStatus
 from shared import sealing
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.schemas import Code, ShortText, Slug, Strict
+from shared.text import StorableText, check_storable_json
 
-Note = Annotated[str, Field(max_length=500)]
+Note = Annotated[StorableText, Field(max_length=500)]
 
 
 class JurisdictionOut(Strict):
@@ -59,7 +60,7 @@ class JurisdictionUpdate(_Patch):
     name: ShortText | None = None
     note: Note | None = None
     status: JurisdictionStatus | None = None
-    public_jwk: dict[str, Any] | None = Field(
+    public_jwk: Annotated[dict[str, Any] | None, AfterValidator(check_storable_json)] = Field(
         default=None, description="EC P-256 or OKP X25519 public key for sealed disclosures"
     )
 

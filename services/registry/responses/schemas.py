@@ -14,13 +14,14 @@ from pydantic import Field, model_validator
 from services.registry.cases.schemas import MAX_SELECTORS, SelectorIn
 from services.registry.responses.rules import HandlingCode
 from shared.schemas import Strict
+from shared.text import StorableText
 
 
 class DisclosureRecord(Strict):
     """One disclosed datum, e.g. {"type": "ip_address", "value": "203.0.113.7"}."""
 
-    type: Annotated[str, Field(min_length=1, max_length=64)]
-    value: Annotated[str, Field(min_length=1, max_length=1024)]
+    type: Annotated[StorableText, Field(min_length=1, max_length=64)]
+    value: Annotated[StorableText, Field(min_length=1, max_length=1024)]
     observed_at: datetime | None = None
 
 
@@ -45,7 +46,7 @@ class ResponseScopeIn(Strict):
 class ResponseCreate(Strict):
     """A platform's cooperation response; the platform comes from its token."""
 
-    request_reference: Annotated[str | None, Field(max_length=128)] = None
+    request_reference: Annotated[StorableText | None, Field(max_length=128)] = None
     requesting_case_id: uuid.UUID | None = None
     scope: ResponseScopeIn
     handling_code: HandlingCode
