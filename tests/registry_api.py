@@ -46,8 +46,11 @@ class Issuer:
             return httpx.Response(200, json={"keys": [self.key.as_dict(private=False)]})
         return httpx.Response(404)
 
-    def token(self, *scopes: str, client_id: str = "coordination-desk", **extra: str) -> str:
-        """A signed access token; `extra` adds claims such as `jurisdiction` or `platform`."""
+    def token(
+        self, *scopes: str, client_id: str = "coordination-desk", lifetime: int = 300, **extra: str
+    ) -> str:
+        """A signed access token valid for `lifetime` seconds; `extra` adds claims such as
+        `jurisdiction` or `platform`."""
         now = int(time.time())
         claims = {
             "iss": ISSUER,
@@ -57,7 +60,7 @@ class Issuer:
             "scope": " ".join(scopes),
             "jti": uuid.uuid4().hex,
             "iat": now,
-            "exp": now + 300,
+            "exp": now + lifetime,
             **extra,
         }
         header = {"alg": "ES256", "typ": "at+jwt", "kid": self.key.kid}

@@ -44,7 +44,9 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
             "database": database_check(engine),
             "broker": broker_check(settings.kafka_bootstrap_servers),
         }
-        app.state.viewers = Viewers(limit=settings.stream_max_clients)
+        app.state.viewers = Viewers(
+            limit=settings.stream_max_clients, per_viewer=settings.stream_max_per_client
+        )
         app.state.audit_lock = asyncio.Lock()
         stop = asyncio.Event()
         sequencer = asyncio.create_task(audit.run_sequencer(app.state.sessionmaker, stop))
