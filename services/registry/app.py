@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from services.registry.audit import service as audit
 from services.registry.settings import RegistrySettings
 from services.registry.web import admin as routes_admin
+from services.registry.web import approvals as routes_approvals
 from services.registry.web import coordinator as routes_coordinator
 from services.registry.web import dashboard
 from services.registry.web.stream import Viewers
@@ -74,6 +75,7 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
     app.include_router(health_router(lambda: app.state.checks))
     app.include_router(routes_coordinator.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_approvals.router)
     dashboard.install(app)
     document_token_url(app, settings.oauth_issuer.rstrip("/") + "/token")
     return app
