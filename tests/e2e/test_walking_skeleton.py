@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import stat
 from collections.abc import Iterator
 
 import httpx
@@ -38,6 +39,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack_mod.Runn
     files = stack_log_files(state)
     assert any(f.name == "intake.log" for f in files)
     assert file_leaks(files, DISCLOSED) == {}
+    # ... and only their owner could have read them (the supervisor's output is the test's).
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files if f.parent != state.parent}
+    assert set(modes.values()) == {0o600}, modes
 
 
 def bearer(token: str) -> dict[str, str]:

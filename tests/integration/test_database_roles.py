@@ -40,10 +40,13 @@ async def test_a_connection_without_the_password_is_refused(postgres: EmbeddedPo
             )
 
 
-def test_the_passwords_are_kept_owner_only(postgres: EmbeddedPostgres) -> None:
-    mode = stat.S_IMODE(postgres.password_file.stat().st_mode)
-    assert mode == 0o600
+def test_the_passwords_and_the_servers_logs_are_kept_owner_only(
+    postgres: EmbeddedPostgres, broker: EmbeddedTansu
+) -> None:
     assert set(postgres.passwords()) == {PG_SUPERUSER, PG_OWNER, PG_APP}
+    assert broker.log_path is not None
+    for path in (postgres.password_file, postgres.data_dir / "server.log", broker.log_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 @pytest.fixture
