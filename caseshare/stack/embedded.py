@@ -42,6 +42,7 @@ PG_OWNER = "caseshare_owner"  # owns the database and its schema; migrations run
 PG_APP = "caseshare_app"  # what the services log in as: data access only (services.jobs.migrate)
 PG_DATABASE = "caseshare"
 PG_ROLES = (PG_SUPERUSER, PG_OWNER, PG_APP)
+DEFAULT_PG_PORT = 54329  # `make run`'s
 
 
 def free_port() -> int:
@@ -311,6 +312,17 @@ class EmbeddedPostgres:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+def local_database_url(default: str) -> str:
+    """`make run`'s database as the services' role, for the operator commands (`audit verify`,
+    `clients create`, `keys rotate`) run beside it without DATABASE_URL: its password is in the
+    state directory. With DATABASE_URL set, or no such directory, `default` is kept."""
+    if os.environ.get("DATABASE_URL"):
+        return default
+    state = Path(os.environ.get("CASESHARE_STATE_DIR", ".state"))
+    pg = EmbeddedPostgres(state / "pg", int(os.environ.get("CASESHARE_PG_PORT", DEFAULT_PG_PORT)))
+    return pg.app_url if pg.password_file.exists() else default
 
 
 def tansu_binary() -> str:

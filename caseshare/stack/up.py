@@ -22,13 +22,19 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from caseshare.stack.embedded import PG_APP, PG_DATABASE, EmbeddedPostgres, EmbeddedTansu
+from caseshare.stack.embedded import (
+    DEFAULT_PG_PORT,
+    PG_APP,
+    PG_DATABASE,
+    EmbeddedPostgres,
+    EmbeddedTansu,
+)
 from shared.files import write_private
 from shared.logs import open_private_log
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-PG_PORT = 54329
+PG_PORT = DEFAULT_PG_PORT
 BROKER_PORT = 9092
 SERVICES = (
     ("issuer", "services.issuer", "ISSUER_PORT", 8003),

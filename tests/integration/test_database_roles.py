@@ -15,7 +15,14 @@ import asyncpg
 import pytest
 
 from caseshare.stack import up
-from caseshare.stack.embedded import PG_APP, PG_OWNER, PG_SUPERUSER, EmbeddedPostgres, EmbeddedTansu
+from caseshare.stack.embedded import (
+    PG_APP,
+    PG_OWNER,
+    PG_SUPERUSER,
+    EmbeddedPostgres,
+    EmbeddedTansu,
+    local_database_url,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +88,17 @@ async def test_the_services_role_cannot_alter_the_schema_or_rewrite_the_audit_lo
                 await app.execute(statement)
     finally:
         await app.close()
+
+
+def test_operator_commands_find_the_local_password_only_without_database_url(
+    postgres: EmbeddedPostgres, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CASESHARE_STATE_DIR", str(state_dir))
+    monkeypatch.setenv("CASESHARE_PG_PORT", str(postgres.port))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert local_database_url("postgresql+asyncpg://x@h/d") == postgres.app_url
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://x@h/d")
+    assert local_database_url("postgresql+asyncpg://x@h/d") == "postgresql+asyncpg://x@h/d"
+    monkeypatch.setenv("CASESHARE_STATE_DIR", str(state_dir / "nowhere"))
+    monkeypatch.delenv("DATABASE_URL")
+    assert local_database_url("postgresql+asyncpg://x@h/d") == "postgresql+asyncpg://x@h/d"
