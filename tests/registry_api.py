@@ -152,3 +152,25 @@ async def read_events(response: httpx.Response, count: int, *, seconds: float = 
                     return events
             fields = {}
     return events
+
+
+async def next_events(lines: AsyncIterator[str], count: int | None) -> list[Sse]:
+    """The next `count` events from one iterator over a stream's lines, or (None) every event
+    until the server ends the stream; keep-alive comments are skipped."""
+    events: list[Sse] = []
+    fields: dict[str, str] = {}
+    async with asyncio.timeout(5):
+        async for line in lines:
+            if line.startswith(":"):
+                continue
+            if line:
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+                continue
+            if "data" in fields:
+                events.append(Sse(fields["id"], fields["event"], orjson.loads(fields["data"])))
+                if len(events) == count:
+                    return events
+            fields = {}
+    assert count is None, "the stream ended early"
+    return events

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -23,7 +22,14 @@ from services.registry.responses import service as responses
 from services.registry.web.stream import REAUTHENTICATE, Viewers
 from shared.db import transaction
 from tests import factories
-from tests.registry_api import COORDINATOR, Registry, Sse, running, serving, settings_for
+from tests.registry_api import (
+    COORDINATOR,
+    Registry,
+    next_events,
+    running,
+    serving,
+    settings_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -61,28 +67,6 @@ async def counted(viewers: Viewers, expected: int) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"{viewers.open} streams open, expected {expected}")
-
-
-async def next_events(lines: AsyncIterator[str], count: int | None) -> list[Sse]:
-    """The next `count` events from one iterator over a stream's lines, or (None) every event
-    until the server ends the stream; keep-alive comments are skipped."""
-    events: list[Sse] = []
-    fields: dict[str, str] = {}
-    async with asyncio.timeout(5):
-        async for line in lines:
-            if line.startswith(":"):
-                continue
-            if line:
-                name, _, value = line.partition(":")
-                fields[name] = value.removeprefix(" ")
-                continue
-            if "data" in fields:
-                events.append(Sse(fields["id"], fields["event"], orjson.loads(fields["data"])))
-                if len(events) == count:
-                    return events
-            fields = {}
-    assert count is None, "the stream ended early"
-    return events
 
 
 async def test_a_stream_ends_when_its_token_expires_after_asking_to_reauthenticate(
