@@ -283,8 +283,10 @@ class EmbeddedPostgres:
         owned by the owner role (so migrations need no superuser)."""
         passwords = self.passwords()
         for role in (PG_OWNER, PG_APP):
-            # Generated passwords are URL-safe base64: no quote can end the literal.
+            # Generated passwords are URL-safe base64: no quote can end the literal. Should the
+            # statement fail, the server must not copy it (password included) into its log.
             self.psql(
+                "SET log_min_error_statement = panic; "
                 f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') "
                 f"THEN CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE; END IF; "
                 f"END $$; ALTER ROLE {role} WITH LOGIN PASSWORD '{passwords[role]}'"
