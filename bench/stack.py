@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from caseshare.stack.embedded import PG_DATABASE, PG_SUPERUSER
+from caseshare.stack.embedded import EmbeddedPostgres
 from caseshare.stack.supervised import RunningStack as _Supervised
 from caseshare.stack.supervised import allocate_ports, stop
 
@@ -79,11 +79,8 @@ def _running() -> Target:
         "registry": int(os.environ.get("REGISTRY_PORT", 8001)),
         "router": int(os.environ.get("ROUTER_PORT", 8002)),
     }
-    url = os.environ.get(
-        "DATABASE_URL",
-        f"postgresql+asyncpg://{PG_SUPERUSER}@127.0.0.1:{ports['pg']}/{PG_DATABASE}",
-    )
     state = Path(os.environ.get("CASESHARE_STATE_DIR", ".state"))
+    url = os.environ.get("DATABASE_URL") or EmbeddedPostgres(state / "pg", ports["pg"]).url
     return Target(state, ports, url, os.environ.get("KAFKA_TOPIC_PREFIX", "caseshare"))
 
 
@@ -132,7 +129,7 @@ def target() -> Iterator[Target]:
         ports = allocate_ports()
         supervised = _start(Path(tmp) / "state", ports)
         try:
-            url = f"postgresql+asyncpg://{PG_SUPERUSER}@127.0.0.1:{ports['pg']}/{PG_DATABASE}"
+            url = EmbeddedPostgres(Path(tmp) / "state" / "pg", ports["pg"]).url
             yield Target(Path(tmp) / "state", ports, url)
         finally:
             stop(supervised)

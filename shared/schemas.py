@@ -8,13 +8,15 @@ from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.text import StorableText
+
 Code = Annotated[str, Field(pattern=r"^[A-Z]{2}$", examples=["FR"])]
 
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", examples=["telegram"])]
 
 
-ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+ShortText = Annotated[StorableText, Field(min_length=1, max_length=200)]
 
 
 MAX_PAGE = 100

@@ -10,7 +10,7 @@ Arabic look-alike of another authority's reference cannot be registered.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, StringConstraints
 
@@ -28,6 +28,21 @@ def check_storable(value: str) -> str:
     if found.group() == "\x00":
         raise ValueError("text must not contain NUL characters")
     raise ValueError("text must not contain unpaired surrogate code points")
+
+
+def check_storable_json(value: Any) -> Any:
+    """`value` unchanged, or ValueError when any string in it (keys included) could not be stored;
+    for free-form JSON members such as a public JWK, where a field type cannot say it."""
+    if isinstance(value, str):
+        check_storable(value)
+    elif isinstance(value, dict):
+        for key, member in value.items():
+            check_storable_json(key)
+            check_storable_json(member)
+    elif isinstance(value, list):
+        for member in value:
+            check_storable_json(member)
+    return value
 
 
 StorableText = Annotated[str, AfterValidator(check_storable)]

@@ -46,8 +46,11 @@ class Issuer:
             return httpx.Response(200, json={"keys": [self.key.as_dict(private=False)]})
         return httpx.Response(404)
 
-    def token(self, *scopes: str, client_id: str = "coordination-desk", **extra: str) -> str:
-        """A signed access token; `extra` adds claims such as `jurisdiction` or `platform`."""
+    def token(
+        self, *scopes: str, client_id: str = "coordination-desk", lifetime: int = 300, **extra: str
+    ) -> str:
+        """A signed access token valid for `lifetime` seconds; `extra` adds claims such as
+        `jurisdiction` or `platform`."""
         now = int(time.time())
         claims = {
             "iss": ISSUER,
@@ -57,7 +60,7 @@ class Issuer:
             "scope": " ".join(scopes),
             "jti": uuid.uuid4().hex,
             "iat": now,
-            "exp": now + 300,
+            "exp": now + lifetime,
             **extra,
         }
         header = {"alg": "ES256", "typ": "at+jwt", "kid": self.key.kid}
@@ -148,4 +151,26 @@ async def read_events(response: httpx.Response, count: int, *, seconds: float = 
                 if len(events) == count:
                     return events
             fields = {}
+    return events
+
+
+async def next_events(lines: AsyncIterator[str], count: int | None) -> list[Sse]:
+    """The next `count` events from one iterator over a stream's lines, or (None) every event
+    until the server ends the stream; keep-alive comments are skipped."""
+    events: list[Sse] = []
+    fields: dict[str, str] = {}
+    async with asyncio.timeout(5):
+        async for line in lines:
+            if line.startswith(":"):
+                continue
+            if line:
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+                continue
+            if "data" in fields:
+                events.append(Sse(fields["id"], fields["event"], orjson.loads(fields["data"])))
+                if len(events) == count:
+                    return events
+            fields = {}
+    assert count is None, "the stream ended early"
     return events

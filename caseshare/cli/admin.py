@@ -17,6 +17,7 @@ import typer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caseshare.stack.embedded import local_database_url
 from services.issuer import clients, keys
 from services.issuer.models import ClientKind
 from services.issuer.settings import MAX_TOKEN_LIFETIME_SECONDS, IssuerSettings
@@ -41,7 +42,10 @@ def _run(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one transaction against `database_url`, then dispose of the engine."""
 
     async def main() -> T:
-        engine = create_engine(database_url, pool_size=1)
+        url = database_url
+        if url == DEFAULT_DATABASE_URL:  # nothing given: `make run`'s, if it is there
+            url = local_database_url(url)
+        engine = create_engine(url, pool_size=1)
         try:
             async with transaction(create_sessionmaker(engine)) as session:
                 return await work(session)

@@ -16,6 +16,7 @@ from typing import Annotated, Final
 import typer
 from sqlalchemy.exc import ArgumentError, DBAPIError, ProgrammingError
 
+from caseshare.stack.embedded import local_database_url
 from shared.audit_chain import HASH_RE, VerifyResult
 from shared.settings import DatabaseSettings
 
@@ -64,7 +65,7 @@ def verify(
     anchor = (anchor_seq, anchor_hash) if anchor_seq is not None and anchor_hash else None
     settings = DatabaseSettings()
     try:
-        result = asyncio.run(_verify(settings.database_url, anchor))
+        result = asyncio.run(_verify(local_database_url(settings.database_url), anchor))
     except ProgrammingError as exc:
         typer.echo(f"cannot read the audit log (is the schema migrated?): {exc.orig}", err=True)
         raise typer.Exit(UNREADABLE) from None

@@ -22,12 +22,19 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from caseshare.stack.embedded import EmbeddedPostgres, EmbeddedTansu
+from caseshare.stack.embedded import (
+    DEFAULT_PG_PORT,
+    PG_APP,
+    PG_DATABASE,
+    EmbeddedPostgres,
+    EmbeddedTansu,
+)
 from shared.files import write_private
+from shared.logs import open_private_log
 
 console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
-PG_PORT = 54329
+PG_PORT = DEFAULT_PG_PORT
 BROKER_PORT = 9092
 SERVICES = (
     ("issuer", "services.issuer", "ISSUER_PORT", 8003),
@@ -75,8 +82,7 @@ class Stack:
     children: list[Child] = field(default_factory=list)
 
     def spawn(self, child: Child) -> None:
-        log = (self.state / "logs" / f"{child.name}.log").open("ab")
-        with log:
+        with open_private_log(self.state / "logs" / f"{child.name}.log") as log:
             child.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 [sys.executable, "-m", child.module],
                 env=self.env,
@@ -110,7 +116,7 @@ def build_env(
     env = dict(os.environ)
     env.update(secrets_env)
     env.setdefault("CASESHARE_STATE_DIR", str(state))
-    env["DATABASE_URL"] = pg.url
+    env["DATABASE_URL"] = pg.app_url  # data access only: no DDL, no rewriting the audit log
     env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
     env.setdefault("OAUTH_ISSUER", "http://127.0.0.1:8003")
     env.setdefault("LOG_FORMAT", "json")
@@ -120,24 +126,26 @@ def build_env(
     return env
 
 
-async def prepare_database(url: str, state: Path, *, registry_port: int = 8001) -> dict[str, str]:
-    """Migrate, load reference data, demo keys, dev clients and the dev coordinator account;
-    returns the dev secrets."""
+async def prepare_database(
+    url: str, state: Path, *, registry_port: int = 8001, app_role: str | None = PG_APP
+) -> dict[str, str]:
+    """Migrate as the owner `url` names and grant `app_role` data access (the deploy's migrate
+    job, so both grant alike), then load demo keys, dev clients and the dev coordinator
+    account; returns the dev secrets."""
     import services.issuer.clients as issuer_clients
     import services.issuer.keys as issuer_keys
     import services.issuer.users as issuer_users
-    from services.registry import migrate
+    from services.jobs import migrate as migrate_job
     from services.registry.reference import seed
     from services.registry.reference.loader import load_reference
     from shared.db import create_engine, create_sessionmaker, transaction
 
-    await migrate.upgrade_async(url)
+    await migrate_job.run(migrate_job.MigrateSettings(DATABASE_URL=url, DATABASE_APP_ROLE=app_role))
     engine = create_engine(url, pool_size=2)
     try:
         sm = create_sessionmaker(engine)
         data = load_reference()
         async with transaction(sm) as session:
-            await seed.load(session, data)
             await seed.ensure_demo_keys(session, state / "keys")
             await issuer_keys.ensure_active_key(session)
             dev: dict[str, str] = await issuer_clients.ensure_dev_clients(
@@ -192,7 +200,8 @@ def print_summary(stack: Stack) -> None:
     table.add_column("log", overflow="fold")
     table.add_row(
         "PostgreSQL",
-        stack.postgres.url.replace("+asyncpg", ""),
+        f"postgresql://{PG_APP}@{stack.postgres.host}:{stack.postgres.port}/{PG_DATABASE}"
+        f" (passwords in {stack.postgres.password_file})",
         str(stack.postgres.data_dir / "server.log"),
     )
     table.add_row("broker (Tansu)", stack.broker.bootstrap, str(stack.state / "logs/tansu.log"))
@@ -257,7 +266,7 @@ def up(state: Path) -> int:
         os.environ.update({k: stack.env[k] for k in ("SELECTOR_HMAC_KEY",)})
         console.print("migrating and loading reference data ...")
         registry_port = int(stack.env.get("REGISTRY_PORT", 8001))
-        asyncio.run(prepare_database(pg.url, state, registry_port=registry_port))
+        asyncio.run(prepare_database(pg.owner_url, state, registry_port=registry_port))
         for name, module, port_var, default in SERVICES:
             port = int(stack.env.get(port_var, default))
             child = Child(name, module, port)

@@ -67,7 +67,7 @@ async def list_cases(
     sm: SessionmakerDep,
     limit: Limit = 50,
     cursor: str | None = None,
-    platform: str | None = None,
+    platform: Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")] = None,
     status: CaseStatus | None = None,
 ) -> Page[CaseOut]:
     """The caller's own cases, newest first."""

@@ -4,7 +4,8 @@ In production the services connect as an application role that owns nothing and 
 superuser; only this job connects as the schema owner (`DATABASE_URL` here is the owner's).
 It brings the schema to head, inserts the reference jurisdictions and platforms that are
 missing (admins' edits are kept), and grants the application role what the services need on
-every table and sequence, including those a later migration creates.
+every table and sequence, including those a later migration creates, except rewriting the
+audit log. `caseshare up` runs the same code for the embedded database.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def grant_statements(role: str) -> list[str]:
         f" GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
         "ALTER DEFAULT PRIVILEGES IN SCHEMA public"
         f" GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {role}",
+        # The audit log is append-only for the services: its trigger refuses rewrites, and
+        # without these privileges (and without owning the table, so no DISABLE TRIGGER) the
+        # application role cannot even try.
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM {role}",
     ]
 
 

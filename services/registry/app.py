@@ -22,6 +22,7 @@ from services.registry import gauges
 from services.registry.audit import service as audit
 from services.registry.settings import RegistrySettings
 from services.registry.web import admin as routes_admin
+from services.registry.web import approvals as routes_approvals
 from services.registry.web import coordinator as routes_coordinator
 from services.registry.web import dashboard
 from services.registry.web.stream import Viewers
@@ -51,7 +52,9 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
             "database": database_check(engine),
             "broker": broker_check(settings.kafka_bootstrap_servers),
         }
-        app.state.viewers = Viewers(limit=settings.stream_max_clients)
+        app.state.viewers = Viewers(
+            limit=settings.stream_max_clients, per_viewer=settings.stream_max_per_client
+        )
         app.state.audit_lock = asyncio.Lock()
         stop = asyncio.Event()
         sequencer = asyncio.create_task(
@@ -94,6 +97,7 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
     app.include_router(routes_coordinator.router)
     app.include_router(routes_admin.router)
     app.include_router(asyncapi_router(prefix=settings.topic_prefix))
+    app.include_router(routes_approvals.router)
     dashboard.install(app)
     document_token_url(app, settings.oauth_issuer.rstrip("/") + "/token")
     return app

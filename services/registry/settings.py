@@ -31,5 +31,7 @@ class RegistrySettings(
         default=3600, alias="REGISTRY_STREAM_MAX_SECONDS", ge=1, le=86400
     )
     stream_max_clients: int = Field(default=50, alias="REGISTRY_STREAM_MAX_CLIENTS", ge=1)
+    # Open streams one client (and, signed in to the dashboard, one person) may hold at once.
+    stream_max_per_client: int = Field(default=5, alias="REGISTRY_STREAM_MAX_PER_CLIENT", ge=1)
     # The dashboard's public OAuth client at the issuer (PKCE, no secret).
     dashboard_client_id: str = Field(default="dashboard", alias="DASHBOARD_CLIENT_ID")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.issuer import models as _issuer_models  # noqa: F401 - registers tables
+from services.registry.approvals import models as _approvals_models  # noqa: F401
 from services.registry.audit import models as _audit_models  # noqa: F401 - registers tables
 from services.registry.cases import models as _cases_models  # noqa: F401 - registers tables
 from services.registry.deliveries import models as _deliveries_models  # noqa: F401

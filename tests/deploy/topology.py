@@ -56,6 +56,7 @@ DELIBERATE_DEFAULTS = {
     "REGISTRY_STREAM_PING_SECONDS": "keeps proxies from closing an idle event stream",
     "REGISTRY_STREAM_MAX_SECONDS": "a stream reconnects hourly, so no connection lives forever",
     "REGISTRY_STREAM_MAX_CLIENTS": "50 watchers per replica; scale replicas for more",
+    "REGISTRY_STREAM_MAX_PER_CLIENT": "5 streams per client or person, so no one takes all 50",
     "ROUTER_RECONCILE_INTERVAL_SECONDS": "the reconciler's pass every 2 s bounds healing time",
     "ROUTER_SESSION_TIMEOUT_MS": "10 s: a dead router's partitions move within that",
     "RELAY_BATCH": "500 outbox events per produce batch",

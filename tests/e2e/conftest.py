@@ -7,30 +7,50 @@ that kill a service or restart the stack start their own (see `own_stack`).
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from caseshare.stack import supervised
+from tests.log_scan import file_leaks, stack_log_files
 
 
-def _run(state: Path) -> Iterator[supervised.RunningStack]:
+@pytest.fixture(scope="session")
+def disclosed() -> set[str]:
+    """Values the e2e tests disclose; every stack's logs are scanned for them once stopped."""
+    return set()
+
+
+def _run(state: Path, disclosed: set[str]) -> Iterator[supervised.RunningStack]:
     running = supervised.start(state, supervised.allocate_ports())
     try:
         yield running
     finally:
         if running.proc.poll() is None:
             supervised.stop(running)
+    # Once everything has stopped: no log the stack wrote (services, broker, PostgreSQL,
+    # supervisor) holds a disclosed value, on the paths that worked or failed ...
+    files = stack_log_files(state)
+    assert any(f.name == "intake.log" for f in files)
+    assert file_leaks(files, disclosed) == {}
+    # ... and only their owner could have read them (the supervisor's output is the test's).
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files if f.parent != state.parent}
+    assert set(modes.values()) == {0o600}, modes
 
 
 @pytest.fixture(scope="session")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[supervised.RunningStack]:
+def running(
+    tmp_path_factory: pytest.TempPathFactory, disclosed: set[str]
+) -> Iterator[supervised.RunningStack]:
     """The shared stack; tests use fresh references and read only what they wrote."""
-    yield from _run(tmp_path_factory.mktemp("e2e") / "state")
+    yield from _run(tmp_path_factory.mktemp("e2e") / "state", disclosed)
 
 
 @pytest.fixture(scope="module")
-def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[supervised.RunningStack]:
+def own_stack(
+    tmp_path_factory: pytest.TempPathFactory, disclosed: set[str]
+) -> Iterator[supervised.RunningStack]:
     """A stack of the module's own, for tests that kill a service or stop the stack."""
-    yield from _run(tmp_path_factory.mktemp("own") / "state")
+    yield from _run(tmp_path_factory.mktemp("own") / "state", disclosed)

@@ -1,7 +1,9 @@
 """The admin API: reference-data changes are checked, audited with the change, or refused whole.
 
-Changes are committed for real; the jurisdiction these tests modify (Malta) is one no other
-test relies on, and each test puts back what it changed.
+A change of a jurisdiction's status or public key takes two administrators: the first one's
+PATCH proposes it (202), a second one's approval applies it. Changes are committed for real;
+the jurisdiction these tests modify (Malta) is one no other test relies on, and each test puts
+back what it changed.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from joserfc.jwk import ECKey, OctKey, RSAKey
 from sqlalchemy import func, select
@@ -25,6 +28,7 @@ from tests.registry_api import ADMIN, COORDINATOR, Registry, running, settings_f
 pytestmark = pytest.mark.integration
 
 ADMIN_CLIENT = "registry-admin-1"
+SECOND_ADMIN = "registry-admin-2"
 SUBJECT = "MT"
 JURISDICTIONS = "/v1/registry/jurisdictions"
 
@@ -44,8 +48,27 @@ def auth(registry: Registry) -> dict[str, str]:
 
 
 @pytest.fixture
+def second(registry: Registry) -> dict[str, str]:
+    """Another administrator, who approves what the first proposes."""
+    return registry.issuer.auth(ADMIN, client_id=SECOND_ADMIN)
+
+
+async def approved(
+    registry: Registry, proposal: httpx.Response, second: dict[str, str]
+) -> httpx.Response:
+    """The answer to a PATCH, or for a proposed change (202) the second admin's approval."""
+    if proposal.status_code != 202:
+        return proposal
+    assert proposal.headers["location"] == f"/v1/registry/pending-changes/{proposal.json()['id']}"
+    return await registry.client.post(proposal.headers["location"] + "/approve", headers=second)
+
+
+@pytest.fixture
 async def subject(
-    registry: Registry, auth: dict[str, str], sessionmaker: async_sessionmaker[AsyncSession]
+    registry: Registry,
+    auth: dict[str, str],
+    second: dict[str, str],
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[dict[str, Any]]:
     """Malta as it was before the test, restored through the API afterwards."""
     before = await snapshot(sessionmaker, SUBJECT)
@@ -53,8 +76,8 @@ async def subject(
     restore = {"status": before["status"], "name": before["name"], "note": before["note"]}
     if before["public_jwk"] is not None:
         restore["public_jwk"] = before["public_jwk"]
-    answer = await registry.client.patch(path(SUBJECT), json=restore, headers=auth)
-    assert answer.status_code == 200
+    proposal = await registry.client.patch(path(SUBJECT), json=restore, headers=auth)
+    assert (await approved(registry, proposal, second)).status_code == 200
 
 
 def path(code: str) -> str:
@@ -97,23 +120,32 @@ async def test_jurisdictions_are_listed_by_code_page_by_page(
 async def test_a_status_change_is_audited_and_the_chain_still_verifies(
     registry: Registry,
     auth: dict[str, str],
+    second: dict[str, str],
     subject: dict[str, Any],
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     count, _ = await audit_tail(sessionmaker)
-    answer = await registry.client.patch(path(SUBJECT), json={"status": "suspended"}, headers=auth)
+    proposal = await registry.client.patch(
+        path(SUBJECT), json={"status": "suspended"}, headers=auth
+    )
+    assert proposal.status_code == 202
+    answer = await approved(registry, proposal, second)
     assert answer.status_code == 200
     assert answer.json()["status"] == "suspended"
     assert (await snapshot(sessionmaker, SUBJECT))["status"] == "suspended"
     after, entry = await audit_tail(sessionmaker)
-    assert after == count + 1
+    assert after == count + 2  # the proposal, then the approval that applied it
     assert entry is not None
     assert (entry.actor, entry.action, entry.subject_id) == (
-        ADMIN_CLIENT,
+        SECOND_ADMIN,
         "jurisdiction.updated",
         SUBJECT,
     )
-    assert entry.details == {"status": {"from": subject["status"], "to": "suspended"}}
+    assert entry.details == {
+        "status": {"from": subject["status"], "to": "suspended"},
+        "change_id": proposal.json()["id"],
+        "proposed_by": ADMIN_CLIENT,
+    }
     verified = await registry.client.get(
         "/v1/registry/audit/verify", headers=registry.issuer.auth(COORDINATOR)
     )
@@ -124,19 +156,87 @@ async def test_a_status_change_is_audited_and_the_chain_still_verifies(
 async def test_registering_a_public_key_stores_its_normalised_public_form(
     registry: Registry,
     auth: dict[str, str],
+    second: dict[str, str],
     subject: dict[str, Any],
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     pair = sealing.generate_keypair(curve="X25519")
     offered = {**pair.public_jwk, "kid": "my-own-name"}
-    answer = await registry.client.patch(path(SUBJECT), json={"public_jwk": offered}, headers=auth)
+    proposal = await registry.client.patch(
+        path(SUBJECT), json={"public_jwk": offered}, headers=auth
+    )
+    assert proposal.json()["public_jwk"] == pair.public_jwk  # what the approver is shown
+    answer = await approved(registry, proposal, second)
     assert answer.status_code == 200
     stored = (await snapshot(sessionmaker, SUBJECT))["public_jwk"]
     assert stored == pair.public_jwk  # the kid is the thumbprint, not the caller's name
     _, entry = await audit_tail(sessionmaker)
     assert entry is not None
     old_kid = (subject["public_jwk"] or {}).get("kid")
-    assert entry.details == {"public_key": {"from_kid": old_kid, "to_kid": pair.kid}}
+    assert entry.details == {
+        "public_key": {"from_kid": old_kid, "to_kid": pair.kid},
+        "change_id": proposal.json()["id"],
+        "proposed_by": ADMIN_CLIENT,
+    }
+
+
+async def test_one_admin_alone_cannot_change_a_status_or_key(
+    registry: Registry,
+    auth: dict[str, str],
+    second: dict[str, str],
+    subject: dict[str, Any],
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    count, _ = await audit_tail(sessionmaker)
+    pair = sealing.generate_keypair()
+    body = {"status": "suspended", "public_jwk": pair.public_jwk}
+    proposal = await registry.client.patch(path(SUBJECT), json=body, headers=auth)
+    assert proposal.status_code == 202
+    change = proposal.json()
+    assert (change["state"], change["proposed_by"]) == ("pending", ADMIN_CLIENT)
+    assert await snapshot(sessionmaker, SUBJECT) == subject  # proposed, nothing changed
+    after, entry = await audit_tail(sessionmaker)
+    assert after == count + 1
+    assert entry is not None
+    assert (entry.actor, entry.action) == (ADMIN_CLIENT, "jurisdiction.change_proposed")
+    assert entry.details["change_id"] == change["id"]
+    assert entry.details["public_key"]["to_kid"] == pair.kid
+    listed = await registry.client.get("/v1/registry/pending-changes", headers=second)
+    assert change["id"] in {c["id"] for c in listed.json()["items"]}
+
+    approve = f"/v1/registry/pending-changes/{change['id']}/approve"
+    own = await registry.client.post(approve, headers=auth)
+    assert own.status_code == 403
+    assert own.headers["content-type"] == "application/problem+json"
+    assert await snapshot(sessionmaker, SUBJECT) == subject
+    assert (await audit_tail(sessionmaker))[0] == count + 1
+
+    applied = await registry.client.post(approve, headers=second)
+    assert applied.status_code == 200
+    now = await snapshot(sessionmaker, SUBJECT)
+    assert (now["status"], now["public_jwk"]) == ("suspended", pair.public_jwk)
+    after, entry = await audit_tail(sessionmaker)
+    assert after == count + 2
+    assert entry is not None
+    assert (entry.actor, entry.action) == (SECOND_ADMIN, "jurisdiction.updated")
+    assert (await registry.client.post(approve, headers=second)).status_code == 409
+    unknown = "/v1/registry/pending-changes/00000000-0000-4000-8000-000000000000/approve"
+    assert (await registry.client.post(unknown, headers=second)).status_code == 404
+
+
+async def test_a_newer_proposal_supersedes_a_pending_one(
+    registry: Registry,
+    auth: dict[str, str],
+    second: dict[str, str],
+    subject: dict[str, Any],
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    first = await registry.client.patch(path(SUBJECT), json={"status": "suspended"}, headers=auth)
+    newer = await registry.client.patch(path(SUBJECT), json={"status": "partner"}, headers=second)
+    assert (first.status_code, newer.status_code) == (202, 202)
+    stale = await registry.client.post(first.headers["location"] + "/approve", headers=second)
+    assert stale.status_code == 409
+    assert (await approved(registry, newer, auth)).json()["status"] == "partner"
 
 
 def bad_keys() -> list[Any]:

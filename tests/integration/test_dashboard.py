@@ -27,6 +27,7 @@ from services.registry.context import Actor, Context
 from services.registry.requests import service as requests
 from services.registry.requests.rules import RequestType
 from services.registry.web.dashboard.render import CONTENT_SECURITY_POLICY
+from services.registry.web.stream import REAUTHENTICATE, Viewers
 from shared.db import transaction
 from tests import factories
 from tests.integration.test_coordinator import (
@@ -37,7 +38,7 @@ from tests.integration.test_coordinator import (
     register,
     submit,
 )
-from tests.registry_api import ISSUER, Issuer, read_events, serving, settings_for
+from tests.registry_api import ISSUER, Issuer, next_events, read_events, serving, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -264,6 +265,23 @@ async def test_the_stream_needs_a_session_and_relays_committed_events(
             [event] = await read_events(live, 1)
     assert event.event == "response.received"
     assert event.data["data"]["response_id"] == str(submitted)
+
+
+async def test_the_dashboards_stream_ends_when_the_sessions_token_expires(
+    dashboard: Dashboard, sessionmaker: async_sessionmaker[AsyncSession], ctx: Context
+) -> None:
+    viewers: Viewers = dashboard.app.state.viewers
+    shift = timedelta()
+    viewers.clock = lambda: datetime.now(UTC) + shift
+    async with serving(dashboard.app) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        await sign_in(http, dashboard.issuer)
+        async with http.stream("GET", "/dashboard/stream") as live:
+            lines = live.aiter_lines()
+            await submit(sessionmaker, ctx)
+            assert [e.event for e in await next_events(lines, 1)] == ["response.received"]
+            shift = timedelta(minutes=6)  # the signed-in token lived five
+            rest = await next_events(lines, None)
+    assert [e.event for e in rest][-1:] == [REAUTHENTICATE]
 
 
 async def test_assets_are_served_from_the_package(browser: httpx.AsyncClient) -> None:

@@ -16,23 +16,25 @@ from services.router.settings import RouterSettings
 pytestmark = pytest.mark.integration
 
 
-def plain_dsn(database_url: str, *, user: str | None = None) -> str:
+def plain_dsn(database_url: str, *, user: str | None = None, password: str = "") -> str:
     dsn = database_url.replace("postgresql+asyncpg://", "postgresql://")
     if user is None:
         return dsn
-    return "postgresql://" + user + dsn[dsn.index("@") :]
+    return f"postgresql://{user}:{password}" + dsn[dsn.index("@") :]
 
 
 async def test_the_migrate_job_lets_the_app_role_use_data_but_not_change_the_schema(
     database_url: str,
 ) -> None:
     role = "app_" + uuid.uuid4().hex[:8]
+    password = uuid.uuid4().hex
     owner = await asyncpg.connect(plain_dsn(database_url))
     try:
-        await owner.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER")
+        await owner.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER PASSWORD '{password}'")
+        await owner.execute(f"GRANT CONNECT ON DATABASE caseshare TO {role}")
         settings = migrate.MigrateSettings(DATABASE_URL=database_url, DATABASE_APP_ROLE=role)
         await migrate.run(settings)
-        app = await asyncpg.connect(plain_dsn(database_url, user=role))
+        app = await asyncpg.connect(plain_dsn(database_url, user=role, password=password))
         try:
             assert await app.fetchval("SELECT count(*) FROM jurisdictions") > 20
             async with app.transaction():
@@ -44,6 +46,7 @@ async def test_the_migrate_job_lets_the_app_role_use_data_but_not_change_the_sch
         finally:
             await app.close()
     finally:
+        await owner.execute(f"REVOKE CONNECT ON DATABASE caseshare FROM {role}")
         await owner.execute(f"DROP OWNED BY {role}")
         await owner.execute(f"DROP ROLE {role}")
         await owner.close()

@@ -45,12 +45,14 @@ async def test_loading_again_changes_nothing(session: AsyncSession) -> None:
 
 
 async def test_administrators_changes_survive_a_reload(session: AsyncSession) -> None:
-    await admin.update_jurisdiction(
+    proposed = await admin.update_jurisdiction(
         session,
         actor=ADMIN,
         code="MT",
         data=admin.JurisdictionUpdate(status=JurisdictionStatus.SUSPENDED, note="on hold"),
     )
+    assert proposed.pending is not None  # a status change takes a second administrator
+    await admin.approve_change(session, actor="second-admin", change_id=proposed.pending.id)
     await admin.update_platform(
         session,
         actor=ADMIN,

@@ -11,13 +11,14 @@ from pydantic import Field
 from services.registry.cases.rules import CaseStatus, CoordinationState, ReleasePolicy
 from services.registry.cases.selectors import SelectorKind
 from shared.schemas import Code, ShortText, Slug, Strict
+from shared.text import CaseReference, StorableText
 
 MAX_SELECTORS = 100
 
 
 class SelectorIn(Strict):
     kind: SelectorKind
-    value: Annotated[str, Field(min_length=1, max_length=256)]
+    value: Annotated[StorableText, Field(min_length=1, max_length=256)]
 
 
 class SelectorOut(Strict):
@@ -28,7 +29,7 @@ class SelectorOut(Strict):
 class CaseCreate(Strict):
     """What an authority sends to register a case; the opener comes from its token."""
 
-    reference: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w./:-]+$")]
+    reference: CaseReference
     platform: Slug
     legal_basis: ShortText
     offence_categories: Annotated[list[ShortText], Field(min_length=1, max_length=20)]

@@ -2,28 +2,32 @@
 
 A jurisdiction's status decides whether it can receive anything, and its public key decides who
 can read what it receives, so every change is checked before anything is written and is
-recorded in the audit log in the same transaction. Free text (notes) is never copied into the
+recorded in the audit log in the same transaction, and a change of either takes two
+administrators (`services.registry.approvals`). Free text (notes) is never copied into the
 audit log, which cannot be redacted later; the log names the field that changed instead.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.registry.approvals import service as approvals
+from services.registry.approvals.service import PendingChangeOut
 from services.registry.audit import service as audit
 from services.registry.reference.models import Jurisdiction, Platform
 from services.registry.reference.rules import JurisdictionStatus
-from shared import sealing
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.schemas import Code, ShortText, Slug, Strict
+from shared.text import StorableText, check_storable_json
 
-Note = Annotated[str, Field(max_length=500)]
+Note = Annotated[StorableText, Field(max_length=500)]
 
 
 class JurisdictionOut(Strict):
@@ -59,7 +63,7 @@ class JurisdictionUpdate(_Patch):
     name: ShortText | None = None
     note: Note | None = None
     status: JurisdictionStatus | None = None
-    public_jwk: dict[str, Any] | None = Field(
+    public_jwk: Annotated[dict[str, Any] | None, AfterValidator(check_storable_json)] = Field(
         default=None, description="EC P-256 or OKP X25519 public key for sealed disclosures"
     )
 
@@ -103,45 +107,38 @@ async def list_jurisdictions(
     return page, page[-1].code if len(rows) > limit else None
 
 
-async def _checked_key(session: AsyncSession, code: str, jwk: dict[str, Any]) -> dict[str, Any]:
-    """The normalised public key, refused if unusable or already another jurisdiction's."""
-    try:
-        key = sealing.validate_public_jwk(jwk)
-    except sealing.InvalidKey as exc:
-        raise ValidationFailed(f"public_jwk is refused: {exc}") from None
-    holder = await session.scalar(
-        select(Jurisdiction.code).where(
-            Jurisdiction.public_jwk["kid"].astext == key["kid"], Jurisdiction.code != code
-        )
-    )
-    if holder is not None:
-        raise Conflict("this public key is already registered for another jurisdiction")
-    return key
+class JurisdictionChanged(Strict):
+    """What a PATCH did: the jurisdiction now (name and note apply at once), and the change of
+    status or key it proposed for a second administrator's approval, if any."""
+
+    jurisdiction: JurisdictionOut
+    pending: PendingChangeOut | None
 
 
 async def update_jurisdiction(
     session: AsyncSession, *, actor: str, code: str, data: JurisdictionUpdate
-) -> JurisdictionOut:
-    """Apply a checked partial update and audit it; an update that changes nothing is a no-op."""
+) -> JurisdictionChanged:
+    """Apply a checked change of name or note and audit it; propose a change of status or key
+    (four eyes, `services.registry.approvals`). A field that changes nothing is ignored."""
     row = await session.get(Jurisdiction, code, with_for_update=True)
     if row is None:
         raise NotFound(f"no jurisdiction {code}")
-    key = None if data.public_jwk is None else await _checked_key(session, code, data.public_jwk)
+    key = None
+    if data.public_jwk is not None:
+        key = await approvals.checked_key(session, code, data.public_jwk)
     # Everything is checked above; from here on the row changes and nothing can refuse.
+    status = None
+    if data.status is not None and data.status.value != row.status:
+        status = data.status.value
+    if key is not None and key["kid"] == (row.public_jwk or {}).get("kid"):
+        key = None
     changes: dict[str, Any] = {}
     if data.name is not None and data.name != row.name:
         changes["name"] = {"from": row.name, "to": data.name}
         row.name = data.name
-    if data.status is not None and data.status.value != row.status:
-        changes["status"] = {"from": row.status, "to": data.status.value}
-        row.status = data.status.value
     if "note" in data.model_fields_set and data.note != row.note:
         changes["note"] = "changed"
         row.note = data.note
-    old_kid = (row.public_jwk or {}).get("kid")
-    if key is not None and key["kid"] != old_kid:
-        changes["public_key"] = {"from_kid": old_kid, "to_kid": key["kid"]}
-        row.public_jwk = key
     if changes:
         row.updated_at = datetime.now(UTC)
         await session.flush()
@@ -153,7 +150,17 @@ async def update_jurisdiction(
             subject_id=code,
             details=changes,
         )
-    return _jurisdiction_out(row)
+    pending = None
+    if status is not None or key is not None:
+        pending = await approvals.propose(session, actor=actor, row=row, status=status, key=key)
+    return JurisdictionChanged(jurisdiction=_jurisdiction_out(row), pending=pending)
+
+
+async def approve_change(
+    session: AsyncSession, *, actor: str, change_id: uuid.UUID
+) -> JurisdictionOut:
+    """A second administrator applies a proposed change of status or key."""
+    return _jurisdiction_out(await approvals.approve(session, actor=actor, change_id=change_id))
 
 
 async def list_platforms(

@@ -22,8 +22,8 @@ MAX_CONDITIONS = 2000
 class DisclosureRecord(Strict):
     """One disclosed datum, e.g. {"type": "ip_address", "value": "203.0.113.7"}."""
 
-    type: Annotated[str, Field(min_length=1, max_length=64)]
-    value: Annotated[str, Field(min_length=1, max_length=1024)]
+    type: Annotated[StorableText, Field(min_length=1, max_length=64)]
+    value: Annotated[StorableText, Field(min_length=1, max_length=1024)]
     observed_at: datetime | None = None
 
 
@@ -48,7 +48,7 @@ class ResponseScopeIn(Strict):
 class ResponseCreate(Strict):
     """A platform's cooperation response; the platform comes from its token."""
 
-    request_reference: Annotated[str | None, Field(max_length=128)] = None
+    request_reference: Annotated[StorableText | None, Field(max_length=128)] = None
     request_id: uuid.UUID | None = None
     requesting_case_id: uuid.UUID | None = None
     scope: ResponseScopeIn

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.registry.approvals.service import PendingChangeOut
 from services.registry.reference import service as admin
 from services.registry.reference.service import (
     JurisdictionOut,
@@ -52,18 +53,33 @@ async def list_jurisdictions(
     return Page[JurisdictionOut](items=items, next_cursor=nxt)
 
 
-@router.patch("/jurisdictions/{code}", response_model=JurisdictionOut)
+@router.patch(
+    "/jurisdictions/{code}",
+    response_model=JurisdictionOut,
+    responses={
+        202: {
+            "model": PendingChangeOut,
+            "description": "a change of status or key, waiting for another administrator",
+        }
+    },
+)
 async def update_jurisdiction(
     code: Annotated[str, Path(pattern=CODE)],
     data: JurisdictionUpdate,
     caller: AdminDep,
     sm: SessionmakerDep,
-) -> JurisdictionOut:
-    """Change status, name or note, or register the recipient key that deliveries are sealed to."""
+) -> JSONResponse:
+    """Change name or note (200), or propose a change of status or of the recipient key that
+    deliveries are sealed to (202): another administrator applies it by approving it."""
     async with transaction(sm) as session:
-        return await admin.update_jurisdiction(
+        done = await admin.update_jurisdiction(
             session, actor=caller.client_id, code=code, data=data
         )
+    if done.pending is None:
+        return JSONResponse(done.jurisdiction.model_dump(mode="json"))
+    location = f"/v1/registry/pending-changes/{done.pending.id}"
+    body = done.pending.model_dump(mode="json")
+    return JSONResponse(body, status_code=202, headers={"Location": location})
 
 
 @router.get("/platforms", response_model=Page[PlatformOut])

@@ -144,15 +144,17 @@ def _resume_point(last_event_id: str | None) -> int | None:
 )
 async def stream_events(
     request: Request,
-    _caller: CoordinatorDep,
+    caller: CoordinatorDep,
     sm: SessionmakerDep,
     settings: SettingsDep,
     response_id: uuid.UUID | None = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
-    """Server-Sent Events of fan-out progress; reconnect with `Last-Event-ID` to resume."""
+    """Server-Sent Events of fan-out progress; reconnect with `Last-Event-ID` to resume.
+
+    The stream ends with a `reauthenticate` event when the token expires."""
     viewers: stream.Viewers = request.app.state.viewers
-    if viewers.full():
+    if viewers.full(stream.viewer_of(caller)):
         raise TooManyRequests("too many open streams; retry shortly", retry_after=5)
     start = _resume_point(last_event_id)
     if start is None:  # fixed before the headers go out, so nothing committed after is missed
@@ -163,6 +165,7 @@ async def stream_events(
         sm,
         tail,
         viewers=viewers,
+        principal=caller,
         poll_seconds=settings.stream_poll_seconds,
         max_seconds=settings.stream_max_seconds,
     )

@@ -10,6 +10,11 @@ therefore repeat an event; its `id` (and `event_id`) lets a viewer drop the dupl
 
 Only the fan-out event types are streamed, and each payload is re-validated against its event
 contract, whose fields are identifiers, codes, reasons and times, never disclosed data.
+
+A stream is authorised once, when it opens, so it must not outlive the token that opened it:
+when the token expires the stream sends `reauthenticate` (whose id is where to resume) and
+closes. The number of open streams is capped in all and per caller (client and subject), so
+one caller cannot take every slot.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -29,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sse_starlette import ServerSentEvent
 
 from services.registry.store.models import OutboxEvent
+from shared.auth.principal import Principal
 from shared.db import transaction
 from shared.events import (
     DeliveryAcknowledged,
@@ -52,6 +59,7 @@ STREAMED: dict[str, tuple[str, type[Event]]] = {
     DeliveryFailed.TYPE: ("delivery.failed", DeliveryFailed),
     ReleaseDecided.TYPE: ("release.decided", ReleaseDecided),
 }
+REAUTHENTICATE = "reauthenticate"  # the last event of a stream whose token has expired
 BATCH = 500
 GAP_GRACE_SECONDS = 10.0
 MAX_GAPS = 10_000
@@ -140,15 +148,43 @@ async def head(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.coalesce(func.max(OutboxEvent.id), 0))) or 0)
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def viewer_of(principal: Principal) -> str:
+    """Whose streams count together: a client, and for a signed-in person that person."""
+    return f"{principal.client_id}/{principal.subject}"
+
+
 @dataclass
 class Viewers:
-    """Counts open streams so the poll load on the database stays bounded."""
+    """Counts open streams, in all and per viewer, so the poll load on the database stays
+    bounded and one viewer cannot take every slot. `clock` is when tokens are judged expired."""
 
     limit: int
+    per_viewer: int
     open: int = 0
+    by_viewer: dict[str, int] = field(default_factory=dict)
+    clock: Callable[[], datetime] = _utcnow
 
-    def full(self) -> bool:
-        return self.open >= self.limit
+    def full(self, viewer: str) -> bool:
+        return self.open >= self.limit or self.by_viewer.get(viewer, 0) >= self.per_viewer
+
+    def enter(self, viewer: str) -> None:
+        self.open += 1
+        self.by_viewer[viewer] = self.by_viewer.get(viewer, 0) + 1
+
+    def leave(self, viewer: str) -> None:
+        self.open -= 1
+        left = self.by_viewer.pop(viewer, 1) - 1
+        if left:
+            self.by_viewer[viewer] = left
+
+
+def _reauthenticate(tail: OutboxTail) -> ServerSentEvent:
+    data = orjson.dumps({"type": REAUTHENTICATE, "reason": "the access token has expired"})
+    return ServerSentEvent(data=data.decode(), event=REAUTHENTICATE, id=str(tail.last_id))
 
 
 async def follow(
@@ -156,14 +192,20 @@ async def follow(
     tail: OutboxTail,
     *,
     viewers: Viewers,
+    principal: Principal,
     poll_seconds: float,
     max_seconds: float,
 ) -> AsyncIterator[ServerSentEvent]:
-    """Poll the outbox until the time budget is spent; a disconnect cancels it from outside."""
-    viewers.open += 1
+    """Poll the outbox until the time budget is spent or the token expires (then say so);
+    a disconnect cancels it from outside."""
+    viewer = viewer_of(principal)
+    viewers.enter(viewer)
     deadline = asyncio.get_running_loop().time() + max_seconds
     try:
         while asyncio.get_running_loop().time() < deadline:
+            if viewers.clock() >= principal.expires_at:
+                yield _reauthenticate(tail)
+                return
             async with transaction(sm) as session:
                 batch = await tail.poll(session)
             for event in batch:
@@ -171,4 +213,4 @@ async def follow(
             if not tail.behind:
                 await asyncio.sleep(poll_seconds)
     finally:
-        viewers.open -= 1
+        viewers.leave(viewer)

@@ -5,6 +5,12 @@ declares. The run looks for server errors, responses that break their own schema
 of ours) any object FR can reach that DE can reach too: every request FR makes successfully on
 an object route is replayed with DE's token and must get 404.
 
+Every generated request, and a valid request of each operation that stores text, is also
+replayed with each string it carries (in the body, at any depth, and in the query) replaced by
+text PostgreSQL cannot store, NUL or a lone surrogate, which must get 422, and by a Cyrillic
+look-alike of a case reference, which must never get a 5xx and is refused with 422 where the
+field is a case reference.
+
 The apps run over a database of their own, since the fuzzer changes reference data through the
 admin API; path parameters are pointed at objects FR owns, so object routes are exercised on
 real objects and not only on random ids that 404 for everyone.
@@ -12,6 +18,9 @@ real objects and not only on random ids that 404 for everyone.
 
 from __future__ import annotations
 
+import copy
+import json
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,12 +44,16 @@ from services.registry.app import create_app as create_registry
 from services.registry.reference import seed
 from shared.auth.scopes import Scope
 from shared.db import create_engine, create_sessionmaker, transaction
+from tests import factories
 from tests.integration.api.conftest import World, build_world, intake_settings, registry_settings
 from tests.tokens import TokenMint
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
 FUZZ_DATABASE = "caseshare_fuzz"
+UNSTORABLE = ("nul\x00byte", "lone\ud800surrogate")
+LOOK_ALIKE = "\u0420NF-2026-0042"  # starts with CYRILLIC CAPITAL LETTER ER, not a Latin P
+Path_ = tuple[str | int, ...]
 AUTHORITY_SCOPES = {Scope.CASES_WRITE, Scope.CASES_READ, Scope.INBOX_READ}
 FUZZ = settings(
     max_examples=12,
@@ -166,9 +179,109 @@ def cross_jurisdiction_check(
     return cross_jurisdiction_isolation
 
 
-def exercise(case: Case, mint: TokenMint, probed: set[str]) -> None:
+def string_paths(value: Any, path: Path_ = ()) -> Iterator[Path_]:
+    """Where a string sits in a JSON value: each string member and each object key."""
+    if isinstance(value, str):
+        yield path
+    elif isinstance(value, dict):
+        for key, member in value.items():
+            yield (*path, "<key>", key)
+            yield from string_paths(member, (*path, key))
+    elif isinstance(value, list):
+        for index, member in enumerate(value):
+            yield from string_paths(member, (*path, index))
+
+
+def replaced(value: Any, path: Path_, new: str) -> Any:
+    """A copy of `value` with the string at `path` (or the key `path` names) set to `new`."""
+    if not path:
+        return new
+    if path[0] == "<key>":
+        return {(new if k == path[1] else k): v for k, v in value.items()}
+    out = copy.copy(value)
+    out[path[0]] = replaced(value[path[0]], path[1:], new)
+    return out
+
+
+def field_name(path: Path_) -> str:
+    """The schema path of a string, list indices dropped: `disclosures.records.value`."""
+    return ".".join(str(p) for p in path if not isinstance(p, int))
+
+
+def send_replaced(case: Case, headers: dict[str, str], where: str, path: Path_, bad: str) -> int:
+    """Send `case` with one string replaced. A body goes out as JSON with ASCII escapes, the
+    only way a lone surrogate travels; a query string cannot carry one, so it gets NUL."""
+    if where == "body":
+        raw = json.dumps(replaced(case.body, path, bad)).encode()
+        sent = headers | {"Content-Type": "application/json"}
+        return case.call(headers=sent, data=raw).status_code
+    original = case.query
+    case.query = replaced(original, path, bad.replace("\ud800", "\x00"))
+    try:
+        return case.call(headers=headers).status_code
+    finally:
+        case.query = original
+
+
+def poison(case: Case, headers: dict[str, str], poisoned: set[str]) -> None:
+    """Replay `case` with each of its strings made unstorable or look-alike; see the module."""
+    label = case.operation.label
+    targets = [("body", p) for p in string_paths(case.body)] if case.body is not None else []
+    targets += [("query", (k,)) for k, v in (case.query or {}).items() if isinstance(v, str)]
+    for where, path in targets:
+        name = f"{label} {where}.{field_name(path)}"
+        if name in poisoned:
+            continue  # once per field and operation keeps the run short
+        poisoned.add(name)
+        for bad, expected in [(text, {422}) for text in UNSTORABLE] + [(LOOK_ALIKE, None)]:
+            status = send_replaced(case, headers, where, path, bad)
+            if expected is None and path[-1] == "reference":
+                expected = {422}
+            if status >= 500 or (expected is not None and status not in expected):
+                raise AssertionError(f"{name} = {bad!r} got {status}")
+
+
+def valid_bodies(world: World) -> dict[str, dict[str, Any]]:
+    """A body each operation that stores text accepts, so a replay proves the field is checked
+    (a generated body is mostly refused for some other reason first)."""
+    sel = factories.selector()
+    response = factories.response(
+        case_ids=[world.cases["FR"]], selectors=[sel], request_reference="REQ-2026-1"
+    )
+    return {
+        "POST /v1/cases": factories.case().model_dump(mode="json", exclude_none=True),
+        "POST /v1/responses": response.model_dump(mode="json", exclude_none=True),
+        "POST /v1/registry/platforms": {
+            "slug": f"fuzz-{uuid.uuid4().hex[:8]}",
+            "name": "Fuzz platform",
+            "legal_rep_jurisdiction": "FR",
+        },
+        "PATCH /v1/registry/jurisdictions/{code}": {"name": "France", "note": "checked"},
+    }
+
+
+def poison_valid(schema: Any, mint: TokenMint, bodies: dict[str, dict[str, Any]]) -> set[str]:
+    """Send each valid body once (it must succeed), then poisoned field by field."""
+    poisoned: set[str] = set()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.label not in bodies:
+            continue
+        params = {"code": "FR"} if "{code}" in operation.path else {}
+        case = operation.Case(
+            body=bodies[operation.label], path_parameters=params, media_type="application/json"
+        )
+        headers = {"Authorization": f"Bearer {token_for(mint, case)}"}
+        answer = case.call(headers=headers)
+        assert 200 <= answer.status_code < 300, (operation.label, answer.text)
+        poison(case, headers, poisoned)
+    return poisoned
+
+
+def exercise(case: Case, mint: TokenMint, probed: set[str], poisoned: set[str]) -> None:
+    headers = {"Authorization": f"Bearer {token_for(mint, case)}"}
     case.call_and_validate(
-        headers={"Authorization": f"Bearer {token_for(mint, case)}"},
+        headers=headers,
         checks=[
             not_a_server_error,
             response_schema_conformance,
@@ -176,13 +289,18 @@ def exercise(case: Case, mint: TokenMint, probed: set[str]) -> None:
             cross_jurisdiction_check(mint, probed),
         ],
     )
+    poison(case, headers, poisoned)
 
 
-def fuzz(schema: Any, mint: TokenMint, probed: set[str]) -> list[str]:
+def fuzz(
+    schema: Any, mint: TokenMint, probed: set[str], poisoned: set[str] | None = None
+) -> list[str]:
     """Run every operation's strategy; return the labels of the operations exercised.
 
-    `probed` collects the operations on which FR succeeded and DE was then tried.
+    `probed` collects the operations on which FR succeeded and DE was then tried, `poisoned`
+    the fields that were sent unstorable text (`operation where.field`).
     """
+    poisoned = set() if poisoned is None else poisoned
     labels = []
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -190,7 +308,7 @@ def fuzz(schema: Any, mint: TokenMint, probed: set[str]) -> list[str]:
         @given(case=operation.as_strategy())
         @FUZZ
         def run(case: Case) -> None:
-            exercise(case, mint, probed)
+            exercise(case, mint, probed, poisoned)
 
         run()
         labels.append(operation.label)
@@ -199,14 +317,32 @@ def fuzz(schema: Any, mint: TokenMint, probed: set[str]) -> list[str]:
 
 # Driven through `as_strategy` rather than `schema.parametrize`: the lazy, fixture-based
 # parametrization of schemathesis 4.32 reads a private pytest attribute that pytest 9 dropped.
-def test_intake_api(intake_schema: Any, mint: TokenMint) -> None:
+def test_intake_api(intake_schema: Any, mint: TokenMint, fuzz_world: World) -> None:
     probed: set[str] = set()
-    exercised = fuzz(intake_schema, mint, probed)
+    poisoned: set[str] = set()
+    exercised = fuzz(intake_schema, mint, probed, poisoned)
     assert {"GET /v1/cases/{case_id}", "POST /v1/inbox/{delivery_id}/ack"} <= set(exercised)
     # The isolation check must have had real objects to try, or it proved nothing.
     assert {"GET /v1/cases/{case_id}", "GET /v1/inbox/{delivery_id}"} <= probed
+    # The fields of the attack run's finding 2, in bodies that are otherwise accepted.
+    assert {
+        "POST /v1/cases body.reference",
+        "POST /v1/cases body.legal_basis",
+        "POST /v1/cases body.offence_categories",
+        "POST /v1/cases body.selectors.value",
+        "POST /v1/responses body.disclosures.records.value",
+        "POST /v1/responses body.disclosures.records.type",
+        "POST /v1/responses body.request_reference",
+    } <= poison_valid(intake_schema, mint, valid_bodies(fuzz_world))
+    assert "GET /v1/cases query.platform" in poisoned, sorted(poisoned)
 
 
-def test_registry_api(registry_schema: Any, mint: TokenMint) -> None:
-    exercised = fuzz(registry_schema, mint, set())
+def test_registry_api(registry_schema: Any, mint: TokenMint, fuzz_world: World) -> None:
+    poisoned: set[str] = set()
+    exercised = fuzz(registry_schema, mint, set(), poisoned)
+    assert {
+        "POST /v1/registry/platforms body.name",
+        "PATCH /v1/registry/jurisdictions/{code} body.name",
+        "PATCH /v1/registry/jurisdictions/{code} body.note",
+    } <= poison_valid(registry_schema, mint, valid_bodies(fuzz_world))
     assert {"GET /v1/registry/stream", "PATCH /v1/registry/jurisdictions/{code}"} <= set(exercised)

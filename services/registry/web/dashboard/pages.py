@@ -229,7 +229,7 @@ async def audit_status(request: Request, _who: CoordinatorPage, sm: Sessionmaker
 @router.get("/stream", name="dashboard_stream")
 async def live_stream(
     request: Request,
-    _viewer: Annotated[Principal, Depends(_stream_viewer)],
+    viewer: Annotated[Principal, Depends(_stream_viewer)],
     sm: SessionmakerDep,
     settings: SettingsDep,
     response_id: str | None = None,
@@ -238,7 +238,7 @@ async def live_stream(
 ) -> EventSourceResponse:
     """Fan-out events for a signed-in browser; a reconnect resumes from `Last-Event-ID`."""
     viewers: stream.Viewers = request.app.state.viewers
-    if viewers.full():
+    if viewers.full(stream.viewer_of(viewer)):
         raise TooManyRequests("too many open streams; retry shortly", retry_after=5)
     start = next(
         (int(v) for v in (last_event_id, after) if v and v.isdigit() and len(v) < 19), None
@@ -252,6 +252,7 @@ async def live_stream(
         sm,
         tail,
         viewers=viewers,
+        principal=viewer,
         poll_seconds=settings.stream_poll_seconds,
         max_seconds=settings.stream_max_seconds,
     )

@@ -173,6 +173,9 @@
       setStatus("connecting", "Reconnecting to live updates…");
     }
   });
+  // The stream's token expired: the server closes it, and the browser reconnects with the
+  // session's current token (or is refused, and the message above asks to sign in again).
+  source.addEventListener("reauthenticate", () => setStatus("connecting", "Sign-in expired; reconnecting to live updates…"));
   for (const [name, handle] of Object.entries(handlers)) {
     source.addEventListener(name, (event) => handle(JSON.parse(event.data).data));
   }
