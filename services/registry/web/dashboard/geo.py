@@ -91,7 +91,7 @@ REGIONS = (
     Region("east-asia", "Korea and Japan", 124.0, 30.0, 146.0, 46.0, 300),
 )
 MIN_STEP_PX = 1.0
-MARGIN_DEGREES = 12.0
+MARGIN_DEGREES = 35.0
 TINY_PX = 8.0
 
 
