@@ -122,7 +122,8 @@ async def case_map(
         "platform": slug,
         "status": chosen,
         "statuses": CaseStatus,
-        "panels": pictures.case_map(counts),
+        # The first call projects the atlas (about a second of CPU): keep it off the event loop.
+        "panels": await asyncio.to_thread(pictures.case_map, counts),
         "legend": pictures.legend(max(counts.values(), default=0)),
     }
     return page(request, "case_map.html", context)
