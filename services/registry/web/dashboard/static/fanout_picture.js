@@ -18,7 +18,8 @@
   const DASHED = { pending: "6 4", held: "2 4", withheld: "2 4", recalled: "8 3 2 3" };
   const FALLBACK = "#5b6570";
   const ROW = 34;
-  const WIDTH = 640;
+  const WIDTH = 440;
+  const END = 340; // where spokes reach their recipient
 
   function colour(state) {
     return Object.prototype.hasOwnProperty.call(COLOURS, state) ? COLOURS[state] : FALLBACK;
@@ -31,7 +32,8 @@
     return node;
   }
 
-  function node(x, y, label, kind) {
+  function node(x, y, full, kind) {
+    const label = full.length > 11 ? full.slice(0, 10) + "…" : full; // the title has it whole
     const group = el("g", { class: "node node-" + kind });
     const width = Math.max(64, label.length * 8 + 20);
     group.append(
@@ -62,18 +64,18 @@
       "data-jurisdiction": item.jurisdiction,
       "data-state": item.state,
     });
-    const bend = (hub.x + 470) / 2;
+    const bend = (hub.x + END + 30) / 2;
     group.append(
       el("path", {
-        d: `M${hub.x + 40},${hub.y} C${bend},${hub.y} ${bend},${y} 440,${y}`,
+        d: `M${hub.x + 40},${hub.y} C${bend},${hub.y} ${bend},${y} ${END},${y}`,
         fill: "none",
         stroke: stroke,
         "stroke-width": 3,
         "stroke-dasharray": DASHED[item.state] || "none",
       }),
-      el("circle", { cx: 440, cy: y, r: 6, fill: stroke }),
-      el("text", { x: 454, y: y - 3, class: "code" }, item.jurisdiction),
-      el("text", { x: 454, y: y + 12, class: "state", fill: stroke }, item.state),
+      el("circle", { cx: END, cy: y, r: 6, fill: stroke }),
+      el("text", { x: END + 14, y: y - 3, class: "code" }, item.jurisdiction),
+      el("text", { x: END + 14, y: y + 12, class: "state", fill: stroke }, item.state),
     );
     return group;
   }
@@ -92,17 +94,17 @@
   function drawSvg(data) {
     const n = Math.max(data.recipients.length, 1);
     const height = Math.max(3, n) * ROW + 24;
-    const hub = { x: 250, y: height / 2 };
+    const hub = { x: 190, y: height / 2 };
     const svg = el("svg", { viewBox: `0 0 ${WIDTH} ${height}`, role: "img", class: "spokes" });
     svg.append(el("title", {}, describe(data)));
-    svg.append(el("line", { x1: 110, y1: hub.y, x2: hub.x - 40, y2: hub.y, class: "trunk" }));
+    svg.append(el("line", { x1: 118, y1: hub.y, x2: hub.x - 40, y2: hub.y, class: "trunk" }));
     svg.append(node(60, hub.y, data.platform, "platform"), node(hub.x, hub.y, "hub", "hub"));
     data.recipients.forEach((item, i) => {
       const y = data.recipients.length === 1 ? hub.y : 12 + ROW / 2 + i * ((height - 24 - ROW) / (n - 1 || 1));
       svg.append(spoke(hub, y, item));
     });
     if (!data.recipients.length) {
-      svg.append(el("text", { x: 440, y: hub.y + 5, class: "waiting" }, "no recipients yet"));
+      svg.append(el("text", { x: END - 40, y: hub.y + 5, class: "waiting" }, "no recipients yet"));
     }
     return svg;
   }
