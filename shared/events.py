@@ -158,6 +158,32 @@ class DeliveryFailed(Event):
     failed_at: datetime
 
 
+class WebhookEndpointChanged(Event):
+    """A jurisdiction's webhook endpoint was registered, approved or deleted."""
+
+    TYPE = "eu.caseshare.webhook.endpoint-changed.v1"
+    TOPIC = "deliveries"
+
+    endpoint_id: uuid.UUID
+    jurisdiction: str
+    state: str
+    changed_by: str
+    changed_at: datetime
+
+
+class WebhookEndpointDisabled(Event):
+    """Alert: a webhook endpoint kept failing and is not called until an admin approves it."""
+
+    TYPE = "eu.caseshare.webhook.endpoint-disabled.v1"
+    TOPIC = "deliveries"
+
+    endpoint_id: uuid.UUID
+    jurisdiction: str
+    consecutive_failures: int
+    failing_since: datetime
+    disabled_at: datetime
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
@@ -170,6 +196,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DeliveryAcknowledged,
         JurisdictionExcluded,
         DeliveryFailed,
+        WebhookEndpointChanged,
+        WebhookEndpointDisabled,
     )
 }
 

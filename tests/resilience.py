@@ -18,8 +18,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseshare.stack.embedded import EmbeddedPostgres, free_port
-from services.registry import migrate
+from caseshare.stack.embedded import free_port
 from services.registry.cases import service as cases
 from services.registry.context import Actor, Context
 from services.registry.deliveries.models import Delivery
@@ -34,15 +33,6 @@ from tests.conftest import HMAC_KEY
 from tests.kafka_utils import read_topic
 
 MEMBERS = ("FR", "DE", "BE", "NL", "IT", "ES", "AT", "PL")
-
-
-def fresh_database(server: EmbeddedPostgres) -> str:
-    """A new database on the suite's server, migrated and seeded."""
-    name = "r" + uuid.uuid4().hex[:12]
-    server.psql(f'CREATE DATABASE "{name}"')
-    url = server.url.rsplit("/", 1)[0] + f"/{name}"
-    migrate.upgrade(url)
-    return url
 
 
 async def prepare(url: str, keys_dir: Path) -> async_sessionmaker[AsyncSession]:
@@ -193,10 +183,15 @@ async def verify(sm: async_sessionmaker[AsyncSession], scenario: Scenario, boots
         recorded[response_id].add(code)
     assert dict(recorded) == scenario.expected
     seen: dict[tuple[uuid.UUID, str], set[str]] = defaultdict(set)
-    for code in sorted({c for cs in scenario.expected.values() for c in cs} | set(MEMBERS)):
-        records = await read_topic(
-            bootstrap, topic_name(scenario.prefix, "inbox", code), settle=1.0, within=60
+    codes = sorted({c for cs in scenario.expected.values() for c in cs} | set(MEMBERS))
+    # Each read waits for its topic to settle; reading them side by side waits once.
+    topics = await asyncio.gather(
+        *(
+            read_topic(bootstrap, topic_name(scenario.prefix, "inbox", code), settle=1.0, within=60)
+            for code in codes
         )
+    )
+    for code, records in zip(codes, topics, strict=True):
         for record in records:
             envelope = decode(record.value, record.headers)
             event = envelope.event

@@ -114,6 +114,8 @@ def build_env(
     env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
     env.setdefault("OAUTH_ISSUER", "http://127.0.0.1:8003")
     env.setdefault("LOG_FORMAT", "json")
+    # a webhook receiver on this machine may be plain http; production keeps https only
+    env.setdefault("WEBHOOKS_ALLOW_INSECURE_LOOPBACK", "true")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 

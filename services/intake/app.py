@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from services.intake.routes import router
 from services.intake.settings import IntakeSettings
+from services.intake.webhooks_routes import webhooks_router
 from services.registry.context import Context
 from shared.auth.validation import TokenValidator
 from shared.checks import broker_check, database_check
@@ -70,4 +71,5 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
     install_common(app, max_body_bytes=settings.max_body_bytes, service="intake")
     app.include_router(health_router(lambda: app.state.checks))
     app.include_router(router)
+    app.include_router(webhooks_router(settings))
     return app

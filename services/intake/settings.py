@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from services.registry.webhooks.settings import WebhookSettings
 from shared.ratelimit import WriteLimitSettings
 from shared.settings import (
     CommonSettings,
@@ -21,6 +22,7 @@ class IntakeSettings(
     OAuthSettings,
     SelectorSettings,
     WriteLimitSettings,
+    WebhookSettings,
 ):
     """Where intake listens and the limits it enforces on callers."""
 

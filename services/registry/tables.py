@@ -9,6 +9,7 @@ from services.registry.deliveries import models as _deliveries_models  # noqa: F
 from services.registry.reference import models as _reference_models  # noqa: F401
 from services.registry.responses import models as _responses_models  # noqa: F401
 from services.registry.store import models as _store_models  # noqa: F401 - registers tables
+from services.registry.webhooks import models as _webhooks_models  # noqa: F401
 from shared.db import Base
 
 metadata = Base.metadata

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.router import fanout
 from services.router.consumer import ResponseConsumer
@@ -23,6 +24,7 @@ from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler
 from services.router.relay import OutboxRelay
 from services.router.settings import RouterSettings
+from services.router.webhooks import WebhookDispatcher
 from shared.checks import broker_check, database_check
 from shared.db import create_engine, create_sessionmaker
 from shared.events import ResponseReceived, topic_name
@@ -111,6 +113,13 @@ class Runtime:
             ("reconciler", self.reconciler.run(self.stop)),
         ):
             self.tasks.append(asyncio.create_task(_supervised(name, coro), name=name))
+        if s.webhooks_enabled:
+            self.webhooks = _webhook_dispatcher(self.sm, s, self.metrics)
+            self.tasks.append(
+                asyncio.create_task(
+                    _supervised("webhooks", self.webhooks.run(self.stop)), name="webhooks"
+                )
+            )
 
     def consumer_busy(self, within: float) -> bool:
         responses: ResponseConsumer | None = getattr(self, "responses", None)
@@ -143,6 +152,8 @@ class Runtime:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         closing = [self.consumer.stop(), self.producer.stop(), self.provisioner.close()]
+        if (webhooks := getattr(self, "webhooks", None)) is not None:
+            closing.append(webhooks.aclose())
         results = await asyncio.gather(
             *(asyncio.wait_for(c, CLOSE_BUDGET) for c in closing), return_exceptions=True
         )
@@ -150,6 +161,24 @@ class Runtime:
             logger.warning("client close failed", extra={"error": type(failure).__name__})
         await asyncio.wait_for(self.engine.dispose(), CLOSE_BUDGET)
         logger.info("router stopped", extra={"drained": not pending})
+
+
+def _webhook_dispatcher(
+    sm: async_sessionmaker[AsyncSession], s: RouterSettings, metrics: RouterMetrics
+) -> WebhookDispatcher:
+    """The dispatcher of inbox events to approved webhook endpoints (its own leader loop)."""
+    return WebhookDispatcher(
+        sm,
+        ring=lambda: s.key_ring(s.state_dir),
+        policy=s.retry_policy(),
+        prefix=s.topic_prefix,
+        database_url=s.database_url,
+        batch=s.webhooks_batch,
+        timeout=s.webhooks_timeout_seconds,
+        poll=s.webhooks_poll_seconds,
+        on_states=metrics.set_webhook_endpoints,
+        log_retention=timedelta(seconds=s.webhooks_log_retention_seconds),
+    )
 
 
 async def _retry_forever(start: object, stop: asyncio.Event) -> None:

@@ -36,3 +36,14 @@ class RouterMetrics:
             "Deliveries given up after max attempts",
             registry=r,
         )
+        self.webhook_endpoints = Gauge(
+            "caseshare_webhook_endpoints",
+            "Webhook endpoints by state (disabled ones alert)",
+            ["state"],
+            registry=r,
+        )
+
+    def set_webhook_endpoints(self, counts: dict[str, int]) -> None:
+        """Report the webhook dispatcher's latest count of endpoints per state."""
+        for state, n in counts.items():
+            self.webhook_endpoints.labels(state=state).set(n)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
+from services.registry.webhooks.settings import WebhookSettings
 from shared.settings import CommonSettings, DatabaseSettings, KafkaSettings
 
 
-class RouterSettings(CommonSettings, DatabaseSettings, KafkaSettings):
+class RouterSettings(CommonSettings, DatabaseSettings, KafkaSettings, WebhookSettings):
     """How the router consumes, re-drives and re-publishes."""
 
     host: str = Field(default="127.0.0.1", alias="ROUTER_HOST")

@@ -5,29 +5,19 @@ Import from here: `TokenValidator` validates RFC 9068 access tokens, `Principal`
 """
 
 from shared.auth.deps import (
-    AuthorityDep,
-    PlatformDep,
-    PrincipalDep,
     authenticate,
     document_token_url,
     require,
-    require_authority,
-    require_platform,
 )
 from shared.auth.principal import Principal
 from shared.auth.scopes import Scope
 from shared.auth.validation import TokenValidator
 
 __all__ = [
-    "AuthorityDep",
-    "PlatformDep",
     "Principal",
-    "PrincipalDep",
     "Scope",
     "TokenValidator",
     "authenticate",
     "document_token_url",
     "require",
-    "require_authority",
-    "require_platform",
 ]

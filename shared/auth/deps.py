@@ -65,42 +65,9 @@ async def authenticate(
     return principal
 
 
-async def authenticate_authority(
-    principal: Annotated[Principal, Security(authenticate)],
-) -> Principal:
-    """A national authority: its token must name the jurisdiction it acts for."""
-    if principal.jurisdiction is None:
-        raise Forbidden("This operation is reserved for national authorities")
-    return principal
-
-
-async def authenticate_platform(
-    principal: Annotated[Principal, Security(authenticate)],
-) -> Principal:
-    """An online platform: its token must name the platform it answers for."""
-    if principal.platform is None:
-        raise Forbidden("This operation is reserved for platforms")
-    return principal
-
-
 def require(*scopes: Scope) -> Any:
     """`Annotated[Principal, require(Scope.CASES_READ)]`: any caller holding these scopes."""
     return Security(authenticate, scopes=[str(scope) for scope in scopes])
-
-
-def require_authority(*scopes: Scope) -> Any:
-    """Like `require`, and the caller must be a national authority."""
-    return Security(authenticate_authority, scopes=[str(scope) for scope in scopes])
-
-
-def require_platform(*scopes: Scope) -> Any:
-    """Like `require`, and the caller must be a platform."""
-    return Security(authenticate_platform, scopes=[str(scope) for scope in scopes])
-
-
-PrincipalDep = Annotated[Principal, Security(authenticate)]
-AuthorityDep = Annotated[Principal, Security(authenticate_authority)]
-PlatformDep = Annotated[Principal, Security(authenticate_platform)]
 
 
 def document_token_url(app: FastAPI, token_url: str) -> None:

@@ -55,7 +55,8 @@ CHANNELS: dict[Topic, str] = {
     ),
     "deliveries": (
         "The fan-out log: each delivery published, acknowledged or failed, and each"
-        " jurisdiction considered and refused, with the reason."
+        " jurisdiction considered and refused, with the reason; webhook endpoints registered,"
+        " approved, deleted or disabled after failing."
     ),
     "dlq": (
         "Records the hub could not process, parked untouched with the reason in `dlq_*`"

@@ -49,6 +49,8 @@ ROUTING: dict[str, Routing] = {
     "eu.caseshare.delivery.acknowledged.v1": Routing(key="response_id", subject="delivery_id"),
     "eu.caseshare.delivery.excluded.v1": Routing(key="response_id", subject="exclusion_id"),
     "eu.caseshare.delivery.failed.v1": Routing(key="response_id", subject="delivery_id"),
+    "eu.caseshare.webhook.endpoint-changed.v1": Routing(key="endpoint_id", subject="endpoint_id"),
+    "eu.caseshare.webhook.endpoint-disabled.v1": Routing(key="endpoint_id", subject="endpoint_id"),
 }
 
 

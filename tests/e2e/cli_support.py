@@ -6,7 +6,6 @@ see each other's cases, deliveries or link notices.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import time
@@ -41,21 +40,8 @@ def cli(stack: RunningStack, *args: str) -> Result:
     return CliRunner().invoke(app, list(args), env=cli_env(stack))
 
 
-def token(stack: RunningStack, client_id: str) -> str:
-    secret = json.loads((stack.state / "dev-clients.json").read_text())[client_id]
-    answer = httpx.post(
-        f"{stack.issuer}/token",
-        data={"grant_type": "client_credentials"},
-        auth=(client_id, secret),
-        timeout=10,
-    )
-    answer.raise_for_status()
-    access: str = answer.json()["access_token"]
-    return access
-
-
 def call(stack: RunningStack, client_id: str, method: str, url: str, **kw: Any) -> Any:
-    headers = {"Authorization": f"Bearer {token(stack, client_id)}"}
+    headers = {"Authorization": f"Bearer {stack.token(client_id)}"}
     answer = httpx.request(method, url, headers=headers, timeout=10, **kw)
     answer.raise_for_status()
     return answer.json()

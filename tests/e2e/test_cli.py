@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,17 +28,6 @@ from tests.e2e.cli_support import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack_mod.RunningStack]:
-    state = tmp_path_factory.mktemp("cli") / "state"
-    running = stack_mod.start(state, stack_mod.allocate_ports())
-    try:
-        yield running
-    finally:
-        if running.proc.poll() is None:
-            stack_mod.stop(running)
 
 
 def register_args(reference: str, *extra: str) -> list[str]:

@@ -16,7 +16,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,17 +55,6 @@ CHROMIUM_ARGS = [
 ]
 COORDINATOR = "coordinator@caseshare.test"
 LIVE_TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack_mod.RunningStack]:
-    state = tmp_path_factory.mktemp("dashboard") / "state"
-    running = stack_mod.start(state, stack_mod.allocate_ports())
-    try:
-        yield running
-    finally:
-        if running.proc.poll() is None:
-            stack_mod.stop(running)
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +128,7 @@ async def coordinator(
 
 
 async def tokens(running: stack_mod.RunningStack, *clients: str) -> list[str]:
-    """Tokens for several dev clients at once; each comes from a `caseshare token` process."""
+    """Tokens for several dev clients at once, asked of the issuer side by side."""
     return list(await asyncio.gather(*(asyncio.to_thread(running.token, c) for c in clients)))
 
 

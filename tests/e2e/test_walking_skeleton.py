@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Iterator
 
 import httpx
 import psutil
@@ -14,23 +13,12 @@ import pytest
 
 from caseshare.stack import supervised as stack_mod
 from shared import sealing
-from shared.kafka import decode
+from shared.events import ResponseDelivered
+from shared.kafka import Envelope, decode
 from tests.kafka_utils import read_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 GROUP = "@e2e_group_chat"
-
-
-@pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack_mod.RunningStack]:
-    state = tmp_path_factory.mktemp("e2e") / "state"
-    ports = stack_mod.allocate_ports()
-    running = stack_mod.start(state, ports)
-    try:
-        yield running
-    finally:
-        if running.proc.poll() is None:
-            stack_mod.stop(running)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -76,9 +64,8 @@ async def test_case_response_inbox_ack(running: stack_mod.RunningStack) -> None:
         )
         assert submitted.status_code == 202, submitted.text
 
-        records = await read_topic(running.bootstrap, "caseshare.inbox.FR.v1", expect=1, within=30)
-        delivered = [decode(r.value, r.headers) for r in records]
-        delivered = [e for e in delivered if e.ce_type.endswith("response.delivered.v1")]
+        response_id = submitted.json()["id"]
+        delivered = await _deliveries_of(running, "FR", response_id)
         assert len(delivered) == 1
         event = delivered[0].event
         private = json.loads((running.state / "keys" / "FR.private.jwk.json").read_text())
@@ -86,7 +73,8 @@ async def test_case_response_inbox_ack(running: stack_mod.RunningStack) -> None:
         assert opened[0]["records"][0]["value"] == "198.51.100.23"
 
         inbox = (await http.get("/v1/inbox", headers=bearer(fr))).json()["items"]
-        assert [i["delivery_id"] for i in inbox] == [delivered[0].ce_id]
+        mine = [i["delivery_id"] for i in inbox if i["response_id"] == response_id]
+        assert mine == [delivered[0].ce_id]
         first = await http.post(f"/v1/inbox/{delivered[0].ce_id}/ack", headers=bearer(fr))
         again = await http.post(f"/v1/inbox/{delivered[0].ce_id}/ack", headers=bearer(fr))
         assert first.status_code == again.status_code == 200
@@ -98,6 +86,25 @@ async def test_case_response_inbox_ack(running: stack_mod.RunningStack) -> None:
         assert "198.51.100.23" not in text, log.name
         assert "+33612345678" not in text, log.name
         assert "33612345678" not in text, log.name
+
+
+async def _deliveries_of(
+    running: stack_mod.RunningStack, code: str, response_id: str, *, within: float = 30
+) -> list[Envelope]:
+    """This response's deliveries on a jurisdiction's inbox topic, which the shared stack's
+    other tests also write to: waits until at least one is there."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        records = await read_topic(running.bootstrap, f"caseshare.inbox.{code}.v1", settle=0.5)
+        envelopes = [decode(r.value, r.headers) for r in records]
+        mine = [
+            e
+            for e in envelopes
+            if isinstance(e.event, ResponseDelivered) and str(e.event.response_id) == response_id
+        ]
+        if mine or asyncio.get_running_loop().time() > deadline:
+            return mine
+        await asyncio.sleep(0.5)
 
 
 async def test_bad_input_is_refused_and_changes_nothing(
@@ -136,9 +143,9 @@ async def test_bad_input_is_refused_and_changes_nothing(
 
 
 async def test_every_accepted_case_survives_a_kill_of_intake(
-    running: stack_mod.RunningStack,
+    own_stack: stack_mod.RunningStack,
 ) -> None:
-    fr = running.token("authority-fr")
+    fr = own_stack.token("authority-fr")
     accepted: list[str] = []
     statuses: list[int] = []
 
@@ -153,8 +160,8 @@ async def test_every_accepted_case_survives_a_kill_of_intake(
         if answer.status_code == 201:
             accepted.append(answer.json()["id"])
 
-    intake = next(p for p in running.descendants() if "services.intake" in " ".join(p.cmdline()))
-    async with httpx.AsyncClient(base_url=running.intake, timeout=10) as http:
+    intake = next(p for p in own_stack.descendants() if "services.intake" in " ".join(p.cmdline()))
+    async with httpx.AsyncClient(base_url=own_stack.intake, timeout=10) as http:
         tasks = [asyncio.create_task(register(http, n)) for n in range(300)]
         for _ in range(600):  # kill once some are accepted and many are still in flight
             if len(accepted) >= 20:
@@ -164,8 +171,8 @@ async def test_every_accepted_case_survives_a_kill_of_intake(
         await asyncio.gather(*tasks)
     assert 0 < len(accepted) < 300, f"the kill must land mid-load; answers: {statuses[:20]}"
 
-    await _wait_ready(running.intake)
-    async with httpx.AsyncClient(base_url=running.intake, timeout=10) as http:
+    await _wait_ready(own_stack.intake)
+    async with httpx.AsyncClient(base_url=own_stack.intake, timeout=10) as http:
         for case_id in accepted:
             found = await http.get(f"/v1/cases/{case_id}", headers=bearer(fr))
             assert found.status_code == 200, case_id
@@ -184,19 +191,19 @@ async def _wait_ready(base: str) -> None:
 
 
 def test_sigterm_leaves_nothing_and_restart_reuses_data(
-    running: stack_mod.RunningStack,
+    own_stack: stack_mod.RunningStack,
 ) -> None:
-    fr = running.token("authority-fr")
-    with httpx.Client(base_url=running.intake, timeout=10) as http:
+    fr = own_stack.token("authority-fr")
+    with httpx.Client(base_url=own_stack.intake, timeout=10) as http:
         made = http.post("/v1/cases", json=case_body("FR-E2E-KEEP"), headers=bearer(fr))
         assert made.status_code == 201
-    children = running.descendants()
+    children = own_stack.descendants()
     assert len(children) >= 6  # postgres, broker, issuer, intake, registry, router
-    assert stack_mod.stop(running, sig=signal.SIGTERM) == 0
+    assert stack_mod.stop(own_stack, sig=signal.SIGTERM) == 0
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], [p.info for p in alive]
 
-    again = stack_mod.start(running.state, running.ports)
+    again = stack_mod.start(own_stack.state, own_stack.ports)
     try:
         token = again.token("authority-fr")
         with httpx.Client(base_url=again.intake, timeout=10) as http:

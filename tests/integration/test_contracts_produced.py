@@ -21,22 +21,27 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from caseshare.stack.embedded import EmbeddedTansu
+from caseshare.stack.embedded import EmbeddedTansu, free_port
 from services.registry.cases import service as cases
 from services.registry.cases.rules import CaseStatus
 from services.registry.context import Actor, Context
 from services.registry.deliveries import service as inbox
 from services.registry.deliveries.models import Delivery
 from services.registry.responses import service as responses
+from services.registry.webhooks import service as webhooks
+from services.registry.webhooks.rules import RetryPolicy
+from services.registry.webhooks.schemas import EndpointCreate
 from services.router import fanout
 from services.router.consumer import ResponseConsumer
 from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler
 from services.router.relay import OutboxRelay
+from services.router.webhooks import WebhookDispatcher
 from shared.contracts import ROUTING, asyncapi_document, validate_dead_letter, validate_record
 from shared.db import transaction
 from shared.events import EVENT_TYPES, ResponseDelivered, ResponseReceived, topic_name
 from shared.kafka import TopicProvisioner, encode, make_producer, now
+from shared.keywrap import KeyRing
 from tests import factories
 from tests.kafka_utils import existing_topics, read_topic
 
@@ -44,6 +49,7 @@ pytestmark = pytest.mark.integration
 # no wait for an acknowledgement, so the reconciler finds the unacknowledged delivery due at once
 IMPATIENT = fanout.Policy(timedelta(0), timedelta(0))
 Kafka = tuple[AIOKafkaProducer, TopicProvisioner]
+WEBHOOK_RING = KeyRing.generate()
 
 
 def actor(code: str) -> Actor:
@@ -133,6 +139,42 @@ async def _fan_out_acknowledge_and_fail(
     assert states == {"FR": "acknowledged", "DE": "failed"}
 
 
+async def _webhook_endpoint(sm: async_sessionmaker[AsyncSession], ctx: Context) -> uuid.UUID:
+    """FR registers a webhook endpoint where nothing listens, and an admin approves it."""
+    async with transaction(sm) as s:
+        created = await webhooks.register(
+            s,
+            actor=actor("FR"),
+            data=EndpointCreate(url=f"http://127.0.0.1:{free_port()}/hook"),
+            ring=WEBHOOK_RING,
+            allow_insecure_loopback=True,
+            prefix=ctx.topic_prefix,
+        )
+        await webhooks.approve(s, admin="admin", endpoint_id=created.id, prefix=ctx.topic_prefix)
+    return created.id
+
+
+async def _disable_and_delete_webhook_endpoint(
+    sm: async_sessionmaker[AsyncSession], ctx: Context, database_url: str, endpoint_id: uuid.UUID
+) -> None:
+    """FR's link notice and delivery fail to reach it: disabled at once, then deleted."""
+    dispatcher = WebhookDispatcher(
+        sm,
+        ring=WEBHOOK_RING,
+        policy=RetryPolicy(disable_after_failures=1, disable_after=timedelta(0)),
+        prefix=ctx.topic_prefix,
+        database_url=database_url,
+    )
+    try:
+        assert await dispatcher.dispatch_once() >= 1
+    finally:
+        await dispatcher.aclose()
+    async with transaction(sm) as s:
+        await webhooks.delete(
+            s, actor=actor("FR"), endpoint_id=endpoint_id, prefix=ctx.topic_prefix
+        )
+
+
 async def _no_redrive(response_id: uuid.UUID) -> int:
     raise AssertionError(f"unexpected re-drive of {response_id}")
 
@@ -218,9 +260,12 @@ async def test_every_event_on_every_topic_honours_its_contract(
     ctx: Context,
     kafka: Kafka,
     broker: EmbeddedTansu,
+    database_url: str,
 ) -> None:
+    hook = await _webhook_endpoint(sessionmaker, ctx)
     response_id = await _cases_and_a_response(sessionmaker, ctx)
     await _fan_out_acknowledge_and_fail(sessionmaker, ctx, kafka, response_id)
+    await _disable_and_delete_webhook_endpoint(sessionmaker, ctx, database_url, hook)
     await _publish_outbox(sessionmaker, kafka)
     poison = await _dead_letter_a_poison_record(ctx, kafka, broker.bootstrap)
 

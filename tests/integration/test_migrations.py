@@ -13,7 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import CheckConstraint, Connection
 
 from caseshare.stack.embedded import EmbeddedPostgres
 from services.registry import migrate
@@ -73,6 +73,34 @@ async def test_models_and_migrations_agree(postgres: EmbeddedPostgres) -> None:
     async with databases.engine_for(url) as engine, engine.connect() as conn:
         differences = await conn.run_sync(_compare)
     assert differences == []
+
+
+CHECKS = """
+    SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+    WHERE contype = 'c' AND connamespace = 'public'::regnamespace
+"""
+LITERAL = re.compile(r"'([^']*)'")
+
+
+async def test_every_enumeration_check_allows_exactly_the_models_values(
+    postgres: EmbeddedPostgres,
+) -> None:
+    """Alembic does not compare CHECK constraints, so a migration that rebuilds a state's
+    CHECK from an older list would pass the comparison above and refuse a new state at run
+    time. Every `column IN (...)` check must allow exactly the values of its enum."""
+    url = await databases.migrated(postgres)
+    found = {}
+    for line in postgres.psql(CHECKS, database=_db(url)).splitlines():
+        name, _, definition = line.partition("|")
+        found[name.strip()] = set(LITERAL.findall(definition))
+    expected = {
+        str(constraint.name): set(LITERAL.findall(str(constraint.sqltext)))
+        for table in metadata.tables.values()
+        for constraint in table.constraints
+        if isinstance(constraint, CheckConstraint) and " IN (" in str(constraint.sqltext)
+    }
+    assert expected
+    assert {name: found.get(name) for name in expected} == expected
 
 
 def _compare(conn: Connection) -> list[Any]:

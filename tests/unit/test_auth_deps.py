@@ -11,12 +11,10 @@ import pytest
 from fastapi import FastAPI, Request
 
 from shared.auth import (
-    AuthorityDep,
     Principal,
     Scope,
     document_token_url,
     require,
-    require_platform,
 )
 from shared.errors import Unauthorized
 from shared.problems import install_problem_handlers
@@ -66,15 +64,11 @@ def build_app() -> FastAPI:
         assert request.state.principal is caller
         return {"client_id": caller.client_id}
 
-    @app.post("/cases", dependencies=[require(Scope.CASES_WRITE)])
-    async def create_case(caller: AuthorityDep) -> dict[str, str | None]:
-        return {"jurisdiction": caller.jurisdiction}
-
-    @app.post("/responses")
-    async def submit(
-        caller: Annotated[Principal, require_platform(Scope.RESPONSES_WRITE)],
+    @app.post("/cases")
+    async def create_case(
+        caller: Annotated[Principal, require(Scope.CASES_WRITE)],
     ) -> dict[str, str | None]:
-        return {"platform": caller.platform}
+        return {"jurisdiction": caller.jurisdiction}
 
     document_token_url(app, "https://issuer.example/token")
     return app
@@ -115,15 +109,6 @@ async def test_the_granted_scope_reaches_the_route(client: httpx.AsyncClient) ->
     response = await client.get("/cases", headers={"Authorization": "bearer reader"})
     assert response.status_code == 200
     assert response.json() == {"client_id": "client"}
-
-
-async def test_authority_routes_refuse_a_platform(client: httpx.AsyncClient) -> None:
-    writer = await client.post("/cases", headers={"Authorization": "Bearer writer"})
-    assert writer.json() == {"jurisdiction": "FR"}
-    platform = await client.get("/cases", headers={"Authorization": "Bearer platform"})
-    assert platform.status_code == 200
-    refused = await client.post("/responses", headers={"Authorization": "Bearer writer"})
-    assert refused.status_code == 403
 
 
 async def test_openapi_shows_the_client_credentials_flow_and_scopes(

@@ -6,6 +6,7 @@ holding the change and its audit entry, so a refused request leaves nothing behi
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -22,6 +23,9 @@ from services.registry.reference.service import (
 )
 from services.registry.store import idempotency
 from services.registry.web.deps import AdminDep, SessionmakerDep
+from services.registry.webhooks import service as webhooks
+from services.registry.webhooks.rules import EndpointState
+from services.registry.webhooks.schemas import EndpointOut
 from shared.db import transaction
 from shared.schemas import MAX_PAGE, Page
 from shared.web import created_response
@@ -111,3 +115,24 @@ async def update_platform(
     """Rename a platform or change the jurisdiction of its legal representative."""
     async with transaction(sm) as session:
         return await admin.update_platform(session, actor=caller.client_id, slug=slug, data=data)
+
+
+@router.get("/webhooks/endpoints", response_model=list[EndpointOut])
+async def list_webhook_endpoints(
+    _caller: AdminDep, sm: SessionmakerDep, state: EndpointState | None = None
+) -> list[EndpointOut]:
+    """Every jurisdiction's webhook endpoints, e.g. those pending approval."""
+    async with transaction(sm) as session:
+        return await webhooks.list_all(session, state=state)
+
+
+@router.post("/webhooks/endpoints/{endpoint_id}/approve", response_model=EndpointOut)
+async def approve_webhook_endpoint(
+    endpoint_id: uuid.UUID, request: Request, caller: AdminDep, sm: SessionmakerDep
+) -> EndpointOut:
+    """Let the hub call an endpoint: a new one, or one disabled after failures again."""
+    prefix: str = request.app.state.settings.topic_prefix
+    async with transaction(sm) as session:
+        return await webhooks.approve(
+            session, admin=caller.client_id, endpoint_id=endpoint_id, prefix=prefix
+        )

@@ -168,3 +168,13 @@ async def _all_ids(
 
 def _without_instance(problem: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in problem.items() if k != "instance"}
+
+
+async def test_an_authority_holding_the_scope_cannot_submit_a_response(
+    intake: httpx.AsyncClient, mint: TokenMint, world: World
+) -> None:
+    """Submitting is for platforms: the platform claim decides, not the scope alone."""
+    token = mint.authority("FR", (Scope.RESPONSES_WRITE,))
+    answer = await intake.post("/v1/responses", json={}, headers=bearer(token))
+    assert answer.status_code == 403
+    assert answer.headers["content-type"] == "application/problem+json"
