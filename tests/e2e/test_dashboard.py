@@ -418,7 +418,9 @@ async def test_the_map_shades_the_demo_countries_and_lists_a_country_cases_by_ke
         country = page.locator(f'a.country[data-code="{iso}"]')
         await expect(country).to_have_count(1)
         assert int(await country.get_attribute("data-level") or 0) >= 1, iso
-    await expect(page.locator('path.country[data-code="PT"]')).to_have_attribute("data-cases", "0")
+    # Countries without a case are drawn unshaded and are not links (the stack is shared, so
+    # which ones varies; most of the 43 seeded jurisdictions never open a telegram case here).
+    await expect(page.locator('path.country[data-cases="0"][data-level="0"]')).not_to_have_count(0)
     await expect(page.locator("#case-map")).to_be_visible()  # the table stays, below the map
     shots = await at_each_viewport(page, "map")
     keep_for_docs(shots["wide"], "map.png")
