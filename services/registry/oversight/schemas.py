@@ -4,7 +4,7 @@ carry a disclosed value, a selector or a ciphertext."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 
 from services.registry.cases.rules import CaseStatus, CoordinationState, ReleasePolicy
 from services.registry.deliveries.rules import DeliveryState, FanoutState
@@ -93,3 +93,50 @@ class Fanout(Strict):
     response: ResponseMetadata
     deliveries: list[DeliveryMetadata]
     exclusions: list[ExclusionMetadata]
+
+
+class DailyCount(Strict):
+    day: date
+    responses: int
+    requests: int
+
+
+class AcknowledgementLatency(Strict):
+    """How long one jurisdiction takes from publication to acknowledgement, in seconds."""
+
+    jurisdiction: str
+    acknowledged: int
+    p50_seconds: float
+    p95_seconds: float
+
+
+class StateCount(Strict):
+    state: DeliveryState
+    deliveries: int
+
+
+class DeadlineCompliance(Strict):
+    """Legal requests of one type to one platform, answered in time or not."""
+
+    platform: str
+    request_type: str
+    on_time: int
+    late: int
+    open_overdue: int
+
+
+class Statistics(Strict):
+    """The desk's charts in one answer: counts and durations only, never a disclosed value.
+
+    `requests` counts and `deadline_compliance` stay empty until the registry records legal
+    requests; `held_awaiting_release` stays 0 until deliveries can be held."""
+
+    days: int
+    since: datetime
+    platform: str | None
+    per_day: list[DailyCount]
+    requests_recorded: bool
+    acknowledgement_latency: list[AcknowledgementLatency]
+    deliveries_by_state: list[StateCount]
+    deadline_compliance: list[DeadlineCompliance]
+    held_awaiting_release: int

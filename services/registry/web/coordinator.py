@@ -18,7 +18,14 @@ from services.registry.audit import service as audit
 from services.registry.cases.rules import CaseStatus
 from services.registry.deliveries.rules import FanoutState
 from services.registry.oversight import service as coordinator
-from services.registry.oversight.schemas import CaseMap, CaseMetadata, Fanout, ResponseMetadata
+from services.registry.oversight import statistics as stats
+from services.registry.oversight.schemas import (
+    CaseMap,
+    CaseMetadata,
+    Fanout,
+    ResponseMetadata,
+    Statistics,
+)
 from services.registry.web import stream
 from services.registry.web.deps import (
     AUDITOR_SECURITY,
@@ -127,6 +134,18 @@ async def get_fanout(
     """Every delivery and every exclusion of one response, with the rule or reason for each."""
     async with transaction(sm) as session:
         return await coordinator.fanout(session, response_id=response_id)
+
+
+@router.get("/statistics", response_model=Statistics)
+async def get_statistics(
+    _caller: CoordinatorDep,
+    sm: SessionmakerDep,
+    days: Annotated[int, Query(ge=1, le=stats.MAX_DAYS, description="window in days, UTC")] = 30,
+    platform: PlatformFilter = None,
+) -> Statistics:
+    """Responses and requests per day, acknowledgement times, delivery states: metadata only."""
+    async with transaction(sm) as session:
+        return await stats.statistics(session, days=days, platform=platform)
 
 
 def _resume_point(last_event_id: str | None) -> int | None:

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from services.registry.settings import RegistrySettings
-from services.registry.web.dashboard import auth, pages
+from services.registry.web.dashboard import auth, pages, statistics_page
 from services.registry.web.dashboard.oauth import DashboardOAuth
 from services.registry.web.dashboard.render import STATIC, page
 from services.registry.web.dashboard.session import Sessions
@@ -25,6 +25,7 @@ def install(app: FastAPI) -> None:
     """Routes, assets and the sign-in redirect; `start` wires what needs the lifespan."""
     app.include_router(auth.router)
     app.include_router(pages.router)
+    app.include_router(statistics_page.router)
     app.mount("/dashboard/static", StaticFiles(directory=STATIC), name="dashboard_static")
 
     async def sign_in_first(_request: Request, exc: Exception) -> Response:

@@ -27,6 +27,7 @@ from services.registry.requests import desk
 from services.registry.requests.schemas import DeskRequest
 from services.registry.web import stream
 from services.registry.web.access import admitted
+from services.registry.web.dashboard import pictures
 from services.registry.web.dashboard.auth import CoordinatorPage, NotPermitted, SignInRequired
 from services.registry.web.dashboard.auth import signed_in as _signed_in
 from services.registry.web.dashboard.render import page
@@ -55,14 +56,19 @@ class Matrix:
     total: int
 
     @classmethod
-    def of(cls, data: CaseMap) -> Matrix:
+    def of(cls, data: CaseMap, *, only: str | None = None) -> Matrix:
+        """The whole map, or `only` one platform's column of it."""
+        cells = [c for c in data.cells if only is None or c.platform == only]
+        by_jurisdiction: dict[str, int] = {}
+        for c in cells:
+            by_jurisdiction[c.jurisdiction] = by_jurisdiction.get(c.jurisdiction, 0) + c.cases
         return cls(
-            jurisdictions=sorted(data.by_jurisdiction),
-            platforms=sorted(data.by_platform),
-            counts={(c.jurisdiction, c.platform): c.cases for c in data.cells},
-            by_jurisdiction=data.by_jurisdiction,
-            by_platform=data.by_platform,
-            total=data.total,
+            jurisdictions=sorted(by_jurisdiction),
+            platforms=sorted({c.platform for c in cells}),
+            counts={(c.jurisdiction, c.platform): c.cases for c in cells},
+            by_jurisdiction=by_jurisdiction,
+            by_platform={p: n for p, n in data.by_platform.items() if only in (None, p)},
+            total=sum(c.cases for c in cells),
         )
 
 
@@ -98,13 +104,31 @@ async def _stream_viewer(request: Request) -> AsyncIterator[Principal]:
 
 @router.get("", name="dashboard_home")
 async def case_map(
-    request: Request, _who: CoordinatorPage, sm: SessionmakerDep, status: str | None = None
+    request: Request,
+    _who: CoordinatorPage,
+    sm: SessionmakerDep,
+    status: str | None = None,
+    platform: str | None = None,
 ) -> Response:
-    """Jurisdiction-by-platform counts; each count links to the cases behind it."""
-    chosen = _status(status)
+    """A map shaded by cases per opening jurisdiction, then the jurisdiction-by-platform table;
+    each country and each count links to the cases behind it."""
+    chosen, slug = _status(status), _matching(_SLUG, platform)
     async with transaction(sm) as session:
         data = await coordinator.case_map(session, status=chosen)
-    context = {"nav": "map", "matrix": Matrix.of(data), "status": chosen, "statuses": CaseStatus}
+    slug = slug if slug in data.by_platform else None
+    matrix = Matrix.of(data, only=slug)
+    counts = matrix.by_jurisdiction
+    context = {
+        "nav": "map",
+        "matrix": matrix,
+        "platforms": sorted(data.by_platform),
+        "platform": slug,
+        "status": chosen,
+        "statuses": CaseStatus,
+        # The first call projects the atlas (about a second of CPU): keep it off the event loop.
+        "panels": await asyncio.to_thread(pictures.case_map, counts),
+        "legend": pictures.legend(max(counts.values(), default=0)),
+    }
     return page(request, "case_map.html", context)
 
 

@@ -73,6 +73,7 @@
     const excluded = scope.querySelectorAll("[data-exclusion-id]").length;
     const n = rows.length;
     fill("summary", scope, n + " recipient" + (n === 1 ? "" : "s") + ", " + acked + " acknowledged, " + excluded + " excluded");
+    if (window.caseshareFanoutPicture) window.caseshareFanoutPicture(scope);
   }
 
   function insert(scope, list, row) {
@@ -119,6 +120,7 @@
     const code = document.createElement("span");
     code.dataset.exclusionId = data.exclusion_id;
     code.dataset.jurisdiction = data.jurisdiction;
+    code.dataset.reason = data.reason;
     code.textContent = data.jurisdiction;
     list.append(code, " ");
     const details = scope.querySelector("details.quiet");
@@ -138,6 +140,7 @@
     const row = document.createElement("tr");
     row.dataset.exclusionId = data.exclusion_id;
     row.dataset.jurisdiction = data.jurisdiction;
+    row.dataset.reason = data.reason;
     const reason = badge("excluded", data.reason.replaceAll("_", " "));
     reason.dataset.field = "reason";
     row.append(cell("th", data.jurisdiction), cell("td", reason), cell("td", data.detail, "detail"));
@@ -156,7 +159,10 @@
   }
 
   const handlers = {
-    "response.received": (d) => section(d.response_id, d),
+    "response.received": (d) => {
+      const scope = section(d.response_id, d);
+      if (scope && window.caseshareFanoutPicture) window.caseshareFanoutPicture(scope);
+    },
     "delivery.published": (d) => delivery(d, "published", ["published_at", d.published_at]),
     "delivery.acknowledged": (d) => delivery(d, "acknowledged", ["acknowledged_at", d.acknowledged_at]),
     "delivery.failed": (d) => delivery(d, "failed", null),
