@@ -158,6 +158,74 @@ class DeliveryFailed(Event):
     failed_at: datetime
 
 
+class ResponseRecalled(Event):
+    """The platform or the originator recalled a response; its deliveries follow."""
+
+    TYPE = "eu.caseshare.response.recalled.v1"
+    TOPIC = "deliveries"
+
+    response_id: uuid.UUID
+    recalled_by: str  # "platform" or "originator"
+    withdrawn: int
+    deletion_requested: int
+    recalled_at: datetime
+
+
+class DeliveryRecalled(Event):
+    """On the recipient's inbox: a delivery was recalled. Unacknowledged, it is withdrawn (the
+    hub dropped its ciphertext); acknowledged, `deletion_required` asks the recipient to delete
+    it and confirm with `POST /v1/inbox/{delivery_id}/deletion-confirmation`."""
+
+    TYPE = "eu.caseshare.delivery.recalled.v1"
+    TOPIC = "inbox"
+
+    delivery_id: uuid.UUID
+    response_id: uuid.UUID
+    jurisdiction: str
+    case_id: uuid.UUID
+    deletion_required: bool
+    recalled_at: datetime
+
+
+class DeletionReminded(Event):
+    """On the recipient's inbox: a recalled delivery's deletion is still unconfirmed."""
+
+    TYPE = "eu.caseshare.delivery.deletion-reminded.v1"
+    TOPIC = "inbox"
+
+    delivery_id: uuid.UUID
+    response_id: uuid.UUID
+    jurisdiction: str
+    case_id: uuid.UUID
+    requested_at: datetime
+    reminder: int
+    reminded_at: datetime
+
+
+class DeletionConfirmed(Event):
+    """The recipient confirmed it deleted a recalled delivery."""
+
+    TYPE = "eu.caseshare.delivery.deletion-confirmed.v1"
+    TOPIC = "deliveries"
+
+    delivery_id: uuid.UUID
+    response_id: uuid.UUID
+    jurisdiction: str
+    confirmed_at: datetime
+
+
+class PayloadDeleted(Event):
+    """Retention: the hub deleted an acknowledged delivery's ciphertext; metadata stays."""
+
+    TYPE = "eu.caseshare.delivery.payload-deleted.v1"
+    TOPIC = "deliveries"
+
+    delivery_id: uuid.UUID
+    response_id: uuid.UUID
+    jurisdiction: str
+    deleted_at: datetime
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
@@ -170,6 +238,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
         DeliveryAcknowledged,
         JurisdictionExcluded,
         DeliveryFailed,
+        ResponseRecalled,
+        DeliveryRecalled,
+        DeletionReminded,
+        DeletionConfirmed,
+        PayloadDeleted,
     )
 }
 

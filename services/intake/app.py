@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from services.intake import evidence_routes, responses_routes
 from services.intake.routes import router
 from services.intake.settings import IntakeSettings
 from services.registry.context import Context
@@ -70,4 +71,6 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
     install_common(app, max_body_bytes=settings.max_body_bytes, service="intake")
     app.include_router(health_router(lambda: app.state.checks))
     app.include_router(router)
+    app.include_router(responses_routes.router)
+    app.include_router(evidence_routes.router)
     return app

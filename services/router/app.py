@@ -78,6 +78,8 @@ class Runtime:
             queue_busy=self.consumer_busy,
             outbox_retention=timedelta(seconds=s.outbox_retention_seconds),
             key_ttl=timedelta(seconds=s.idempotency_key_ttl_seconds),
+            payload_retention=timedelta(seconds=s.payload_retention_seconds),
+            deletion_reminder=timedelta(seconds=s.deletion_reminder_seconds),
         )
         await _retry_forever(self.reconciler.provision, self.stop)
         self.consumer = make_consumer(

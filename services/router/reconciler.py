@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
 from services.registry.deliveries.models import Delivery
+from services.registry.evidence import service as evidence
+from services.registry.evidence.rules import EvidenceKind
 from services.registry.reference.models import Jurisdiction
 from services.registry.responses.models import CooperationResponse
 from services.registry.store import outbox, retention
@@ -70,6 +72,8 @@ class Reconciler:
         queue_busy: QueueBusy = _never_busy,
         outbox_retention: timedelta | None = None,
         key_ttl: timedelta | None = None,
+        payload_retention: timedelta | None = None,
+        deletion_reminder: timedelta | None = None,
     ) -> None:
         self._sm, self._producer, self._provisioner = sm, producer, provisioner
         self._dsn, self._prefix, self._policy = asyncpg_dsn(database_url), prefix, policy
@@ -80,6 +84,8 @@ class Reconciler:
         self._second_heal_at: float | None = None
         self._outbox_retention = outbox_retention or max(replay_window, timedelta(days=7))
         self._key_ttl = key_ttl or timedelta(days=1)
+        self._payload_retention = payload_retention or timedelta(days=90)
+        self._deletion_reminder = deletion_reminder or timedelta(days=1)
         self._prune_at = 0.0  # monotonic time of the next retention pass
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -114,7 +120,8 @@ class Reconciler:
             await self.prune()
 
     async def prune(self) -> retention.Pruned:
-        """Forget published events past retention and expired idempotency keys, in batches."""
+        """Forget published events past retention, expired idempotency keys and delivery
+        payloads past theirs, in batches; then remind recipients of unconfirmed deletions."""
         total = retention.Pruned(outbox=0, keys=0)
         while not self._stop.is_set():
             now = datetime.now(UTC)
@@ -123,12 +130,25 @@ class Reconciler:
                     session,
                     outbox_before=now - self._outbox_retention,
                     keys_before=now - self._key_ttl,
+                    payloads_before=now - self._payload_retention,
+                    prefix=self._prefix,
                 )
-            total = retention.Pruned(total.outbox + done.outbox, total.keys + done.keys)
-            if max(done.outbox, done.keys) < retention.BATCH:
+            total = retention.Pruned(
+                total.outbox + done.outbox, total.keys + done.keys, total.payloads + done.payloads
+            )
+            if not done.full(retention.BATCH):
                 break
-        if total.outbox or total.keys:
-            counts = {"outbox_events": total.outbox, "idempotency_keys": total.keys}
+        async with transaction(self._sm) as session:
+            reminded = await evidence.remind(
+                session, now=datetime.now(UTC), every=self._deletion_reminder, prefix=self._prefix
+            )
+        if total.outbox or total.keys or total.payloads or reminded:
+            counts = {
+                "outbox_events": total.outbox,
+                "idempotency_keys": total.keys,
+                "payloads": total.payloads,
+                "deletion_reminders": reminded,
+            }
             logger.info("retention pass", extra=counts)
         return total
 
@@ -240,6 +260,18 @@ class Reconciler:
             subject_type="delivery",
             subject_id=str(d.id),
             details={"jurisdiction": d.jurisdiction, "attempts": d.attempts},
+        )
+        await evidence.record(
+            session,
+            evidence.Fact(
+                EvidenceKind.NOT_RETRIEVED,
+                "delivery",
+                str(d.id),
+                "reconciler",
+                response_id=d.response_id,
+                delivery_id=d.id,
+                details={"jurisdiction": d.jurisdiction, "attempts": d.attempts},
+            ),
         )
         self._metrics.failed.inc()
         logger.error(

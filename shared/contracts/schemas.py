@@ -49,6 +49,13 @@ ROUTING: dict[str, Routing] = {
     "eu.caseshare.delivery.acknowledged.v1": Routing(key="response_id", subject="delivery_id"),
     "eu.caseshare.delivery.excluded.v1": Routing(key="response_id", subject="exclusion_id"),
     "eu.caseshare.delivery.failed.v1": Routing(key="response_id", subject="delivery_id"),
+    "eu.caseshare.response.recalled.v1": Routing(key="response_id", subject="response_id"),
+    "eu.caseshare.delivery.recalled.v1": Routing(key="case_id", subject="delivery_id"),
+    "eu.caseshare.delivery.deletion-reminded.v1": Routing(key="case_id", subject="delivery_id"),
+    "eu.caseshare.delivery.deletion-confirmed.v1": Routing(
+        key="response_id", subject="delivery_id"
+    ),
+    "eu.caseshare.delivery.payload-deleted.v1": Routing(key="response_id", subject="delivery_id"),
 }
 
 

@@ -67,6 +67,8 @@ DELIBERATE_DEFAULTS = {
     "KAFKA_OAUTH_CLIENT_SECRET": "as KAFKA_OAUTH_TOKEN_ENDPOINT",
     "KAFKA_OAUTH_SCOPE": "as KAFKA_OAUTH_TOKEN_ENDPOINT",
     "DATABASE_MAX_OVERFLOW": "set where it matters (intake); 0 elsewhere",
+    "PAYLOAD_RETENTION_SECONDS": "ciphertexts go 90 days after acknowledgement, as issue 14 asks",
+    "DELETION_REMINDER_SECONDS": "a recipient is reminded daily of an unconfirmed deletion",
 }
 _NO_KAFKA_CLIENT = {
     "KAFKA_SECURITY_PROTOCOL",

@@ -3,7 +3,9 @@
 A response is `received`, then `routed` once its decisions are recorded, then `completed` once
 every delivery is published. A delivery is `pending` until its record is on the recipient's
 inbox topic, `published` then, and `acknowledged` when the recipient confirms retrieval; one
-that exhausted its attempts is `failed`.
+that exhausted its attempts is `failed`. One withdrawn by a recall before its recipient
+acknowledged it is `recalled` (gone from the inbox; an acknowledged one stays acknowledged and
+gets a deletion request instead).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class DeliveryState(StrEnum):
     PUBLISHED = "published"
     ACKNOWLEDGED = "acknowledged"
     FAILED = "failed"
+    RECALLED = "recalled"
 
 
 FANOUT_STATES = tuple(FanoutState)

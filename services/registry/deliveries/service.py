@@ -13,13 +13,17 @@ from services.registry.cases.models import Case
 from services.registry.context import Actor, Context, decode_cursor, encode_cursor
 from services.registry.deliveries.models import Delivery
 from services.registry.deliveries.schemas import Acknowledgement, InboxItem
+from services.registry.evidence import service as evidence
+from services.registry.evidence.rules import EvidenceKind
 from services.registry.responses.models import CooperationResponse
 from services.registry.responses.rules import HandlingCode
 from services.registry.store import outbox
 from shared.errors import NotFound
 from shared.events import DeliveryAcknowledged
 
-VISIBLE_STATES = ("pending", "published", "acknowledged")
+# A failed delivery stays visible with its state, so its recipient learns it existed; a
+# recalled one (withdrawn before it was acknowledged) is gone.
+VISIBLE_STATES = ("pending", "published", "acknowledged", "failed")
 
 
 def _query() -> Select[tuple[Delivery, Case, CooperationResponse]]:
@@ -80,7 +84,7 @@ async def list_for(
 
 async def read(session: AsyncSession, *, delivery_id: uuid.UUID, jurisdiction: str) -> InboxItem:
     row = (await session.execute(_query().where(Delivery.id == delivery_id))).first()
-    if row is None or row[0].jurisdiction != jurisdiction:
+    if row is None or row[0].jurisdiction != jurisdiction or row[0].state not in VISIBLE_STATES:
         raise NotFound("no such delivery")
     return _item(*row)
 
@@ -90,7 +94,11 @@ async def acknowledge(
 ) -> Acknowledgement:
     """Idempotent: acknowledging twice answers with the first acknowledgement's time."""
     delivery = await session.get(Delivery, delivery_id, with_for_update=True)
-    if delivery is None or delivery.jurisdiction != actor.jurisdiction:
+    if (
+        delivery is None
+        or delivery.jurisdiction != actor.jurisdiction
+        or delivery.state not in VISIBLE_STATES
+    ):
         raise NotFound("no such delivery")
     if delivery.acknowledged_at is None:
         now = datetime.now(UTC)
@@ -116,6 +124,18 @@ async def acknowledge(
             subject_type="delivery",
             subject_id=str(delivery.id),
             details={"jurisdiction": delivery.jurisdiction},
+        )
+        await evidence.record(
+            session,
+            evidence.Fact(
+                EvidenceKind.RETRIEVED,
+                "delivery",
+                str(delivery.id),
+                actor.client_id,
+                response_id=delivery.response_id,
+                delivery_id=delivery.id,
+                details={"jurisdiction": delivery.jurisdiction},
+            ),
         )
     assert delivery.acknowledged_at is not None
     return Acknowledgement(

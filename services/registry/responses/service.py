@@ -14,6 +14,8 @@ from services.registry.cases import selectors
 from services.registry.cases.models import Case
 from services.registry.cases.schemas import SelectorIn
 from services.registry.context import Context
+from services.registry.evidence import service as evidence
+from services.registry.evidence.rules import EvidenceKind
 from services.registry.reference.models import Platform
 from services.registry.responses.models import CooperationResponse
 from services.registry.responses.rules import HandlingCode
@@ -103,6 +105,22 @@ async def submit(
             "named_cases": len(named),
             "selectors": len(scope_hashes),
         },
+    )
+    await evidence.record(
+        session,
+        evidence.Fact(
+            EvidenceKind.SUBMISSION_ACCEPTED,
+            "response",
+            str(row.id),
+            client_id,
+            response_id=row.id,
+            details={
+                "platform": platform,
+                "handling_code": row.handling_code,
+                "disclosures": row.disclosure_count,
+                "platform_signed": row.platform_signature is not None,
+            },
+        ),
     )
     return ResponseAccepted(
         id=row.id,

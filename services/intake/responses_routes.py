@@ -1,0 +1,85 @@
+"""The sender's view of a response: its status, its evidence, and its recall.
+
+`GET /v1/responses/{id}` is where `POST /v1/responses` points its `Location`. Only the
+submitting platform sees a response; recall is also open to the originator (the authority that
+opened the requesting case). To everyone else a response does not exist: 404.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from services.intake.deps import ContextDep, PlatformDep, SessionmakerDep
+from services.registry.evidence import service as evidence
+from services.registry.evidence.schemas import (
+    EvidenceBundle,
+    RecallCreate,
+    RecallOut,
+    ResponseStatus,
+)
+from services.registry.web.access import admitted
+from shared.auth.deps import PrincipalDep
+from shared.auth.scopes import Scope
+from shared.db import transaction
+from shared.errors import Forbidden
+
+router = APIRouter(prefix="/v1/responses", tags=["responses"])
+
+
+async def _recaller(request: Request, principal: PrincipalDep) -> AsyncIterator[evidence.Recaller]:
+    """A platform holding `responses:write`, or an authority holding `cases:write`."""
+    if principal.platform is not None and principal.has_scopes(Scope.RESPONSES_WRITE):
+        who = evidence.Recaller(client_id=principal.client_id, platform=principal.platform)
+    elif principal.jurisdiction is not None and principal.has_scopes(Scope.CASES_WRITE):
+        who = evidence.Recaller(client_id=principal.client_id, jurisdiction=principal.jurisdiction)
+    else:
+        raise Forbidden("recall is for platforms (responses:write) and authorities (cases:write)")
+    async with admitted(request, principal):
+        yield who
+
+
+RecallerDep = Annotated[evidence.Recaller, Depends(_recaller)]
+
+
+@router.get("/{response_id}", response_model=ResponseStatus)
+async def get_response(
+    response_id: uuid.UUID, principal: PlatformDep, sm: SessionmakerDep
+) -> ResponseStatus:
+    """Status and per-recipient progress, for the submitting platform."""
+    assert principal.platform is not None
+    async with transaction(sm) as session:
+        return await evidence.response_status(
+            session, response_id=response_id, platform=principal.platform
+        )
+
+
+@router.get("/{response_id}/evidence", response_model=EvidenceBundle)
+async def get_response_evidence(
+    response_id: uuid.UUID, principal: PlatformDep, sm: SessionmakerDep
+) -> EvidenceBundle:
+    """Signed evidence of the response and of the recipients the platform may see named."""
+    assert principal.platform is not None
+    async with transaction(sm) as session:
+        return await evidence.response_bundle(
+            session, response_id=response_id, platform=principal.platform
+        )
+
+
+@router.post("/{response_id}/recall", response_model=RecallOut)
+async def recall_response(
+    response_id: uuid.UUID,
+    data: RecallCreate,
+    who: RecallerDep,
+    sm: SessionmakerDep,
+    ctx: ContextDep,
+) -> RecallOut:
+    """Recall with a reason: unacknowledged deliveries are withdrawn, acknowledged ones must be
+    deleted by their recipients. Recalling again answers with the first recall."""
+    async with transaction(sm) as session:
+        return await evidence.recall(
+            session, response_id=response_id, who=who, reason=data.reason, ctx=ctx
+        )

@@ -1,0 +1,133 @@
+"""Signed evidence over HTTP: the sender's view, bundles that verify offline, and that
+changing any byte of any record makes verification fail."""
+
+from __future__ import annotations
+
+import copy
+import json
+import string
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.registry.audit import service as audit
+from services.registry.audit.models import AuditEntry
+from shared import audit_chain
+from shared import evidence as signing
+from shared.db import transaction
+from tests.integration.api.evidence_scene import deliver
+from tests.tokens import TokenMint, bearer
+
+pytestmark = pytest.mark.integration
+
+B64 = string.ascii_letters + string.digits + "-_"
+
+
+async def _jwks(intake: httpx.AsyncClient) -> dict[str, Any]:
+    answer = await intake.get("/.well-known/evidence-jwks.json")
+    assert answer.status_code == 200
+    jwks: dict[str, Any] = answer.json()
+    return jwks
+
+
+async def test_the_platform_sees_progress_and_its_bundle_verifies(
+    intake: httpx.AsyncClient, mint: TokenMint, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    scene = await deliver(intake, mint, sessionmaker)
+    ack = await intake.post(
+        f"/v1/inbox/{scene.deliveries['FR']}/ack", headers=bearer(mint.authority("FR"))
+    )
+    assert ack.status_code == 200
+    as_platform = bearer(mint.platform("telegram"))
+
+    status = await intake.get(f"/v1/responses/{scene.response_id}", headers=as_platform)
+    assert status.status_code == 200, status.text
+    body = status.json()
+    assert body["fanout_state"] == "routed"
+    # FR opened the requesting case the platform named; DE matched a selector only.
+    assert [(r["jurisdiction"], r["state"]) for r in body["recipients"]] == [("FR", "acknowledged")]
+    assert body["other_recipients"] == {"published": 1}
+    assert '"DE"' not in status.text
+    assert str(scene.deliveries["DE"]) not in status.text
+
+    bundle = (
+        await intake.get(f"/v1/responses/{scene.response_id}/evidence", headers=as_platform)
+    ).json()
+    claims = signing.verify_bundle(bundle, await _jwks(intake))
+    assert [c["kind"] for c in claims] == [
+        "submission.accepted",
+        "delivery.relayed",
+        "delivery.retrieved",
+    ]
+    assert str(scene.deliveries["DE"]) not in json.dumps(bundle)
+
+    # Each record names a queued audit entry; once chained, its content hashes to the digest.
+    async with transaction(sessionmaker) as session:
+        await audit.drain(session)
+        for claim in claims:
+            entry = (
+                await session.execute(
+                    AuditEntry.__table__.select().where(
+                        AuditEntry.details["evidence_id"].astext == claim["id"]
+                    )
+                )
+            ).one()
+            fields = {
+                k: getattr(entry, k)
+                for k in ("at", "actor", "action", "subject_type", "subject_id", "details")
+            }
+            assert audit_chain.content_digest(**fields) == claim["audit_digest"]
+        assert (await audit.verify(session)).ok
+
+    # Another platform, and an authority, cannot see the response at all.
+    other = await intake.get(
+        f"/v1/responses/{scene.response_id}", headers=bearer(mint.platform("chirp"))
+    )
+    assert other.status_code == 404
+    other = await intake.get(
+        f"/v1/responses/{scene.response_id}/evidence", headers=bearer(mint.platform("chirp"))
+    )
+    assert other.status_code == 404
+
+
+async def test_changing_any_byte_of_any_record_fails_verification(
+    intake: httpx.AsyncClient, mint: TokenMint, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    scene = await deliver(intake, mint, sessionmaker)
+    await intake.post(
+        f"/v1/inbox/{scene.deliveries['DE']}/ack", headers=bearer(mint.authority("DE"))
+    )
+    bundle = (
+        await intake.get(
+            f"/v1/inbox/{scene.deliveries['DE']}/evidence", headers=bearer(mint.authority("DE"))
+        )
+    ).json()
+    jwks = await _jwks(intake)
+    assert [c["kind"] for c in signing.verify_bundle(bundle, jwks)] == [
+        "delivery.relayed",
+        "delivery.retrieved",
+    ]
+    tried = 0
+    for index, record in enumerate(bundle["records"]):
+        for name, value in record.items():
+            for position in range(len(value)):
+                damaged = copy.deepcopy(bundle)
+                original = value[position]
+                swap = B64[(B64.index(original) + 1) % len(B64)] if original in B64 else "A"
+                damaged["records"][index][name] = value[:position] + swap + value[position + 1 :]
+                with pytest.raises(signing.VerificationFailed):
+                    signing.verify_bundle(damaged, jwks)
+                tried += 1
+    assert tried > 1000
+    # Dropping the subject or a record's field, or borrowing a record from elsewhere, fails too.
+    with pytest.raises(signing.VerificationFailed):
+        signing.verify_bundle(
+            {**bundle, "subject": "delivery:" + str(scene.deliveries["FR"])}, jwks
+        )
+    # FR cannot read DE's evidence.
+    foreign = await intake.get(
+        f"/v1/inbox/{scene.deliveries['DE']}/evidence", headers=bearer(mint.authority("FR"))
+    )
+    assert foreign.status_code == 404
