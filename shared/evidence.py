@@ -181,3 +181,16 @@ def unverified_claims(token: str) -> dict[str, Any]:
     if not isinstance(claims, dict):
         raise VerificationFailed("signed content is not a JSON object")
     return claims
+
+
+def validate_signing_jwk(jwk: Mapping[str, Any]) -> dict[str, Any]:
+    """A platform's registered signing key in normal form: EC P-256 public members, `use`
+    sig, `alg` ES256 and a kid equal to its RFC 7638 thumbprint (no caller-chosen names)."""
+    key = import_public(jwk)
+    public = key.as_dict(private=False)
+    return {
+        **{k: public[k] for k in ("kty", "crv", "x", "y")},
+        "use": "sig",
+        "alg": ALG,
+        "kid": key.thumbprint(),
+    }

@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
 from services.registry.deliveries.models import Delivery, Exclusion
-from services.registry.reference.models import Jurisdiction
+from services.registry.evidence import keys as hub_keys
+from services.registry.evidence.custody import sealed_claims
+from services.registry.reference.models import Jurisdiction, Platform
 from services.registry.reference.rules import JurisdictionStatus
 from services.registry.responses.models import CooperationResponse
 from services.registry.responses.rules import HandlingCode
@@ -38,6 +40,7 @@ from services.router.publish import (
 from shared import sealing
 from shared.db import transaction
 from shared.events import JurisdictionExcluded, json_datetime
+from shared.evidence import Signer
 from shared.kafka import TopicProvisioner
 
 # the publication side lives in publish.py; these names stay importable from here
@@ -119,12 +122,18 @@ async def decide_and_record(
     )
     now = datetime.now(UTC)
     excluded = [d for d in decisions if not d.included]
+    signer = await hub_keys.active_signer(session)
+    platform = await session.get(Platform, resp.platform)
+    platform_jwk = platform.signing_jwk if platform else None
     deliveries = [
-        _delivery(resp, d, keys.get(d.jurisdiction), now) for d in decisions if d.included
+        _delivery(resp, d, keys.get(d.jurisdiction), now, signer, platform_jwk)
+        for d in decisions
+        if d.included
     ]
     await _DELIVERIES.insert(session, [d._asdict() for d in deliveries])
     await _record_exclusions(session, resp.id, excluded, now, prefix=prefix)
     resp.disclosures, resp.fanout_state, resp.routed_at = None, "routed", now
+    resp.platform_signature = None
     await session.flush()
     await audit.append(
         session,
@@ -173,12 +182,19 @@ _DELIVERIES = bulk.RowInserter(
 
 
 def _delivery(
-    resp: CooperationResponse, d: rules.Decision, jwk: dict[str, Any] | None, now: datetime
+    resp: CooperationResponse,
+    d: rules.Decision,
+    jwk: dict[str, Any] | None,
+    now: datetime,
+    signer: Signer,
+    platform_jwk: dict[str, Any] | None,
 ) -> NewDelivery:
     assert d.matched_case_id is not None
     sealed, kid = None, None
+    ident = delivery_id(resp.id, d.jurisdiction)
     if jwk is not None and resp.disclosures is not None:
-        sealed = sealing.seal(resp.disclosures, jwk)
+        claims = sealed_claims(resp, ident, d.jurisdiction, resp.disclosures, platform_jwk)
+        sealed = sealing.seal_signed(claims, jwk, signer)
         kid = jwk.get("kid")
     else:
         logger.warning(
@@ -186,7 +202,7 @@ def _delivery(
             extra={"jurisdiction": d.jurisdiction, "response_id": str(resp.id)},
         )
     return NewDelivery(
-        id=delivery_id(resp.id, d.jurisdiction),
+        id=ident,
         response_id=resp.id,
         jurisdiction=d.jurisdiction,
         case_id=d.matched_case_id,

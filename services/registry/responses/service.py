@@ -14,6 +14,7 @@ from services.registry.cases import selectors
 from services.registry.cases.models import Case
 from services.registry.cases.schemas import SelectorIn
 from services.registry.context import Context
+from services.registry.evidence import custody
 from services.registry.evidence import service as evidence
 from services.registry.evidence.rules import EvidenceKind
 from services.registry.reference.models import Platform
@@ -57,8 +58,13 @@ async def submit(
     session: AsyncSession, *, platform: str, client_id: str, data: ResponseCreate, ctx: Context
 ) -> ResponseAccepted:
     """Store a response and queue `ResponseReceived`; disclosures stay only until fan-out."""
-    if await session.get(Platform, platform) is None:
+    platform_row = await session.get(Platform, platform)
+    if platform_row is None:
         raise ValidationFailed(f"unknown platform {platform!r}")
+    disclosures = [d.model_dump(mode="json") for d in data.disclosures]
+    signature = custody.check_platform_signature(
+        platform_row.signing_jwk, data.disclosures_signature, disclosures
+    )
     named = set(data.scope.case_ids)
     extra = {c for c in (data.requesting_case_id, data.scope.lead_case_id) if c is not None}
     await _check_cases(session, platform, named | extra)
@@ -76,8 +82,9 @@ async def submit(
         scope_selector_hashes=scope_hashes,
         scope_lead_case_id=data.scope.lead_case_id,
         handling_code=data.handling_code.value,
-        disclosures=[d.model_dump(mode="json") for d in data.disclosures],
+        disclosures=disclosures,
         disclosure_count=len(data.disclosures),
+        platform_signature=signature,
         emergency=data.emergency,
         fanout_state="received",
         issued_at=data.issued_at,
