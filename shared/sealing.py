@@ -56,6 +56,7 @@ __all__ = [
     "public_from_private",
     "seal",
     "seal_signed",
+    "sealed_for",
     "unseal",
     "validate_public_jwk",
 ]
@@ -252,6 +253,17 @@ def open_verified(
     return OpenedDelivery(
         disclosures=claims.get("disclosures"), claims=claims, platform_signed=signed is not None
     )
+
+
+def sealed_for(token: str) -> str | None:
+    """The kid a token names as its recipient (unauthenticated: to pick a key, nothing more)."""
+    try:
+        segment = token.split(".", 1)[0]
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (binascii.Error, ValueError, AttributeError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
 
 
 def _decrypt(token: str, private_jwk: dict[str, Any]) -> tuple[str, bytes]:

@@ -8,8 +8,10 @@ its signed evidence behind.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -31,12 +33,16 @@ class Scene:
 
 
 async def open_case(
-    intake: httpx.AsyncClient, mint: TokenMint, code: str, sel: factories.SelectorIn
+    intake: httpx.AsyncClient,
+    mint: TokenMint,
+    code: str,
+    sel: factories.SelectorIn,
+    platform: str = "telegram",
 ) -> uuid.UUID:
     answer = await intake.post(
         "/v1/cases",
         headers=bearer(mint.authority(code)),
-        json=factories.case(selectors=[sel]).model_dump(mode="json"),
+        json=factories.case(selectors=[sel], platform=platform).model_dump(mode="json"),
     )
     assert answer.status_code == 201, answer.text
     return uuid.UUID(answer.json()["id"])
@@ -48,18 +54,18 @@ async def deliver(
     sm: async_sessionmaker[AsyncSession],
     *,
     platform: str = "telegram",
-    extra: dict[str, object] | None = None,
+    sign: Callable[[list[Any]], str] | None = None,
 ) -> Scene:
     """FR and DE share a selector; the platform answers FR's request; both are delivered."""
     sel = factories.selector()
-    cases = {code: await open_case(intake, mint, code, sel) for code in ("FR", "DE")}
+    cases = {code: await open_case(intake, mint, code, sel, platform) for code in ("FR", "DE")}
     body = factories.response(
         case_ids=[cases["FR"]], selectors=[sel], requesting_case_id=cases["FR"]
     ).model_dump(mode="json")
-    answer = await intake.post(
-        "/v1/responses", headers=bearer(mint.platform(platform)), json=body | (extra or {})
-    )
-    assert answer.status_code == 202, answer.text
+    if sign is not None:
+        body["disclosures_signature"] = sign(body["disclosures"])
+    answer = await intake.post("/v1/responses", headers=bearer(mint.platform(platform)), json=body)
+    assert answer.status_code == 202, f"{answer.status_code} {answer.text}"
     response_id = uuid.UUID(answer.json()["id"])
     await route(sm, response_id)
     deliveries = {code: fanout.delivery_id(response_id, code) for code in cases}
