@@ -8,12 +8,10 @@ opened the requesting case). To everyone else a response does not exist: 404.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 
-from services.intake.deps import ContextDep, PlatformDep, SessionmakerDep
+from services.intake.deps import ContextDep, PlatformDep, RecallerDep, SessionmakerDep
 from services.registry.evidence import service as evidence
 from services.registry.evidence.schemas import (
     EvidenceBundle,
@@ -21,28 +19,9 @@ from services.registry.evidence.schemas import (
     RecallOut,
     ResponseStatus,
 )
-from services.registry.web.access import admitted
-from shared.auth.deps import PrincipalDep
-from shared.auth.scopes import Scope
 from shared.db import transaction
-from shared.errors import Forbidden
 
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
-
-
-async def _recaller(request: Request, principal: PrincipalDep) -> AsyncIterator[evidence.Recaller]:
-    """A platform holding `responses:write`, or an authority holding `cases:write`."""
-    if principal.platform is not None and principal.has_scopes(Scope.RESPONSES_WRITE):
-        who = evidence.Recaller(client_id=principal.client_id, platform=principal.platform)
-    elif principal.jurisdiction is not None and principal.has_scopes(Scope.CASES_WRITE):
-        who = evidence.Recaller(client_id=principal.client_id, jurisdiction=principal.jurisdiction)
-    else:
-        raise Forbidden("recall is for platforms (responses:write) and authorities (cases:write)")
-    async with admitted(request, principal):
-        yield who
-
-
-RecallerDep = Annotated[evidence.Recaller, Depends(_recaller)]
 
 
 @router.get("/{response_id}", response_model=ResponseStatus)

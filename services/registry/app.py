@@ -21,6 +21,7 @@ from services.registry.settings import RegistrySettings
 from services.registry.web import admin as routes_admin
 from services.registry.web import coordinator as routes_coordinator
 from services.registry.web import dashboard
+from services.registry.web import evidence as routes_evidence
 from services.registry.web.stream import Viewers
 from shared.auth.deps import document_token_url
 from shared.auth.validation import TokenValidator
@@ -72,6 +73,7 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
     app.include_router(health_router(lambda: app.state.checks))
     app.include_router(routes_coordinator.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_evidence.router)
     dashboard.install(app)
     document_token_url(app, settings.oauth_issuer.rstrip("/") + "/token")
     return app

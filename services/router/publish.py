@@ -192,7 +192,7 @@ async def mark_published(
             }
         )
     await outbox.add_many(session, events, prefix=prefix)
-    await audit.append_many(session, entries)
+    digests = await audit.append_many(session, entries)
     # Relay evidence once per delivery: its first publication, not each re-publication.
     relayed = [
         evidence.Fact(
@@ -203,8 +203,9 @@ async def mark_published(
             response_id=d.response_id,
             delivery_id=d.id,
             details={"jurisdiction": d.jurisdiction, "rule": d.rule},
+            audit_digest=digest,
         )
-        for d in found
+        for d, digest in zip(found, digests, strict=True)
         if d.attempts == 0
     ]
     await evidence.record_many(session, relayed)

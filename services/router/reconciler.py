@@ -253,7 +253,7 @@ class Reconciler:
             failed_at=now,
         )
         outbox.add(session, event, key=str(d.response_id), subject=str(d.id), prefix=self._prefix)
-        await audit.append(
+        digest = await audit.append(
             session,
             actor="reconciler",
             action="delivery.failed",
@@ -271,6 +271,7 @@ class Reconciler:
                 response_id=d.response_id,
                 delivery_id=d.id,
                 details={"jurisdiction": d.jurisdiction, "attempts": d.attempts},
+                audit_digest=digest,
             ),
         )
         self._metrics.failed.inc()

@@ -117,7 +117,7 @@ async def acknowledge(
             subject=str(delivery.id),
             prefix=ctx.topic_prefix,
         )
-        await audit.append(
+        digest = await audit.append(
             session,
             actor=actor.client_id,
             action="delivery.acknowledged",
@@ -135,6 +135,7 @@ async def acknowledge(
                 response_id=delivery.response_id,
                 delivery_id=delivery.id,
                 details={"jurisdiction": delivery.jurisdiction},
+                audit_digest=digest,
             ),
         )
     assert delivery.acknowledged_at is not None

@@ -3,9 +3,12 @@ forget payloads at the end of their retention.
 
 `record` is the one function every domain calls, inside the transaction of the change it
 proves: the signed record, its audit entry and the change commit or roll back together. The
-record signs the content digest of that audit entry (`audit_chain.content_digest`): the entry
-is chained later by the sequencer, and whoever holds the record can find the chained entry
-whose content hashes to it, and check the chain from there.
+record signs the content digest of that audit entry (`audit_chain.content_digest`): the digest
+of the entry the caller queued for the change (passed as `Fact.audit_digest`), or of an
+`evidence.<kind>` entry `record` queues itself. Entries are chained later by the sequencer;
+whoever holds the record can find the chained entry whose content (seq and predecessor left
+out) hashes to the digest, and check the chain from there. The content digest cannot change
+when the entry is chained, which a hash over seq and prev_hash would.
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ class Fact:
     response_id: uuid.UUID | None = None
     delivery_id: uuid.UUID | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    # The content digest of the audit entry the caller queued for this same change (what
+    # `audit.append` returns); without one, `record` queues an `evidence.<kind>` entry itself.
+    audit_digest: str | None = None
 
 
 async def record(session: AsyncSession, fact: Fact) -> uuid.UUID:
@@ -79,12 +85,13 @@ async def record(session: AsyncSession, fact: Fact) -> uuid.UUID:
 
 
 async def record_many(session: AsyncSession, facts: Sequence[Fact]) -> list[uuid.UUID]:
-    """Sign several facts at once (one key look-up, one audit INSERT)."""
+    """Sign several facts at once (one key look-up, at most one audit INSERT)."""
     if not facts:
         return []
     signer = await keys.active_signer(session)
     ids = [uuid.uuid4() for _ in facts]
-    digests = await audit.append_many(
+    unlinked = [(ident, f) for ident, f in zip(ids, facts, strict=True) if f.audit_digest is None]
+    queued = await audit.append_many(
         session,
         [
             {
@@ -94,9 +101,11 @@ async def record_many(session: AsyncSession, facts: Sequence[Fact]) -> list[uuid
                 "subject_id": f.subject_id,
                 "details": {"evidence_id": str(ident), **f.details},
             }
-            for ident, f in zip(ids, facts, strict=True)
+            for ident, f in unlinked
         ],
     )
+    own = iter(queued)
+    digests = [f.audit_digest if f.audit_digest is not None else next(own) for f in facts]
     now = datetime.now(UTC)
     for ident, f, audit_digest in zip(ids, facts, digests, strict=True):
         subjects = [subject_tag(f.subject_type, f.subject_id)]

@@ -99,7 +99,7 @@ async def submit(
         received_at=now,
     )
     outbox.add(session, event, key=str(row.id), subject=str(row.id), prefix=ctx.topic_prefix)
-    await audit.append(
+    digest = await audit.append(
         session,
         actor=client_id,
         action="response.received",
@@ -127,6 +127,7 @@ async def submit(
                 "disclosures": row.disclosure_count,
                 "platform_signed": row.platform_signature is not None,
             },
+            audit_digest=digest,
         ),
     )
     return ResponseAccepted(

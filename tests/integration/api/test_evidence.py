@@ -67,18 +67,25 @@ async def test_the_platform_sees_progress_and_its_bundle_verifies(
     async with transaction(sessionmaker) as session:
         await audit.drain(session)
         for claim in claims:
-            entry = (
+            entries = (
                 await session.execute(
                     AuditEntry.__table__.select().where(
-                        AuditEntry.details["evidence_id"].astext == claim["id"]
+                        AuditEntry.subject_id == claim["subject_id"]
                     )
                 )
-            ).one()
-            fields = {
-                k: getattr(entry, k)
-                for k in ("at", "actor", "action", "subject_type", "subject_id", "details")
+            ).all()
+            digests = {
+                audit_chain.content_digest(
+                    at=e.at,
+                    actor=e.actor,
+                    action=e.action,
+                    subject_type=e.subject_type,
+                    subject_id=e.subject_id,
+                    details=e.details,
+                )
+                for e in entries
             }
-            assert audit_chain.content_digest(**fields) == claim["audit_digest"]
+            assert claim["audit_digest"] in digests
         assert (await audit.verify(session)).ok
 
     # Another platform, and an authority, cannot see the response at all.
