@@ -17,6 +17,7 @@ from datetime import timedelta
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from services.registry.evidence import keys as hub_keys
 from services.router import fanout
 from services.router.consumer import ResponseConsumer
 from services.router.metrics import RouterMetrics
@@ -24,7 +25,7 @@ from services.router.reconciler import Reconciler
 from services.router.relay import OutboxRelay
 from services.router.settings import RouterSettings
 from shared.checks import broker_check, database_check
-from shared.db import create_engine, create_sessionmaker
+from shared.db import create_engine, create_sessionmaker, transaction
 from shared.events import ResponseReceived, topic_name
 from shared.kafka import Envelope, TopicProvisioner, make_consumer, make_producer
 from shared.web import health_router, install_common
@@ -60,6 +61,7 @@ class Runtime:
         self.policy = fanout.Policy(
             timedelta(seconds=s.ack_timeout_seconds), timedelta(seconds=s.backoff_cap_seconds)
         )
+        await _retry_forever(self._load_signing_key, self.stop)
         await _retry_forever(self.provisioner.start, self.stop)
         await _retry_forever(self.producer.start, self.stop)
         self.reconciler = Reconciler(
@@ -113,6 +115,13 @@ class Runtime:
             ("reconciler", self.reconciler.run(self.stop)),
         ):
             self.tasks.append(asyncio.create_task(_supervised(name, coro), name=name))
+
+    async def _load_signing_key(self) -> None:
+        """Open the hub's delivery signing key now (made on first start), so a KEK that cannot
+        open it shows at start, not at the first delivery; fan-outs then use it cached."""
+        async with transaction(self.sm) as session:
+            signer = await hub_keys.active_signer(session)
+        logger.info("hub signing key loaded", extra={"kid": signer.kid})
 
     def consumer_busy(self, within: float) -> bool:
         responses: ResponseConsumer | None = getattr(self, "responses", None)

@@ -6,14 +6,18 @@ from __future__ import annotations
 import copy
 import json
 import string
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typer.testing import CliRunner
 
+from caseshare.cli import app as cli_app
 from services.registry.audit import service as audit
 from services.registry.audit.models import AuditEntry
+from services.registry.evidence import keys
 from shared import audit_chain
 from shared import evidence as signing
 from shared.db import transaction
@@ -138,3 +142,70 @@ async def test_changing_any_byte_of_any_record_fails_verification(
         f"/v1/inbox/{scene.deliveries['DE']}/evidence", headers=bearer(mint.authority("FR"))
     )
     assert foreign.status_code == 404
+
+
+async def test_rotation_keeps_old_records_verifiable_and_signs_with_the_new_key(
+    intake: httpx.AsyncClient,
+    registry: httpx.AsyncClient,
+    mint: TokenMint,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    before = await deliver(intake, mint, sessionmaker)
+    as_platform = bearer(mint.platform("telegram"))
+    url = f"/v1/responses/{before.response_id}/evidence"
+    old_bundle = (await intake.get(url, headers=as_platform)).json()
+    async with transaction(sessionmaker) as session:
+        old_kid = (await keys.active_signer(session)).kid
+        new_kid = await keys.rotate(session)
+    assert new_kid != old_kid
+    after = await deliver(intake, mint, sessionmaker)
+    jwks = await _jwks(intake)
+    assert [k["kid"] for k in jwks["keys"]][:2] == [new_kid, old_kid]
+    assert all("d" not in k for k in jwks["keys"])
+    assert (await registry.get("/.well-known/evidence-jwks.json")).json() == jwks
+    signing.verify_bundle(old_bundle, jwks)
+    new_bundle = (
+        await intake.get(f"/v1/responses/{after.response_id}/evidence", headers=as_platform)
+    ).json()
+    signing.verify_bundle(new_bundle, jwks)
+    kids = {
+        json.loads(signing._unb64(r["jws"].split(".")[0]))["kid"] for r in new_bundle["records"]
+    }
+    assert kids == {new_kid}
+    # Without the old key, the old bundle no longer verifies: the kid really is checked.
+    with pytest.raises(signing.VerificationFailed):
+        signing.verify_bundle(
+            old_bundle, {"keys": [k for k in jwks["keys"] if k["kid"] != old_kid]}
+        )
+
+
+async def test_caseshare_evidence_verify_checks_a_saved_bundle_offline(
+    intake: httpx.AsyncClient,
+    mint: TokenMint,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    scene = await deliver(intake, mint, sessionmaker)
+    bundle = (
+        await intake.get(
+            f"/v1/responses/{scene.response_id}/evidence", headers=bearer(mint.platform("telegram"))
+        )
+    ).json()
+    (tmp_path / "jwks.json").write_text(json.dumps(await _jwks(intake)))
+    (tmp_path / "bundle.json").write_text(json.dumps(bundle))
+    args = [
+        "evidence",
+        "verify",
+        str(tmp_path / "bundle.json"),
+        "--jwks",
+        str(tmp_path / "jwks.json"),
+    ]
+    ok = CliRunner().invoke(cli_app, args)
+    assert ok.exit_code == 0, ok.output
+    assert "record(s) verified" in ok.output
+    record = bundle["records"][0]
+    record["jws"] = record["jws"][:-2] + ("AA" if not record["jws"].endswith("AA") else "BB")
+    (tmp_path / "bundle.json").write_text(json.dumps(bundle))
+    bad = CliRunner().invoke(cli_app, args)
+    assert bad.exit_code == 1
+    assert "NOT verified" in bad.output
