@@ -108,3 +108,14 @@ async def expired_payloads(
         .with_for_update(skip_locked=True)
     )
     return (await session.scalars(query)).all()
+
+
+async def open_deletion_requests(session: AsyncSession, *, limit: int) -> Sequence[DeletionRequest]:
+    """The oldest deletion requests still waiting for their recipient, for the dashboard."""
+    query = (
+        select(DeletionRequest)
+        .where(DeletionRequest.state == "requested")
+        .order_by(DeletionRequest.requested_at, DeletionRequest.delivery_id)
+        .limit(limit)
+    )
+    return (await session.scalars(query)).all()

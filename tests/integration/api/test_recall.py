@@ -150,6 +150,8 @@ async def test_open_deletions_are_reminded_until_confirmed(
     later = datetime.now(UTC) + timedelta(days=2)
     async with transaction(sessionmaker) as session:
         assert await repository.open_deletions(session) >= 1
+        shown = await repository.open_deletion_requests(session, limit=1000)
+        assert fr_id in {r.delivery_id for r in shown}  # what the dashboard lists
         # A clock two days on: the request is due (others left by other tests may be too).
         while await service.remind(
             session, now=later, every=timedelta(days=1), prefix=TOPIC_PREFIX
