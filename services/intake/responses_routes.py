@@ -24,6 +24,18 @@ from shared.db import transaction
 router = APIRouter(prefix="/v1/responses", tags=["responses"])
 
 
+@router.get("/rejections/{submission_id}/evidence", response_model=EvidenceBundle)
+async def get_rejection_evidence(
+    submission_id: uuid.UUID, principal: PlatformDep, sm: SessionmakerDep
+) -> EvidenceBundle:
+    """Signed evidence that a submission was refused (the `evidence` member of its 422)."""
+    assert principal.platform is not None
+    async with transaction(sm) as session:
+        return await evidence.rejection_bundle(
+            session, submission_id=submission_id, platform=principal.platform
+        )
+
+
 @router.get("/{response_id}", response_model=ResponseStatus)
 async def get_response(
     response_id: uuid.UUID, principal: PlatformDep, sm: SessionmakerDep

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
 from services.registry.context import Actor, Context
@@ -49,7 +50,8 @@ from services.registry.responses.models import CooperationResponse
 from services.registry.responses.rules import HandlingCode
 from services.registry.store import outbox
 from shared import evidence as signing
-from shared.errors import Conflict, NotFound
+from shared.db import transaction
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import (
     DeletionConfirmed,
     DeletionReminded,
@@ -239,6 +241,58 @@ async def delivery_bundle(
     rows = await repo.records_of_delivery(session, delivery.id)
     return EvidenceBundle(
         subject=subject_tag("delivery", delivery.id), records=[_out(r) for r in rows]
+    )
+
+
+def rejection_evidence_path(submission_id: uuid.UUID) -> str:
+    return f"/v1/responses/rejections/{submission_id}/evidence"
+
+
+async def record_rejection(
+    sm: async_sessionmaker[AsyncSession], *, platform: str, client_id: str, error: ValidationFailed
+) -> ValidationFailed:
+    """Sign the refusal of a submission (its own transaction: the submission's rolled back) and
+    return the error to answer with, pointing at the evidence. The reason is signed as a digest:
+    it may quote what was submitted."""
+    ident = uuid.uuid4()
+    async with transaction(sm) as session:
+        await record(
+            session,
+            Fact(
+                EvidenceKind.SUBMISSION_REJECTED,
+                "submission",
+                str(ident),
+                client_id,
+                details={"platform": platform, "reason_sha256": digest(error.detail.encode())},
+            ),
+        )
+    extra = {**error.extra, "evidence": rejection_evidence_path(ident)}
+    return ValidationFailed(error.detail, extra=extra)
+
+
+def _platform_of(row: EvidenceRecord) -> object:
+    return signing.unverified_claims(row.jws)["details"].get("platform")
+
+
+async def rejection_bundle(
+    session: AsyncSession, *, submission_id: uuid.UUID, platform: str
+) -> EvidenceBundle:
+    """The evidence that a platform's submission was refused; another platform's is a 404."""
+    rows = (
+        await session.scalars(
+            select(EvidenceRecord).where(
+                EvidenceRecord.subject_type == "submission",
+                EvidenceRecord.subject_id == str(submission_id),
+            )
+        )
+    ).all()
+    mine = [
+        r for r in rows if signing.unverified_claims(r.jws)["details"].get("platform") == platform
+    ]
+    if not mine:
+        raise NotFound("no such submission")
+    return EvidenceBundle(
+        subject=subject_tag("submission", submission_id), records=[_out(r) for r in mine]
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import string
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from services.registry.evidence import keys
 from shared import audit_chain
 from shared import evidence as signing
 from shared.db import transaction
+from tests import factories
 from tests.integration.api.evidence_scene import deliver
 from tests.tokens import TokenMint, bearer
 
@@ -209,3 +211,19 @@ async def test_caseshare_evidence_verify_checks_a_saved_bundle_offline(
     bad = CliRunner().invoke(cli_app, args)
     assert bad.exit_code == 1
     assert "NOT verified" in bad.output
+
+
+async def test_a_refused_submission_leaves_signed_evidence_for_its_platform(
+    intake: httpx.AsyncClient, mint: TokenMint
+) -> None:
+    as_platform = bearer(mint.platform("telegram"))
+    unknown_case = factories.response(case_ids=[uuid.uuid4()]).model_dump(mode="json")
+    refused = await intake.post("/v1/responses", headers=as_platform, json=unknown_case)
+    assert refused.status_code == 422
+    link = refused.json()["evidence"]
+    bundle = (await intake.get(link, headers=as_platform)).json()
+    claims = signing.verify_bundle(bundle, await _jwks(intake))
+    assert [(c["kind"], c["details"]["platform"]) for c in claims] == [
+        ("submission.rejected", "telegram")
+    ]
+    assert (await intake.get(link, headers=bearer(mint.platform("chirp")))).status_code == 404
