@@ -42,6 +42,16 @@ id on `responses` and `deliveries`. There is no order across keys or topics.
 serialization, `alg` ECDH-ES+A256KW, `enc` A256GCM) encrypted for the recipient's registered
 public key, named by `recipient_kid`; no other party, the hub's operator included, can read it.
 
+**Verify the hub's signature.** A JWE authenticates no sender, so the sealed payload is a
+JWS (ES256, `typ` caseshare-delivery+jws, JWE `cty` JWT) by a hub key published at
+`/.well-known/evidence-jwks.json`; its claims name the delivery, and hold the disclosures and,
+when the platform signed them, the platform's own JWS and key. Reject a delivery that fails
+either signature, and do not remember its `ce_id`.
+
+**Recall.** A `DeliveryRecalled` on your inbox withdraws a delivery; with
+`deletion_required` you must delete what you received and confirm with
+`POST /v1/inbox/{delivery_id}/deletion-confirmation` (`DeletionReminded` repeats the ask).
+
 **Acknowledge every delivery** over REST, `POST /v1/inbox/{delivery_id}/ack` (OAuth 2.0 client
 credentials, scope `inbox:read`). The acknowledgement is the proof of retrieval; until it
 arrives the hub re-publishes the delivery with backoff and finally reports it failed.
@@ -55,7 +65,8 @@ CHANNELS: dict[Topic, str] = {
     ),
     "deliveries": (
         "The fan-out log: each delivery published, acknowledged or failed, and each"
-        " jurisdiction considered and refused, with the reason."
+        " jurisdiction considered and refused, with the reason; recalls, deletion"
+        " confirmations and payloads deleted by retention."
     ),
     "dlq": (
         "Records the hub could not process, parked untouched with the reason in `dlq_*`"
@@ -63,7 +74,8 @@ CHANNELS: dict[Topic, str] = {
     ),
     "inbox": (
         "One jurisdiction's inbox: the responses it has standing for (disclosures sealed for"
-        " it alone) and the links found between its cases and other jurisdictions' cases."
+        " it alone), the links found between its cases and other jurisdictions' cases, and"
+        " recall notices and deletion reminders for its deliveries."
     ),
 }
 
