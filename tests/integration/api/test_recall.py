@@ -188,3 +188,18 @@ async def test_open_deletions_are_reminded_until_confirmed(
         delivery = await session.get(Delivery, fr_id)
         assert delivery is not None
         assert delivery.state == "acknowledged"
+
+
+async def test_a_failed_delivery_stays_in_its_recipients_inbox_with_its_state(
+    intake: httpx.AsyncClient, mint: TokenMint, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    scene = await deliver(intake, mint, sessionmaker)
+    de_id = scene.deliveries["DE"]
+    async with transaction(sessionmaker) as session:  # what the reconciler does at max attempts
+        delivery = await session.get(Delivery, de_id)
+        assert delivery is not None
+        delivery.state, delivery.failed_at = "failed", datetime.now(UTC)
+    de = bearer(mint.authority("DE"))
+    assert str(de_id) in await _inbox_ids(intake, de)
+    item = await intake.get(f"/v1/inbox/{de_id}", headers=de)
+    assert (item.status_code, item.json()["state"]) == (200, "failed")
