@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.registry.audit import service as audit
 from services.registry.cases.models import Case
 from services.registry.deliveries.models import Delivery
+from services.registry.evidence import service as evidence
+from services.registry.evidence.rules import EvidenceKind
 from services.registry.responses.models import CooperationResponse
 from services.registry.store import outbox
 from shared.events import DeliveryPublished, ResponseDelivered, json_datetime, topic_name
@@ -193,7 +195,23 @@ async def mark_published(
             }
         )
     await outbox.add_many(session, events, prefix=prefix)
-    await audit.append_many(session, entries)
+    digests = await audit.append_many(session, entries)
+    # Relay evidence once per delivery: its first publication, not each re-publication.
+    relayed = [
+        evidence.Fact(
+            EvidenceKind.RELAYED,
+            "delivery",
+            str(d.id),
+            "router",
+            response_id=d.response_id,
+            delivery_id=d.id,
+            details={"jurisdiction": d.jurisdiction, "rule": d.rule},
+            audit_digest=digest,
+        )
+        for d, digest in zip(found, digests, strict=True)
+        if d.attempts == 0
+    ]
+    await evidence.record_many(session, relayed)
 
 
 def published_payload(

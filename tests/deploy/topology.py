@@ -76,6 +76,8 @@ DELIBERATE_DEFAULTS = {
     "READ_RATE_PER_SECOND": "100 reads/s per client and replica, as the writes",
     "READ_RATE_BURST": "a burst of 200 reads, as the writes",
     "OAUTH_MAX_TOKEN_LIFETIME_SECONDS": "3600 s is above the realm's 300 s access-token lifespan",
+    "PAYLOAD_RETENTION_SECONDS": "ciphertexts go 90 days after acknowledgement, as issue 14 asks",
+    "DELETION_REMINDER_SECONDS": "a recipient is reminded daily of an unconfirmed deletion",
 }
 _NO_KAFKA_CLIENT = {
     "KAFKA_SECURITY_PROTOCOL",

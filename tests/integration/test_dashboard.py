@@ -150,6 +150,7 @@ async def test_sign_in_returns_to_the_page_and_keeps_the_token_server_side(
     assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
     assert 'id="audit-status"' in page.text
     assert re.search(r'<code id="audit-head">[0-9a-f]{64}</code>', page.text)  # to anchor
+    assert re.search(r'id="open-deletions">\d+ recalled', page.text)  # open confirmations
     [token] = dashboard.issuer.issued
     assert token not in page.text
     assert all(token not in value for value in browser.cookies.values())

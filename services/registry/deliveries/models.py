@@ -33,6 +33,12 @@ class Delivery(Base):
         UniqueConstraint("response_id", "jurisdiction"),
         Index("ix_deliveries_state_next_attempt", "state", "next_attempt_at"),
         Index("ix_deliveries_jurisdiction_state", "jurisdiction", "state"),
+        # retention: acknowledged deliveries that still hold a ciphertext
+        Index(
+            "ix_deliveries_payload_retention",
+            "acknowledged_at",
+            postgresql_where=text("sealed_disclosures IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)

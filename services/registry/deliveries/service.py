@@ -13,13 +13,17 @@ from services.registry.cases.models import Case
 from services.registry.context import Actor, Context, decode_cursor, encode_cursor
 from services.registry.deliveries.models import Delivery
 from services.registry.deliveries.schemas import Acknowledgement, InboxItem
+from services.registry.evidence import service as evidence
+from services.registry.evidence.rules import EvidenceKind
 from services.registry.responses.models import CooperationResponse
 from services.registry.responses.rules import HandlingCode
 from services.registry.store import outbox
 from shared.errors import NotFound, ValidationFailed
 from shared.events import DeliveryAcknowledged
 
-VISIBLE_STATES = ("pending", "published", "acknowledged")
+# A failed delivery stays visible with its state, so its recipient learns it existed; a
+# recalled one (withdrawn before it was acknowledged) is gone.
+VISIBLE_STATES = ("pending", "published", "acknowledged", "failed")
 
 
 def _query() -> Select[tuple[Delivery, Case, CooperationResponse]]:
@@ -133,13 +137,26 @@ async def acknowledge(
             subject=str(delivery.id),
             prefix=ctx.topic_prefix,
         )
-        await audit.append(
+        digest = await audit.append(
             session,
             actor=actor.client_id,
             action="delivery.acknowledged",
             subject_type="delivery",
             subject_id=str(delivery.id),
             details={"jurisdiction": delivery.jurisdiction, "conditions_accepted": h3},
+        )
+        await evidence.record(
+            session,
+            evidence.Fact(
+                EvidenceKind.RETRIEVED,
+                "delivery",
+                str(delivery.id),
+                actor.client_id,
+                response_id=delivery.response_id,
+                delivery_id=delivery.id,
+                details={"jurisdiction": delivery.jurisdiction},
+                audit_digest=digest,
+            ),
         )
     assert delivery.acknowledged_at is not None
     return Acknowledgement(

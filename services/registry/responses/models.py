@@ -53,6 +53,8 @@ class CooperationResponse(Base):
     disclosure_selector_hashes: Mapped[list[str] | None] = mapped_column(ARRAY(String(64)))
     disclosures: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB(none_as_null=True))
     disclosure_count: Mapped[int] = mapped_column(Integer)
+    # The platform's JWS over `disclosures`, kept (like them) only until fan-out seals it in.
+    platform_signature: Mapped[str | None] = mapped_column(Text)
     emergency: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     fanout_state: Mapped[str] = mapped_column(String(16), server_default="received")
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -59,6 +59,15 @@ class ResponseCreate(Strict):
     disclosures: Annotated[list[Disclosure], Field(min_length=1, max_length=100)]
     issued_at: datetime
     emergency: bool = False
+    disclosures_signature: Annotated[
+        str | None,
+        Field(
+            max_length=16 * 1024 * 1024,
+            pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$",
+            description='The platform\'s JWS over {"disclosures": [...]}; required once the'
+            " platform registered a signing key",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _h2_needs_requester(self) -> ResponseCreate:

@@ -21,6 +21,7 @@ from sse_starlette import EventSourceResponse
 
 from services.registry.audit import service as audit
 from services.registry.cases.rules import CaseStatus
+from services.registry.evidence import repository as evidence_repo
 from services.registry.oversight import service as coordinator
 from services.registry.oversight.schemas import CaseMap
 from services.registry.requests import desk
@@ -241,13 +242,19 @@ async def request_history(
     return page(request, "request.html", context)
 
 
+OPEN_DELETIONS_SHOWN = 20  # recalled deliveries still to be deleted by their recipients
+
+
 @router.get("/audit", name="dashboard_audit")
 async def audit_status(request: Request, _who: CoordinatorPage, sm: SessionmakerDep) -> Response:
     """Walk the hash chain now; one walk at a time, shared with the API's verifier."""
     lock: asyncio.Lock = request.app.state.audit_lock
     async with lock, transaction(sm) as session:
         result = await audit.verify(session)
-    return page(request, "audit.html", {"nav": "audit", "result": result})
+        waiting = await evidence_repo.open_deletions(session)
+        oldest = await evidence_repo.open_deletion_requests(session, limit=OPEN_DELETIONS_SHOWN)
+    context = {"nav": "audit", "result": result, "deletions": waiting, "oldest": oldest}
+    return page(request, "audit.html", context)
 
 
 @router.get("/stream", name="dashboard_stream")
