@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
 from services.registry.deliveries.models import Delivery, Exclusion
-from services.registry.deliveries.rules import DeliveryState
+from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.evidence import keys as hub_keys
 from services.registry.evidence.custody import sealed_claims
 from services.registry.reference.models import Jurisdiction, Platform
@@ -116,7 +116,7 @@ async def decide_and_record(
     resp = await session.get(CooperationResponse, response_id, with_for_update=True)
     if resp is None:
         raise UnknownResponse(f"response {response_id} is not in the registry")
-    if resp.fanout_state != "received":
+    if resp.fanout_state != FanoutState.RECEIVED:
         return None
     juris = (await session.execute(_JURISDICTIONS)).all()
     keys = {j.code: j.public_jwk for j in juris}
@@ -153,7 +153,7 @@ async def decide_and_record(
         prefix=prefix,
     )
     await _record_exclusions(session, resp.id, excluded, now, prefix=prefix)
-    resp.disclosures, resp.fanout_state, resp.routed_at = None, "routed", now
+    resp.disclosures, resp.fanout_state, resp.routed_at = None, FanoutState.ROUTED, now
     resp.platform_signature = None
     await session.flush()
     await audit.append(
@@ -364,9 +364,9 @@ _COMPLETE = (
     update(CooperationResponse)
     .where(
         CooperationResponse.id == bindparam("response"),
-        CooperationResponse.fanout_state == "routed",
+        CooperationResponse.fanout_state == FanoutState.ROUTED,
     )
-    .values(fanout_state="completed")
+    .values(fanout_state=FanoutState.COMPLETED)
     .execution_options(synchronize_session=False)  # a fresh session: no response objects
 )
 

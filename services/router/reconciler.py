@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
 from services.registry.deliveries.models import Delivery
+from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.evidence import service as evidence
 from services.registry.evidence.rules import EvidenceKind
 from services.registry.reference.models import Jurisdiction, Platform
@@ -206,7 +207,7 @@ class Reconciler:
             )
             await session.execute(
                 update(Delivery)
-                .where(Delivery.state == "published")
+                .where(Delivery.state == DeliveryState.PUBLISHED)
                 .values(next_attempt_at=datetime.now(UTC))
             )
 
@@ -219,10 +220,10 @@ class Reconciler:
         progress. A fan-out that began (`routed`) is judged by when it began. Other instances'
         consumers are not seen here; their queued responses are re-driven by age as before."""
         cutoff = datetime.now(UTC) - self._redrive_after
-        stalled_routed = (CooperationResponse.fanout_state == "routed") & (
+        stalled_routed = (CooperationResponse.fanout_state == FanoutState.ROUTED) & (
             CooperationResponse.routed_at < cutoff
         )
-        never_started = (CooperationResponse.fanout_state == "received") & (
+        never_started = (CooperationResponse.fanout_state == FanoutState.RECEIVED) & (
             CooperationResponse.received_at < cutoff
         )
         queued = self._queue_busy(self._redrive_after.total_seconds())
@@ -248,7 +249,9 @@ class Reconciler:
             due = (
                 await session.scalars(
                     select(Delivery)
-                    .where(Delivery.state == "published", Delivery.next_attempt_at <= now)
+                    .where(
+                        Delivery.state == DeliveryState.PUBLISHED, Delivery.next_attempt_at <= now
+                    )
                     .order_by(Delivery.next_attempt_at)
                     .limit(BATCH)
                 )
@@ -268,7 +271,7 @@ class Reconciler:
         self._metrics.redrives.labels(kind="delivery").inc(len(records))
 
     async def _fail(self, session: AsyncSession, d: Delivery, now: datetime) -> None:
-        d.state, d.failed_at, d.next_attempt_at = "failed", now, None
+        d.state, d.failed_at, d.next_attempt_at = DeliveryState.FAILED, now, None
         event = DeliveryFailed(
             delivery_id=d.id,
             response_id=d.response_id,

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.registry.deliveries.rules import DELIVERY_STATES
+from services.registry.deliveries.rules import DELIVERY_STATES, DeliveryState
 from shared.db import Base, check_in, created_now
 
 
@@ -51,7 +51,7 @@ class Delivery(Base):
     recipient_kid: Mapped[str | None] = mapped_column(Text)
     # how many disclosures this recipient's payload holds (minimised); None: all of them
     disclosure_count: Mapped[int | None] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), server_default="pending")
+    state: Mapped[str] = mapped_column(String(16), server_default=DeliveryState.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime] = created_now()
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

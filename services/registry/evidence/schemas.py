@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from services.registry.deliveries.rules import DeliveryState
+from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.evidence.rules import DeletionState
 from services.registry.responses.rules import HandlingCode
 from shared.schemas import Strict
@@ -60,7 +60,7 @@ class ResponseStatus(Strict):
     id: uuid.UUID
     platform: str
     handling_code: HandlingCode
-    fanout_state: str
+    fanout_state: FanoutState
     received_at: datetime
     routed_at: datetime | None
     recipients: list[RecipientProgress]

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.registry.audit import service as audit
 from services.registry.context import Actor, Context
 from services.registry.deliveries.models import Delivery
-from services.registry.deliveries.rules import DeliveryState
+from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.evidence import keys
 from services.registry.evidence import repository as repo
 from services.registry.evidence.models import DeletionRequest, EvidenceRecord, Recall
@@ -335,7 +335,7 @@ async def recall(
         return _recall_out(
             existing, deliveries, await repo.deletions_of(session, [d.id for d in deliveries])
         )
-    if resp.fanout_state == "received":
+    if resp.fanout_state == FanoutState.RECEIVED:
         raise Conflict("the response is still being routed; recall it again in a moment")
     now = datetime.now(UTC)
     session.add(

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from services.registry.cases.schemas import MAX_SELECTORS, SelectorIn
+from services.registry.deliveries.rules import FanoutState
 from services.registry.responses.rules import HandlingCode
 from shared.schemas import Strict
 from shared.text import StorableText
@@ -89,6 +90,6 @@ class ResponseAccepted(Strict):
     id: uuid.UUID
     platform: str
     handling_code: HandlingCode
-    fanout_state: str
+    fanout_state: FanoutState
     received_at: datetime
     request_id: uuid.UUID | None = None
