@@ -285,6 +285,18 @@ async def test_the_dashboards_stream_ends_when_the_sessions_token_expires(
     assert [e.event for e in rest][-1:] == [REAUTHENTICATE]
 
 
+async def test_the_dashboards_stream_refuses_a_resume_point_it_never_sent(
+    dashboard: Dashboard,
+) -> None:
+    """One stream implementation: a bad Last-Event-ID is a 422 here as on the API's stream."""
+    async with serving(dashboard.app) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        await sign_in(http, dashboard.issuer)
+        for header in ({"Last-Event-ID": "x"}, {"Last-Event-ID": "9" * 40}):
+            bad = await http.get("/dashboard/stream", headers=header)
+            assert bad.status_code == 422
+            assert bad.headers["content-type"] == "application/problem+json"
+
+
 async def test_assets_are_served_from_the_package(browser: httpx.AsyncClient) -> None:
     script = await browser.get("/dashboard/static/dashboard.js")
     assert script.status_code == 200

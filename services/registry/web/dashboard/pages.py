@@ -35,12 +35,11 @@ from services.registry.web.dashboard.render import page
 from services.registry.web.deps import SessionmakerDep, SettingsDep
 from shared.auth.principal import Principal
 from shared.db import transaction
-from shared.errors import DomainError, NotFound, TooManyRequests, Unauthorized
+from shared.errors import DomainError, NotFound, Unauthorized
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 RECENT_RESPONSES = 10
 PAGE_SIZE = 50
-SEND_TIMEOUT_SECONDS = 10
 _CODE = re.compile(r"^[A-Z]{2}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -268,25 +267,12 @@ async def live_stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     """Fan-out events for a signed-in browser; a reconnect resumes from `Last-Event-ID`."""
-    viewers: stream.Viewers = request.app.state.viewers
-    if viewers.full(stream.viewer_of(viewer)):
-        raise TooManyRequests("too many open streams; retry shortly", retry_after=5)
-    start = next(
-        (int(v) for v in (last_event_id, after) if v and v.isdigit() and len(v) < 19), None
-    )
-    if start is None:
-        async with transaction(sm) as session:
-            start = await stream.head(session)
     only = _uuid(response_id, "response") if response_id else None
-    tail = stream.OutboxTail(prefix=settings.topic_prefix, last_id=start, response_id=only)
-    events = stream.follow(
+    return await stream.serve(
+        request.app.state.viewers,
         sm,
-        tail,
-        viewers=viewers,
+        settings,
         principal=viewer,
-        poll_seconds=settings.stream_poll_seconds,
-        max_seconds=settings.stream_max_seconds,
-    )
-    return EventSourceResponse(
-        events, ping=settings.stream_ping_seconds, send_timeout=SEND_TIMEOUT_SECONDS
+        response_id=only,
+        resume_from=stream.resume_point(last_event_id or after),
     )
