@@ -117,9 +117,8 @@ class RequestContext:
             request_id_var.reset(token)
 
 
-def install_common(app: FastAPI, *, max_body_bytes: int, service: str) -> None:
+def install_common(app: FastAPI, *, max_body_bytes: int) -> None:
     """Errors, headers, request ids and the size cap, in one call per app."""
-    app.state.service = service
     install_problem_handlers(app)
 
     app.add_middleware(RequestContext)

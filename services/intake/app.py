@@ -23,9 +23,11 @@ from services.intake import (
 )
 from services.intake.routes import router
 from services.intake.settings import IntakeSettings
+from services.intake.state import IntakeState
 from services.intake.webhooks_routes import webhooks_router
 from services.registry.context import Context
 from shared import metrics as service_metrics
+from shared import state as shared_state
 from shared import tracing
 from shared.auth.validation import TokenValidator
 from shared.checks import broker_check, database_check
@@ -42,7 +44,7 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
     """
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(
             settings.database_url,
             pool_size=settings.database_pool_size,
@@ -51,14 +53,14 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
         validator = TokenValidator.from_settings(
             settings, http=http or httpx.AsyncClient(timeout=5)
         )
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.context = Context(
+        state.engine = engine
+        state.sessionmaker = create_sessionmaker(engine)
+        state.context = Context(
             hmac_key=settings.selector_hmac_key.get_secret_value().encode(),
             topic_prefix=settings.topic_prefix,
         )
-        app.state.token_validator = validator
-        app.state.checks = {
+        state.token_validator = validator
+        state.checks = {
             "database": database_check(engine),
             "broker": broker_check(settings.kafka_bootstrap_servers),
         }
@@ -78,13 +80,17 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
-    app.state.write_limiter = settings.write_limiter()
-    app.state.read_limiter = settings.read_limiter()
-    install_common(app, max_body_bytes=settings.max_body_bytes, service="intake")
+    state = IntakeState(
+        settings=settings,
+        write_limiter=settings.write_limiter(),
+        read_limiter=settings.read_limiter(),
+    )
+    shared_state.install(app, state)
+    install_common(app, max_body_bytes=settings.max_body_bytes)
     tracing.instrument_app(app)
     metrics = service_metrics.ServiceMetrics("intake")
-    service_metrics.install(app, metrics, engine=lambda: getattr(app.state, "engine", None))
-    app.include_router(health_router(lambda: app.state.checks))
+    service_metrics.install(app, metrics, engine=lambda: getattr(state, "engine", None))
+    app.include_router(health_router(lambda: state.checks))
     app.include_router(router)
     app.include_router(webhooks_router(settings))
     app.include_router(requests_routes.router)

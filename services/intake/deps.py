@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.intake.state import IntakeState
 from services.registry.context import Actor, Context
 from services.registry.evidence.service import Recaller
 from services.registry.web.access import admitted
@@ -22,15 +23,16 @@ from shared.auth.deps import require
 from shared.auth.principal import Principal
 from shared.auth.scopes import Scope
 from shared.errors import Forbidden
+from shared.state import state_of
 
 
 async def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    sm: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    sm = state_of(request, IntakeState).sessionmaker
     return sm
 
 
 async def _context(request: Request) -> Context:
-    ctx: Context = request.app.state.context
+    ctx = state_of(request, IntakeState).context
     return ctx
 
 

@@ -18,9 +18,10 @@ from services.intake.deps import (
     IdempotencyKeyHeader,
     SessionmakerDep,
 )
+from services.intake.state import IntakeState
 from services.registry.requests import service as requests
 from services.registry.requests import steps
-from services.registry.requests.rules import Clock, RequestState, system_clock
+from services.registry.requests.rules import Clock, RequestState
 from services.registry.requests.schemas import (
     Clarification,
     Objection,
@@ -31,6 +32,7 @@ from services.registry.requests.schemas import (
 from services.registry.store import idempotency
 from shared.db import transaction
 from shared.schemas import MAX_PAGE, Page
+from shared.state import state_of
 from shared.web import created_response
 
 router = APIRouter(prefix="/v1", tags=["requests"])
@@ -38,9 +40,8 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most
 
 
 async def _clock(request: Request) -> Clock:
-    """The app's clock: the wall clock unless a test put another on `app.state.clock`."""
-    clock: Clock = getattr(request.app.state, "clock", system_clock)
-    return clock
+    """The app's clock: the wall clock unless a test put another on its state."""
+    return state_of(request, IntakeState).clock
 
 
 async def _now(clock: Annotated[Clock, Depends(_clock)]) -> datetime:

@@ -30,8 +30,10 @@ from starlette.templating import Jinja2Templates
 from services.issuer import keys, repository, users
 from services.issuer.authorize import SignedInUser
 from services.issuer.server import IssuerServer, RequestScope, StarletteOAuth2Request, request_scope
+from services.issuer.state import IssuerState
 from shared.cookies import SignedValue
 from shared.ratelimit import GuessingThrottle, RateLimiter, peer_address
+from shared.state import state_of
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +128,7 @@ async def _in_authlib(
 ) -> Response | None:
     """Validate (and, with a user, answer) the authorization request in a worker thread."""
     oauth_request = StarletteOAuth2Request(request, params)
-    ring = request.app.state.key_ring
+    ring = state_of(request, IssuerState).key_ring
     scope = RequestScope(session=session, signing_key=await keys.active_signing_key(session, ring))
     reset = request_scope.set(scope)
     try:

@@ -21,6 +21,7 @@ from prometheus_client import Counter
 from services.registry import gauges
 from services.registry.audit import service as audit
 from services.registry.settings import RegistrySettings
+from services.registry.state import RegistryState
 from services.registry.web import admin as routes_admin
 from services.registry.web import approvals as routes_approvals
 from services.registry.web import coordinator as routes_coordinator
@@ -28,6 +29,7 @@ from services.registry.web import dashboard
 from services.registry.web import evidence as routes_evidence
 from services.registry.web.stream import Viewers
 from shared import metrics as service_metrics
+from shared import state as shared_state
 from shared import tracing
 from shared.auth.deps import document_token_url
 from shared.auth.validation import TokenValidator
@@ -41,25 +43,24 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
     """Build the app; the lifespan owns the engine and the validator's HTTP client."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         client = http or httpx.AsyncClient(timeout=5)
         validator = TokenValidator.from_settings(settings, http=client)  # closes `client`
-        dashboard.start(app, settings, http=client)
-        app.state.engine = engine
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.token_validator = validator
-        app.state.checks = {
+        dashboard.start(state, settings, http=client)
+        state.engine = engine
+        state.sessionmaker = create_sessionmaker(engine)
+        state.token_validator = validator
+        state.checks = {
             "database": database_check(engine),
             "broker": broker_check(settings.kafka_bootstrap_servers),
         }
-        app.state.viewers = Viewers(
+        state.viewers = Viewers(
             limit=settings.stream_max_clients, per_viewer=settings.stream_max_per_client
         )
-        app.state.audit_lock = asyncio.Lock()
         stop = asyncio.Event()
         sequencer = asyncio.create_task(
-            audit.run_sequencer(app.state.sessionmaker, stop, on_chained=chained.inc)
+            audit.run_sequencer(state.sessionmaker, stop, on_chained=chained.inc)
         )
         try:
             yield
@@ -79,9 +80,13 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
     )
-    app.state.settings = settings
-    app.state.write_limiter = settings.write_limiter()
-    install_common(app, max_body_bytes=settings.max_body_bytes, service="registry")
+    state = RegistryState(
+        settings=settings,
+        write_limiter=settings.write_limiter(),
+        read_limiter=settings.read_limiter(),
+    )
+    shared_state.install(app, state)
+    install_common(app, max_body_bytes=settings.max_body_bytes)
     tracing.instrument_app(app)
     metrics = service_metrics.ServiceMetrics("registry")
     chained = Counter(
@@ -90,11 +95,11 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
     service_metrics.install(
         app,
         metrics,
-        engine=lambda: getattr(app.state, "engine", None),
-        sessionmaker=lambda: getattr(app.state, "sessionmaker", None),
+        engine=lambda: getattr(state, "engine", None),
+        sessionmaker=lambda: getattr(state, "sessionmaker", None),
         samplers=[gauges.audit_queue, gauges.deliveries],
     )
-    app.include_router(health_router(lambda: app.state.checks))
+    app.include_router(health_router(lambda: state.checks))
     app.include_router(routes_coordinator.router)
     app.include_router(routes_admin.router)
     app.include_router(asyncapi_router(prefix=settings.topic_prefix))

@@ -28,8 +28,9 @@ from services.router.scheduler import Scheduler
 from services.router.settings import RouterSettings
 from services.router.webhooks import WebhookDispatcher
 from shared import metrics as service_metrics
+from shared import state as shared_state
 from shared import tracing
-from shared.checks import broker_check, database_check
+from shared.checks import Check, broker_check, database_check
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.events import ResponseReceived, topic_name
 from shared.kafka import Envelope, TopicProvisioner, make_consumer, make_producer
@@ -54,6 +55,7 @@ class Runtime:
     metrics: RouterMetrics = field(default_factory=RouterMetrics)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    checks: dict[str, Check] = field(default_factory=dict)  # what /readyz runs, once started
 
     async def start(self) -> None:
         s = self.settings
@@ -234,10 +236,9 @@ def create_app(settings: RouterSettings) -> FastAPI:
     runtime = Runtime(settings)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runtime = runtime
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
-        app.state.checks = {
+        runtime.checks = {
             "database": database_check(runtime.engine),
             "broker": broker_check(settings.kafka_bootstrap_servers),
         }
@@ -249,7 +250,8 @@ def create_app(settings: RouterSettings) -> FastAPI:
     app = FastAPI(
         title="caseshare router", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
-    install_common(app, max_body_bytes=1024, service="router")
+    shared_state.install(app, runtime)
+    install_common(app, max_body_bytes=1024)
     tracing.instrument_app(app)
     service_metrics.install(
         app,
@@ -258,5 +260,5 @@ def create_app(settings: RouterSettings) -> FastAPI:
         sessionmaker=lambda: getattr(runtime, "sm", None),
         samplers=[gauges.outbox],
     )
-    app.include_router(health_router(lambda: app.state.checks))
+    app.include_router(health_router(lambda: runtime.checks))
     return app

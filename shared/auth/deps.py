@@ -2,7 +2,7 @@
 
 Routes declare what they need with `require(Scope.X)` (or the authority / platform variants); the
 OpenAPI document then shows the client-credentials flow and each operation's scopes. The
-validator is read from `app.state.token_validator`, which each service sets in its lifespan.
+validator is the app's `ApiState.token_validator`, which each service sets in its lifespan.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from starlette.requests import HTTPConnection
 
 from shared.auth.principal import Principal
 from shared.auth.scopes import SCOPE_DESCRIPTIONS, Scope
-from shared.auth.validation import TokenValidator
 from shared.errors import Forbidden, Unauthorized
 from shared.settings import OAuthSettings
+from shared.state import ApiState, state_of
 
 SCHEME_NAME = "OAuth2ClientCredentials"
 # Only what the OpenAPI document shows until `document_token_url` names the real issuer.
@@ -53,7 +53,7 @@ async def authenticate(
     """Validate the bearer token and check it grants every scope the route requires."""
     if token is None:
         raise Unauthorized("A bearer access token is required", error="invalid_request")
-    validator: TokenValidator = request.app.state.token_validator
+    validator = state_of(request, ApiState).token_validator
     principal = await validator.validate(token)
     missing = [scope for scope in security_scopes.scopes if scope not in principal.scopes]
     if missing:

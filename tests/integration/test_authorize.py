@@ -28,6 +28,7 @@ from services.issuer.app import create_app
 from services.issuer.authorize import hash_code
 from services.issuer.models import AuthorizationCode, ClientKind
 from shared.auth import TokenValidator
+from shared.state import ServiceState, state_of
 from tests.integration.test_issuer import ISSUER, asgi_client, issuer_settings
 
 pytestmark = pytest.mark.integration
@@ -63,7 +64,7 @@ async def issuer_app(database_url: str, engine: AsyncEngine) -> AsyncIterator[Fa
 
 @pytest.fixture
 def sessionmaker(issuer_app: FastAPI) -> async_sessionmaker[AsyncSession]:
-    maker: async_sessionmaker[AsyncSession] = issuer_app.state.sessionmaker
+    maker: async_sessionmaker[AsyncSession] = state_of(issuer_app, ServiceState).sessionmaker
     return maker
 
 

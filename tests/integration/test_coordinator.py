@@ -32,12 +32,14 @@ from services.registry.deliveries.models import Delivery
 from services.registry.reference.models import Jurisdiction, Platform
 from services.registry.responses import service as responses
 from services.registry.responses.models import CooperationResponse
+from services.registry.state import RegistryState
 from services.registry.store import outbox
 from services.registry.store.models import OutboxEvent
 from services.registry.web.stream import GAP_GRACE_SECONDS, OutboxTail
 from services.router import fanout
 from shared.db import transaction
 from shared.events import ResponseReceived
+from shared.state import state_of
 from tests import factories
 from tests.registry_api import COORDINATOR, Registry, read_events, running, serving, settings_for
 
@@ -363,10 +365,12 @@ async def test_stream_sends_what_is_committed_after_connecting_and_resumes(
         bad = await http.get("/v1/registry/stream", headers={**auth, "Last-Event-ID": "x"})
         assert bad.status_code == 422
     for _ in range(100):
-        if registry.app.state.viewers.open == 0:
+        if state_of(registry.app, RegistryState).viewers.open == 0:
             break
         await asyncio.sleep(0.02)
-    assert registry.app.state.viewers.open == 0, "a disconnected viewer kept polling"
+    assert state_of(registry.app, RegistryState).viewers.open == 0, (
+        "a disconnected viewer kept polling"
+    )
 
 
 async def test_stream_filters_by_response_and_carries_metadata_only(

@@ -26,9 +26,11 @@ from services.registry.cases.rules import CoordinationDecision
 from services.registry.context import Actor, Context
 from services.registry.requests import service as requests
 from services.registry.requests.rules import RequestType
+from services.registry.state import RegistryState
 from services.registry.web.dashboard.render import CONTENT_SECURITY_POLICY
 from services.registry.web.stream import REAUTHENTICATE, Viewers
 from shared.db import transaction
+from shared.state import state_of
 from tests import factories
 from tests.integration.test_coordinator import (
     FR,
@@ -271,7 +273,7 @@ async def test_the_stream_needs_a_session_and_relays_committed_events(
 async def test_the_dashboards_stream_ends_when_the_sessions_token_expires(
     dashboard: Dashboard, sessionmaker: async_sessionmaker[AsyncSession], ctx: Context
 ) -> None:
-    viewers: Viewers = dashboard.app.state.viewers
+    viewers: Viewers = state_of(dashboard.app, RegistryState).viewers
     shift = timedelta()
     viewers.clock = lambda: datetime.now(UTC) + shift
     async with serving(dashboard.app) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:

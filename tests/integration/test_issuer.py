@@ -30,6 +30,7 @@ from services.issuer.settings import IssuerSettings
 from services.registry.reference.models import Platform
 from shared.auth import TokenValidator
 from shared.errors import Unauthorized
+from shared.state import ServiceState, state_of
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +55,7 @@ async def issuer_app(database_url: str, engine: AsyncEngine) -> AsyncIterator[Fa
 
 @pytest.fixture
 def sessionmaker(issuer_app: FastAPI) -> async_sessionmaker[AsyncSession]:
-    maker: async_sessionmaker[AsyncSession] = issuer_app.state.sessionmaker
+    maker: async_sessionmaker[AsyncSession] = state_of(issuer_app, ServiceState).sessionmaker
     return maker
 
 

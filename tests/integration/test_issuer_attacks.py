@@ -27,6 +27,7 @@ from caseshare.stack.embedded import free_port
 from services.issuer import clients
 from services.issuer.app import create_app
 from services.issuer.models import ClientKind
+from shared.state import ServiceState, state_of
 from shared.web import proxy_options
 from tests.integration.test_authorize import Pkce, authorization, new_account
 from tests.integration.test_issuer import (
@@ -49,7 +50,7 @@ async def issuer_app(database_url: str, engine: AsyncEngine) -> AsyncIterator[Fa
 
 @pytest.fixture
 def sessionmaker(issuer_app: FastAPI) -> async_sessionmaker[AsyncSession]:
-    maker: async_sessionmaker[AsyncSession] = issuer_app.state.sessionmaker
+    maker: async_sessionmaker[AsyncSession] = state_of(issuer_app, ServiceState).sessionmaker
     return maker
 
 
@@ -184,7 +185,7 @@ async def test_wrong_secrets_naming_a_client_do_not_stop_it_getting_tokens(
     app = create_app(issuer_settings(database_url, ISSUER_TOKEN_RATE=1, ISSUER_TOKEN_BURST=10))
     async with app.router.lifespan_context(app):
         client_id, secret = await new_client(
-            app.state.sessionmaker, ClientKind.AUTHORITY, jurisdiction="DE"
+            state_of(app, ServiceState).sessionmaker, ClientKind.AUTHORITY, jurisdiction="DE"
         )
         async with from_peer(app, random_peer()) as attacker:
             refused = [
@@ -217,7 +218,7 @@ async def test_an_authenticated_client_over_its_rate_is_limited(
     app = create_app(issuer_settings(database_url, ISSUER_TOKEN_RATE=0.01, ISSUER_TOKEN_BURST=2))
     async with app.router.lifespan_context(app):
         client_id, secret = await new_client(
-            app.state.sessionmaker, ClientKind.AUTHORITY, jurisdiction="FR"
+            state_of(app, ServiceState).sessionmaker, ClientKind.AUTHORITY, jurisdiction="FR"
         )
         statuses = []
         for _ in range(3):  # from three peers: the client's own bucket is what runs dry
@@ -304,7 +305,7 @@ async def test_a_spoofed_forwarded_for_does_not_dodge_the_peer_limit(
     """With no trusted proxy (the default), X-Forwarded-For is ignored: limits key on the peer."""
     app = create_app(issuer_settings(database_url))
     async with app.router.lifespan_context(app):
-        account = await new_account(app.state.sessionmaker)
+        account = await new_account(state_of(app, ServiceState).sessionmaker)
         params = authorization(account, Pkce.make())
         async with served(app, "") as http:
             statuses = await spoofed_wrong_sign_ins(http, params)
@@ -316,7 +317,7 @@ async def test_a_configured_proxy_is_believed(database_url: str, engine: AsyncEn
     """The control: a proxy in FORWARDED_ALLOW_IPS does name the client's address."""
     app = create_app(issuer_settings(database_url))
     async with app.router.lifespan_context(app):
-        account = await new_account(app.state.sessionmaker)
+        account = await new_account(state_of(app, ServiceState).sessionmaker)
         params = authorization(account, Pkce.make())
         async with served(app, "127.0.0.1") as http:
             statuses = await spoofed_wrong_sign_ins(http, params)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.issuer import clients, users
 from services.issuer.app import create_app as create_issuer
 from services.registry.app import create_app as create_registry
+from shared.state import ServiceState, state_of
 from tests.integration.test_issuer import ISSUER, asgi_client, issuer_settings
 from tests.registry_api import settings_for
 
@@ -74,7 +75,7 @@ async def apps(database_url: str, engine: AsyncEngine) -> AsyncIterator[tuple[Fa
 async def person(apps: tuple[FastAPI, FastAPI]) -> Person:
     issuer, _ = apps
     someone = Person(f"desk-{uuid.uuid4().hex[:8]}@caseshare.test", secrets.token_urlsafe(12))
-    async with issuer.state.sessionmaker.begin() as session:
+    async with state_of(issuer, ServiceState).sessionmaker.begin() as session:
         await clients.ensure_dashboard_client(
             session, redirect_uris=[f"{REGISTRY}/dashboard/callback"]
         )

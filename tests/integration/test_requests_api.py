@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from caseshare.stack.embedded import EmbeddedPostgres, EmbeddedTansu
+from services.intake.state import IntakeState
 from services.registry.audit.models import AuditEntry, QueuedAuditEntry
 from services.registry.cases.schemas import SelectorIn
 from services.registry.requests.models import LegalRequest, RequestHistory, RequestTimer
@@ -32,6 +33,7 @@ from services.router.scheduler import Scheduler
 from shared.db import create_sessionmaker, transaction
 from shared.events import topic_name
 from shared.kafka import TopicProvisioner, decode, make_producer
+from shared.state import state_of
 from tests import databases, factories
 from tests.intake_api import Intake, running, settings_for
 from tests.kafka_utils import read_topic
@@ -79,7 +81,7 @@ async def intake(
     database: str, db: AsyncEngine, topic_prefix: str, clock: FakeClock
 ) -> AsyncIterator[Intake]:
     async with running(settings_for(database, topic_prefix)) as app:
-        app.app.state.clock = clock
+        state_of(app.app, IntakeState).clock = clock
         yield app
 
 

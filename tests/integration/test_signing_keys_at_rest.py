@@ -23,9 +23,11 @@ from caseshare.stack.embedded import EmbeddedPostgres
 from services.issuer import clients, keys
 from services.issuer.app import create_app
 from services.issuer.models import ClientKind
+from services.issuer.state import IssuerState
 from services.registry import migrate
 from shared.auth import TokenValidator
 from shared.keywrap import KeyRing
+from shared.state import ServiceState, state_of
 from tests import databases
 from tests.integration.test_issuer import (
     ISSUER,
@@ -61,7 +63,7 @@ def validator_for(app: FastAPI) -> Callable[[], TokenValidator]:
 
 
 async def token_for(app: FastAPI) -> str:
-    async with app.state.sessionmaker.begin() as session:
+    async with state_of(app, ServiceState).sessionmaker.begin() as session:
         client_id = f"authority-{uuid.uuid4().hex[:8]}"
         secret = await clients.create_client(
             session, client_id=client_id, kind=ClientKind.AUTHORITY, jurisdiction="FR"
@@ -91,7 +93,7 @@ async def test_the_stored_key_holds_no_private_material_and_tokens_verify(
     token = await token_for(running)
     kid = unverified(token)[0]["kid"]
     [row] = [r for r in await rows(engine) if r.kid == kid]
-    ring: KeyRing = running.state.key_ring
+    ring: KeyRing = state_of(running, IssuerState).key_ring
     private = json.loads(ring.open(row.sealed_private_jwk, context=kid))
     assert private["kid"] == kid
     assert private["d"]
@@ -108,7 +110,7 @@ async def test_a_new_kek_reseals_the_active_key_and_old_tokens_still_verify(
 ) -> None:
     token = await token_for(running)
     kid = unverified(token)[0]["kid"]
-    old: KeyRing = running.state.key_ring
+    old: KeyRing = state_of(running, IssuerState).key_ring
     rotated = KeyRing.parse(f"{KeyRing.generate().spec()},{old.spec()}")
     app = create_app(issuer_settings(database_url, KEY_ENCRYPTION_KEY=rotated.spec()))
     async with app.router.lifespan_context(app):
@@ -119,7 +121,7 @@ async def test_a_new_kek_reseals_the_active_key_and_old_tokens_still_verify(
         assert unverified(newer)[0]["kid"] == kid
         assert await accepted(app, newer)
     # Put the suite's own KEK back in charge, for the tests that follow.
-    async with running.state.sessionmaker.begin() as session:
+    async with state_of(running, ServiceState).sessionmaker.begin() as session:
         await keys.rotate(session, grace=timedelta(seconds=900), ring=old)
 
 
@@ -134,8 +136,8 @@ async def test_a_key_no_kek_opens_is_replaced_not_fatal(
         newer = await token_for(stranger)
         assert unverified(newer)[0]["kid"] != unverified(token)[0]["kid"]
         assert await accepted(stranger, token)  # the old key stays published
-    async with running.state.sessionmaker.begin() as session:
-        await keys.ensure_active_key(session, running.state.key_ring)
+    async with state_of(running, ServiceState).sessionmaker.begin() as session:
+        await keys.ensure_active_key(session, state_of(running, IssuerState).key_ring)
 
 
 async def test_migration_removes_clear_keys_and_keeps_their_tokens_verifiable(

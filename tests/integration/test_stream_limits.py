@@ -19,8 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.registry.context import Context
 from services.registry.responses import service as responses
+from services.registry.state import RegistryState
 from services.registry.web.stream import REAUTHENTICATE, Viewers
 from shared.db import transaction
+from shared.state import state_of
 from tests import factories
 from tests.registry_api import (
     COORDINATOR,
@@ -72,7 +74,7 @@ async def counted(viewers: Viewers, expected: int) -> None:
 async def test_a_stream_ends_when_its_token_expires_after_asking_to_reauthenticate(
     registry: Registry, sessionmaker: async_sessionmaker[AsyncSession], ctx: Context
 ) -> None:
-    viewers: Viewers = registry.app.state.viewers
+    viewers: Viewers = state_of(registry.app, RegistryState).viewers
     shift = timedelta()
     viewers.clock = lambda: datetime.now(UTC) + shift
     token = registry.issuer.token(COORDINATOR, lifetime=60)
@@ -98,7 +100,7 @@ async def test_a_stream_ends_when_its_token_expires_after_asking_to_reauthentica
 
 
 async def test_one_caller_cannot_take_every_stream(registry: Registry) -> None:
-    viewers: Viewers = registry.app.state.viewers
+    viewers: Viewers = state_of(registry.app, RegistryState).viewers
     greedy = registry.issuer.auth(COORDINATOR, client_id="greedy-desk")
     other = registry.issuer.auth(COORDINATOR, client_id="other-desk")
     async with (

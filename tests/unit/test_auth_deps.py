@@ -18,6 +18,8 @@ from shared.auth import (
 )
 from shared.errors import Unauthorized
 from shared.problems import install_problem_handlers
+from shared.ratelimit import RateLimiter
+from shared.state import ApiState, install
 
 
 def principal(
@@ -49,7 +51,11 @@ class StubValidator:
 def build_app() -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
-    app.state.token_validator = StubValidator(
+    state = ApiState(
+        write_limiter=RateLimiter(rate=1, burst=1), read_limiter=RateLimiter(rate=1, burst=1)
+    )
+    install(app, state)
+    state.token_validator = StubValidator(  # type: ignore[assignment]
         {
             "reader": principal(Scope.CASES_READ),
             "writer": principal(Scope.CASES_WRITE, Scope.CASES_READ),

@@ -10,9 +10,11 @@ from fastapi import FastAPI
 
 from services.intake.app import create_app as create_intake
 from services.intake.settings import IntakeSettings
+from services.intake.state import IntakeState
 from services.registry.app import create_app as create_registry
 from services.registry.settings import RegistrySettings
 from shared.auth.principal import Principal
+from shared.state import state_of
 from tests.conftest import HMAC_KEY
 
 SECRET = "sk-internal-3f9a"  # stands for anything an exception message might carry
@@ -70,7 +72,7 @@ class AuthorityValidator:
 
 async def test_an_internal_error_answers_without_a_stack_trace() -> None:
     app = intake()
-    app.state.token_validator = ExplodingValidator()
+    state_of(app, IntakeState).token_validator = ExplodingValidator()  # type: ignore[assignment]
     async with client(app) as http:
         answer = await http.get("/v1/cases", headers={"Authorization": "Bearer x"})
     assert answer.status_code == 500
@@ -83,8 +85,9 @@ async def test_an_internal_error_answers_without_a_stack_trace() -> None:
 async def test_a_refused_body_is_not_echoed_back() -> None:
     """Validation errors name the field, never the submitted value (it may be personal data)."""
     app = intake()
-    app.state.token_validator = AuthorityValidator()
-    app.state.sessionmaker = app.state.context = None  # never reached: the body is refused first
+    state_of(app, IntakeState).token_validator = AuthorityValidator()  # type: ignore[assignment]
+    state = state_of(app, IntakeState)
+    state.sessionmaker = state.context = None  # type: ignore[assignment]  # never used: the body is refused first
     body = {"reference": "R-1", "selectors": [{"kind": "phone", "value": "+33612345678"}]}
     async with client(app) as http:
         answer = await http.post(

@@ -11,7 +11,7 @@ from shared.web import install_common
 
 def app_with_metrics() -> tuple[FastAPI, metrics.ServiceMetrics]:
     app = FastAPI()
-    install_common(app, max_body_bytes=1024, service="test")
+    install_common(app, max_body_bytes=1024)
     exported = metrics.ServiceMetrics("test")
     metrics.install(app, exported, engine=lambda: None)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,6 +30,7 @@ from shared.auth.principal import Principal
 from shared.db import transaction
 from shared.errors import TooManyRequests
 from shared.ratelimit import RateLimiter
+from shared.state import ApiState, state_of
 
 MAX_READ_BATCH = 500
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -51,7 +53,7 @@ async def admitted(
             await record_read(request, principal)
         yield
         return
-    limiter: RateLimiter = request.app.state.write_limiter
+    limiter = state_of(request, ApiState).write_limiter
     wait = limiter.retry_after(principal.client_id)
     if wait is not None:
         raise TooManyRequests(
@@ -86,21 +88,16 @@ async def record_read(request: Request, principal: Principal) -> None:
 
 
 def _read_limiter(request: Request) -> RateLimiter:
-    """The app's read buckets; made from its settings on first use if the app made none."""
-    state = request.app.state
-    if getattr(state, "read_limiter", None) is None:
-        state.read_limiter = state.settings.read_limiter()
-    limiter: RateLimiter = state.read_limiter
-    return limiter
+    """The app's read buckets."""
+    return state_of(request, ApiState).read_limiter
 
 
 def _read_audit(request: Request) -> ReadAudit:
     """The app's batcher of read entries, over its own sessionmaker, made on first use."""
-    state = request.app.state
-    if getattr(state, "read_audit", None) is None:
-        sessionmaker: async_sessionmaker[AsyncSession] = state.sessionmaker
-        state.read_audit = ReadAudit(sessionmaker)
-    batcher: ReadAudit = state.read_audit
+    state = state_of(request, ApiState)
+    batcher = _READ_AUDITS.get(state)
+    if batcher is None:
+        batcher = _READ_AUDITS[state] = ReadAudit(state.sessionmaker)
     return batcher
 
 
@@ -142,3 +139,7 @@ class ReadAudit:
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)
+
+
+# One batcher per app (its state), gone with the app.
+_READ_AUDITS: weakref.WeakKeyDictionary[ApiState, ReadAudit] = weakref.WeakKeyDictionary()

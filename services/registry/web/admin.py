@@ -22,6 +22,7 @@ from services.registry.reference.service import (
     PlatformOut,
     PlatformUpdate,
 )
+from services.registry.state import RegistryState
 from services.registry.store import idempotency
 from services.registry.web.deps import AdminDep, SessionmakerDep
 from services.registry.webhooks import service as webhooks
@@ -29,6 +30,7 @@ from services.registry.webhooks.rules import EndpointState
 from services.registry.webhooks.schemas import EndpointOut
 from shared.db import transaction
 from shared.schemas import MAX_PAGE, Page
+from shared.state import state_of
 from shared.web import created_response
 
 router = APIRouter(prefix="/v1/registry", tags=["admin"])
@@ -156,7 +158,7 @@ async def approve_webhook_endpoint(
     endpoint_id: uuid.UUID, request: Request, caller: AdminDep, sm: SessionmakerDep
 ) -> EndpointOut:
     """Let the hub call an endpoint: a new one, or one disabled after failures again."""
-    prefix: str = request.app.state.settings.topic_prefix
+    prefix = state_of(request, RegistryState).settings.topic_prefix
     async with transaction(sm) as session:
         return await webhooks.approve(
             session, admin=caller.client_id, endpoint_id=endpoint_id, prefix=prefix

@@ -6,7 +6,6 @@ every route needs `fanout:read` (the audit verifier also accepts `registry:admin
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated
 
@@ -26,6 +25,7 @@ from services.registry.oversight.schemas import (
     ResponseMetadata,
     Statistics,
 )
+from services.registry.state import RegistryState
 from services.registry.web import stream
 from services.registry.web.deps import (
     AUDITOR_SECURITY,
@@ -37,6 +37,7 @@ from services.registry.web.deps import (
 from shared.db import transaction
 from shared.errors import ValidationFailed
 from shared.schemas import MAX_PAGE, Page
+from shared.state import state_of
 
 router = APIRouter(prefix="/v1/registry", tags=["coordinator"])
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
@@ -164,7 +165,7 @@ async def stream_events(
 
     The stream ends with a `reauthenticate` event when the token expires."""
     return await stream.serve(
-        request.app.state.viewers,
+        state_of(request, RegistryState).viewers,
         sm,
         settings,
         principal=caller,
@@ -190,7 +191,7 @@ async def verify_audit(
     anchor = None
     if anchor_seq is not None and anchor_hash is not None:
         anchor = audit.Anchor(seq=anchor_seq, hash=anchor_hash)
-    lock: asyncio.Lock = request.app.state.audit_lock
+    lock = state_of(request, RegistryState).audit_lock
     async with lock, transaction(sm) as session:
         result = await audit.verify(session, anchor=anchor)
     return AuditVerification(

@@ -15,20 +15,22 @@ from fastapi.security import SecurityScopes
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.settings import RegistrySettings
+from services.registry.state import RegistryState
 from services.registry.web.access import admitted
 from shared.auth.deps import SCHEME_NAME, authenticate, bearer_token, require
 from shared.auth.principal import Principal
 from shared.auth.scopes import Scope
 from shared.errors import Forbidden
+from shared.state import state_of
 
 
 def _sessionmaker(request: Request) -> async_sessionmaker[AsyncSession]:
-    sm: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    sm = state_of(request, RegistryState).sessionmaker
     return sm
 
 
 def _settings(request: Request) -> RegistrySettings:
-    settings: RegistrySettings = request.app.state.settings
+    settings = state_of(request, RegistryState).settings
     return settings
 
 

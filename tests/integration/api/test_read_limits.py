@@ -23,6 +23,7 @@ from services.registry.app import create_app as create_registry
 from services.registry.audit import service as audit
 from services.registry.audit.models import AuditEntry
 from shared.db import transaction
+from shared.state import ServiceState, state_of
 from tests.integration.api.conftest import asgi_client, intake_settings, registry_settings
 from tests.tokens import TokenMint, bearer
 
@@ -112,7 +113,7 @@ async def test_concurrent_reads_share_audit_transactions_and_each_is_recorded(
         if statement.lstrip().upper().startswith("INSERT INTO AUDIT_QUEUE"):
             inserts.append(1)
 
-    app_engine: AsyncEngine = intake_app.state.sessionmaker.kw["bind"]
+    app_engine: AsyncEngine = state_of(intake_app, ServiceState).sessionmaker.kw["bind"]
     event.listen(app_engine.sync_engine, "before_cursor_execute", count_queue_inserts)
     try:
         answers = await asyncio.gather(

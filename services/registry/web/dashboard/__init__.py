@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from services.registry.settings import RegistrySettings
+from services.registry.state import RegistryState
 from services.registry.web.dashboard import auth, pages, statistics_page
 from services.registry.web.dashboard.oauth import DashboardOAuth
 from services.registry.web.dashboard.render import STATIC, page
@@ -44,9 +45,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(auth.NotPermitted, not_permitted)
 
 
-def start(app: FastAPI, settings: RegistrySettings, *, http: httpx.AsyncClient) -> None:
+def start(state: RegistryState, settings: RegistrySettings, *, http: httpx.AsyncClient) -> None:
     """Per-process state: the session store and the OAuth client (sharing the API's `http`)."""
-    app.state.dashboard_sessions = Sessions()
-    app.state.dashboard_oauth = DashboardOAuth(
+    state.dashboard_sessions = Sessions()
+    state.dashboard_oauth = DashboardOAuth(
         issuer=settings.oauth_issuer, client_id=settings.dashboard_client_id, http=http
     )

@@ -18,14 +18,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from services.registry.state import RegistryState
 from services.registry.web.access import admitted
 from services.registry.web.dashboard.oauth import DashboardOAuth, SignInFailed, new_verifier
 from services.registry.web.dashboard.render import page
 from services.registry.web.dashboard.session import LoginState, Sessions
 from shared.auth.principal import Principal
 from shared.auth.scopes import Scope
-from shared.auth.validation import TokenValidator
 from shared.errors import Unauthorized
+from shared.state import state_of
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,12 @@ class NotPermitted(Exception):
 
 
 def _sessions(request: Request) -> Sessions:
-    sessions: Sessions = request.app.state.dashboard_sessions
+    sessions = state_of(request, RegistryState).dashboard_sessions
     return sessions
 
 
 def _oauth(request: Request) -> DashboardOAuth:
-    oauth: DashboardOAuth = request.app.state.dashboard_oauth
+    oauth = state_of(request, RegistryState).dashboard_oauth
     return oauth
 
 
@@ -61,7 +62,7 @@ async def signed_in(request: Request) -> Principal:
     session = _sessions(request).current(request)
     if session is None:
         raise SignInRequired(_local(request.url.path + _query(request)))
-    validator: TokenValidator = request.app.state.token_validator
+    validator = state_of(request, RegistryState).token_validator
     try:
         principal = await validator.validate(session.token)
     except Unauthorized:
@@ -131,7 +132,7 @@ async def callback(
         token = await _oauth(request).redeem(
             code=code, redirect_uri=_callback(request), verifier=pending.verifier
         )
-        validator: TokenValidator = request.app.state.token_validator
+        validator = state_of(request, RegistryState).token_validator
         principal = await validator.validate(token)
     except (SignInFailed, Unauthorized) as exc:
         return page(request, "message.html", _failed(str(exc)), status_code=400)

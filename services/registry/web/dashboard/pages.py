@@ -26,6 +26,7 @@ from services.registry.oversight import service as coordinator
 from services.registry.oversight.schemas import CaseMap
 from services.registry.requests import desk
 from services.registry.requests.schemas import DeskRequest
+from services.registry.state import RegistryState
 from services.registry.web import stream
 from services.registry.web.access import admitted
 from services.registry.web.dashboard import pictures
@@ -36,6 +37,7 @@ from services.registry.web.deps import SessionmakerDep, SettingsDep
 from shared.auth.principal import Principal
 from shared.db import transaction
 from shared.errors import DomainError, NotFound, Unauthorized
+from shared.state import state_of
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 RECENT_RESPONSES = 10
@@ -247,7 +249,7 @@ OPEN_DELETIONS_SHOWN = 20  # recalled deliveries still to be deleted by their re
 @router.get("/audit", name="dashboard_audit")
 async def audit_status(request: Request, _who: CoordinatorPage, sm: SessionmakerDep) -> Response:
     """Walk the hash chain now; one walk at a time, shared with the API's verifier."""
-    lock: asyncio.Lock = request.app.state.audit_lock
+    lock = state_of(request, RegistryState).audit_lock
     async with lock, transaction(sm) as session:
         result = await audit.verify(session)
         waiting = await evidence_repo.open_deletions(session)
@@ -269,7 +271,7 @@ async def live_stream(
     """Fan-out events for a signed-in browser; a reconnect resumes from `Last-Event-ID`."""
     only = _uuid(response_id, "response") if response_id else None
     return await stream.serve(
-        request.app.state.viewers,
+        state_of(request, RegistryState).viewers,
         sm,
         settings,
         principal=viewer,
