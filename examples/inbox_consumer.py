@@ -15,7 +15,12 @@ four rules every inbox reader must follow:
    again, which rule 3 makes harmless.
 
 The disclosures inside a delivery are a compact JWE (ECDH-ES+A256KW, A256GCM) sealed for your
-jurisdiction's key alone; this program opens them with your private JWK.
+jurisdiction's key alone; this program opens them with your private JWK. A JWE proves nothing
+about its sender (anyone with your public key can make one), so inside it is a JWS (ES256) by
+the hub, checked against the hub's published keys (`/.well-known/evidence-jwks.json` on
+intake, or --hub-jwks FILE). When the platform signed its disclosures, the hub's payload also
+holds the platform's JWS and key, checked too. A delivery failing either check is rejected:
+not handed on, not acknowledged.
 
 Run it against `make run` (see examples/README.md):
 
@@ -40,7 +45,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.helpers import create_ssl_context
-from joserfc import jwe
+from joserfc import jwe, jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey
 
@@ -50,6 +55,8 @@ REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_type", "ce_source", "ce_time"
 # The only algorithms a sealed delivery may use; anything else is refused before decryption.
 SEALING = jwe.JWERegistry(algorithms=["ECDH-ES+A256KW", "A256GCM"])
 SEALING.max_ciphertext_length = 12 * 1024 * 1024  # large traffic-data disclosures
+HUB_TYP = "caseshare-delivery+jws"
+PLATFORM_TYP = "caseshare-disclosures+jws"
 
 
 class BadRecord(Exception):
@@ -69,6 +76,7 @@ class Config:
     seen_db: Path
     max_messages: int | None
     timeout: float | None
+    hub_jwks: Path | None = None
     # Mutual TLS to the cluster: the certificate names your member principal (User:member-CC).
     kafka_ca: Path | None = None
     kafka_cert: Path | None = None
@@ -144,15 +152,83 @@ def cloud_event(record: ConsumerRecord[bytes, bytes]) -> tuple[dict[str, str], d
     return headers, body
 
 
-def open_sealed(token: str, key: ECKey | OKPKey) -> Any:
-    """Decrypt a delivery's sealed disclosures with our private key."""
+class Forged(BadRecord):
+    """A delivery whose hub or platform signature does not verify: rejected, not acknowledged."""
+
+
+def _segment(segment: str) -> bytes:
+    raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != segment:
+        raise Forged("non-canonical base64url in a signature")
+    return raw
+
+
+def verify_jws(token: str, keys: dict[str, ECKey], typ: str) -> dict[str, Any]:
+    """The claims of an ES256 JWS of type `typ` signed by one of `keys` (by kid), or Forged."""
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3:
+        raise Forged("not a compact JWS")
+    for part in parts:
+        _segment(part)
+    header = json.loads(_segment(parts[0]))
+    if set(header) - {"alg", "kid", "typ"} or header.get("alg") != "ES256":
+        raise Forged("unexpected JWS header")
+    if header.get("typ") != typ:
+        raise Forged(f"expected a {typ}")
+    key = keys.get(header.get("kid"))
+    if key is None:
+        raise Forged("signed by a key that is not published")
+    try:
+        claims = json.loads(jws.deserialize_compact(token, key, algorithms=["ES256"]).payload)
+    except (JoseError, ValueError) as exc:
+        raise Forged(f"signature does not verify ({type(exc).__name__})") from None
+    if not isinstance(claims, dict):
+        raise Forged("signed content is not a JSON object")
+    return claims
+
+
+def public_keys(jwks: dict[str, Any]) -> dict[str, ECKey]:
+    """EC P-256 public keys of a JWKS, by kid."""
+    return {
+        k["kid"]: ECKey.import_key({m: k[m] for m in ("kty", "crv", "x", "y")})
+        for k in jwks.get("keys", [])
+        if k.get("kty") == "EC" and k.get("crv") == "P-256" and "d" not in k
+    }
+
+
+def open_sealed(
+    token: str, key: ECKey | OKPKey, hub_keys: dict[str, ECKey], delivery_id: str
+) -> Any:
+    """Decrypt a delivery with our private key, check the hub's signature (and the platform's,
+    when it signed) and return the disclosures; a forged or tampered delivery is Forged."""
     # The kid in the JWE header is the RFC 7638 thumbprint of the recipient's public key.
-    segment = token.split(".", 1)[0]
-    header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    header = json.loads(_segment(token.split(".", 1)[0]))
     if header.get("kid") != key.thumbprint():
         raise ValueError("sealed for a different key: is this the right key file?")
-    plaintext = jwe.decrypt_compact(token, key, registry=SEALING).plaintext
-    return json.loads(plaintext or b"null")
+    if header.get("cty") != "JWT":
+        raise Forged("delivery is not signed by the hub")
+    try:
+        inner = jwe.decrypt_compact(token, key, registry=SEALING).plaintext
+    except (JoseError, ValueError) as exc:
+        raise Forged(f"cannot decrypt ({type(exc).__name__})") from None
+    claims = verify_jws((inner or b"").decode("ascii", "replace"), hub_keys, HUB_TYP)
+    if claims.get("delivery_id") != delivery_id:
+        raise Forged("the hub signed this payload for another delivery")
+    if claims.get("platform_signature") is not None:
+        jwk = claims.get("platform_jwk") or {}
+        said = verify_jws(claims["platform_signature"], public_keys({"keys": [jwk]}), PLATFORM_TYP)
+        if said.get("disclosures") != claims.get("disclosures"):
+            raise Forged("the platform did not sign these disclosures")
+    return claims.get("disclosures")
+
+
+async def hub_keys(http: httpx.AsyncClient, cfg: Config) -> dict[str, ECKey]:
+    """The hub's published signing keys: from --hub-jwks, or intake's well-known document."""
+    if cfg.hub_jwks is not None:
+        return public_keys(json.loads(cfg.hub_jwks.read_text()))
+    answer = await http.get(f"{cfg.intake_url}/.well-known/evidence-jwks.json")
+    answer.raise_for_status()
+    return public_keys(answer.json())
 
 
 async def acknowledge(http: httpx.AsyncClient, cfg: Config, tokens: Tokens, delivery: str) -> str:
@@ -167,7 +243,11 @@ async def acknowledge(http: httpx.AsyncClient, cfg: Config, tokens: Tokens, deli
 
 
 async def handle(
-    record: ConsumerRecord[bytes, bytes], cfg: Config, http: httpx.AsyncClient, tokens: Tokens
+    record: ConsumerRecord[bytes, bytes],
+    cfg: Config,
+    http: httpx.AsyncClient,
+    tokens: Tokens,
+    keys: dict[str, ECKey],
 ) -> str:
     """Process one new record and say what happened; raises on anything that must stop us."""
     headers, body = cloud_event(record)
@@ -181,7 +261,7 @@ async def handle(
     if body.get("delivery_id") != ce_id or body.get("jurisdiction") != cfg.jurisdiction:
         raise BadRecord("delivery does not match its ce_id or is not addressed to us")
     sealed = body.get("sealed_disclosures")
-    disclosures = open_sealed(sealed, cfg.key) if sealed else []
+    disclosures = open_sealed(sealed, cfg.key, keys, ce_id) if sealed else []
     # Hand `disclosures` to your case-management system here, before acknowledging. This
     # example prints only what kinds of records arrived, never their values.
     kinds = Counter(r["type"] for d in disclosures for r in d.get("records", []))
@@ -210,6 +290,7 @@ async def consume(cfg: Config) -> int:
     try:
         async with httpx.AsyncClient(timeout=15) as http:
             tokens = Tokens(cfg, http)
+            keys = await hub_keys(http, cfg)
             quiet_since = time.monotonic()
             while cfg.max_messages is None or processed < cfg.max_messages:
                 batch = await consumer.getmany(timeout_ms=500, max_records=1)
@@ -220,7 +301,9 @@ async def consume(cfg: Config) -> int:
                 quiet_since = time.monotonic()
                 for tp, records in batch.items():
                     for record in records:
-                        processed += await process(record, tp, cfg, seen, http, tokens, consumer)
+                        processed += await process(
+                            record, tp, cfg, seen, http, tokens, consumer, keys
+                        )
     finally:
         await consumer.stop()
     return processed
@@ -234,13 +317,19 @@ async def process(
     http: httpx.AsyncClient,
     tokens: Tokens,
     consumer: AIOKafkaConsumer,
+    keys: dict[str, ECKey],
 ) -> int:
     """Handle one record exactly once by ce_id, then commit its offset; returns 1 if new."""
     ce_id = dict(record.headers or ()).get("ce_id", b"").decode()
     new = ce_id not in seen
     if new:
         try:
-            print(await handle(record, cfg, http, tokens), flush=True)
+            print(await handle(record, cfg, http, tokens, keys), flush=True)
+        except Forged as exc:
+            # Not remembered as seen: a forgery must not shadow the real delivery's ce_id.
+            print(f"rejected delivery {ce_id}: {exc}", flush=True)
+            await consumer.commit({tp: record.offset + 1})
+            return 0
         except BadRecord as exc:
             print(f"skipped record {tp.partition}/{record.offset}: {exc}", flush=True)
         seen.add(ce_id, dict(record.headers or ()).get("ce_type", b"").decode())
@@ -264,6 +353,7 @@ def parse_args(argv: list[str]) -> Config:
     p.add_argument("--seen-db", type=Path, help="default: ./inbox-<CC>-seen.sqlite")
     p.add_argument("--max-messages", type=int, help="stop after this many new records")
     p.add_argument("--timeout", type=float, help="stop after this many idle seconds")
+    p.add_argument("--hub-jwks", type=Path, help="the hub's signing keys (default: from intake)")
     env = os.environ.get
     p.add_argument("--kafka-ca", type=Path, default=env("KAFKA_SSL_CAFILE"), help="TLS CA file")
     p.add_argument("--kafka-cert", type=Path, default=env("KAFKA_SSL_CERTFILE"))
@@ -291,6 +381,7 @@ def parse_args(argv: list[str]) -> Config:
         seen_db=a.seen_db or Path(f"inbox-{cc}-seen.sqlite"),
         max_messages=a.max_messages,
         timeout=a.timeout,
+        hub_jwks=a.hub_jwks,
         kafka_ca=a.kafka_ca,
         kafka_cert=a.kafka_cert,
         kafka_key=a.kafka_key,

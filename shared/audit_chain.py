@@ -148,6 +148,33 @@ def entry_hash(
     ).hexdigest()
 
 
+def content_digest(
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    details: Mapping[str, Any],
+) -> str:
+    """SHA-256 (hex) of an entry's content alone, its place in the chain left out.
+
+    Known the moment an entry is queued, before the sequencer gives it a seq and a
+    predecessor, so a signed evidence record can name its audit entry at once; anyone can
+    recompute it from the chained entry (the canonical bytes with seq 1 and the genesis hash).
+    """
+    return entry_hash(
+        seq=1,
+        at=at,
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        details=details,
+        prev_hash=GENESIS_HASH,
+    )
+
+
 def chain_next(
     prev_hash: str,
     seq: int,

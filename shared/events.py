@@ -437,6 +437,74 @@ class RequestReviewNotified(Event):
     notified_at: datetime
 
 
+class ResponseRecalled(Event):
+    """The platform or the originator recalled a response; its deliveries follow."""
+
+    TYPE = "eu.caseshare.response.recalled.v1"
+    TOPIC = "deliveries"
+
+    response_id: uuid.UUID
+    recalled_by: str  # "platform" or "originator"
+    withdrawn: int
+    deletion_requested: int
+    recalled_at: datetime
+
+
+class DeliveryRecalled(Event):
+    """On the recipient's inbox: a delivery was recalled. Unacknowledged, it is withdrawn (the
+    hub dropped its ciphertext); acknowledged, `deletion_required` asks the recipient to delete
+    it and confirm with `POST /v1/inbox/{delivery_id}/deletion-confirmation`."""
+
+    TYPE = "eu.caseshare.delivery.recalled.v1"
+    TOPIC = "inbox"
+
+    delivery_id: uuid.UUID
+    response_id: uuid.UUID
+    jurisdiction: str
+    case_id: uuid.UUID
+    deletion_required: bool
+    recalled_at: datetime
+
+
+class DeletionReminded(Event):
+    """On the recipient's inbox: a recalled delivery's deletion is still unconfirmed."""
+
+    TYPE = "eu.caseshare.delivery.deletion-reminded.v1"
+    TOPIC = "inbox"
+
+    delivery_id: uuid.UUID
+    response_id: uuid.UUID
+    jurisdiction: str
+    case_id: uuid.UUID
+    requested_at: datetime
+    reminder: int
+    reminded_at: datetime
+
+
+class DeletionConfirmed(Event):
+    """The recipient confirmed it deleted a recalled delivery."""
+
+    TYPE = "eu.caseshare.delivery.deletion-confirmed.v1"
+    TOPIC = "deliveries"
+
+    delivery_id: uuid.UUID
+    response_id: uuid.UUID
+    jurisdiction: str
+    confirmed_at: datetime
+
+
+class PayloadDeleted(Event):
+    """Retention: the hub deleted an acknowledged delivery's ciphertext; metadata stays."""
+
+    TYPE = "eu.caseshare.delivery.payload-deleted.v1"
+    TOPIC = "deliveries"
+
+    delivery_id: uuid.UUID
+    response_id: uuid.UUID
+    jurisdiction: str
+    deleted_at: datetime
+
+
 REQUEST_EVENTS: tuple[type[Event], ...] = (
     RequestIssued,
     RequestAcknowledged,
@@ -474,6 +542,11 @@ _CORE_EVENTS: tuple[type[Event], ...] = (
     DeliveryFailed,
     WebhookEndpointChanged,
     WebhookEndpointDisabled,
+    ResponseRecalled,
+    DeliveryRecalled,
+    DeletionReminded,
+    DeletionConfirmed,
+    PayloadDeleted,
 )
 EVENT_TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in (*_CORE_EVENTS, *REQUEST_EVENTS)}
 

@@ -12,8 +12,18 @@ The profile is deliberately narrow, and ``unseal`` accepts nothing else:
   one curve per key type keeps the profile small and every member state can produce them,
 - ``kid`` is the RFC 7638 thumbprint of the recipient key, never a caller-chosen name, so
   two jurisdictions cannot register colliding kids,
-- ``cty`` application/json: the payload is any JSON value.
+- ``cty`` application/json: the payload is any JSON value, or ``cty`` JWT: the payload is a
+  compact JWS by the hub (a signed delivery, below).
 All randomness (ephemeral keys, CEK, IV) comes from joserfc and cryptography.
+
+Signed deliveries. ECDH-ES authenticates no sender: anyone holding a member's public key can
+make a JWE that opens cleanly with the member's private key. So the hub seals a *signed*
+payload (`seal_signed`): a JWS (ES256, `typ` caseshare-delivery+jws) by a hub signing key
+published at `/.well-known/evidence-jwks.json`, nested in the JWE. Its claims name the
+delivery, response, recipient and platform, and carry the disclosures; when the platform
+registered a signing key, they also carry the platform's own JWS over the disclosures and the
+platform key the hub checked it with, so the recipient sees that the platform said exactly
+this. `open_verified` decrypts and checks both signatures, and refuses anything unsigned.
 """
 
 from __future__ import annotations
@@ -30,6 +40,8 @@ from joserfc import jwe
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeyParameters, OKPKey
 
+from shared import evidence
+
 __all__ = [
     "ALG",
     "CONTENT_TYPE",
@@ -37,10 +49,14 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "InvalidKey",
     "KeyPair",
+    "OpenedDelivery",
     "SealError",
     "generate_keypair",
+    "open_verified",
     "public_from_private",
     "seal",
+    "seal_signed",
+    "sealed_for",
     "unseal",
     "validate_public_jwk",
 ]
@@ -48,6 +64,7 @@ __all__ = [
 ALG: Final = "ECDH-ES+A256KW"
 ENC: Final = "A256GCM"
 CONTENT_TYPE: Final = "application/json"
+NESTED_CONTENT_TYPE: Final = "JWT"
 #: Largest JSON payload we seal. joserfc refuses to *decrypt* ciphertexts over 64 KiB by
 #: default, which a traffic-data disclosure easily exceeds, so both sides use this limit.
 MAX_PAYLOAD_BYTES: Final = 8 * 1024 * 1024
@@ -132,13 +149,23 @@ def seal(payload: Any, public_jwk: dict[str, Any]) -> str:
     Raises InvalidKey for an unusable key, TypeError/ValueError for a payload JSON cannot
     represent (including NaN/Infinity), and SealError for one over MAX_PAYLOAD_BYTES.
     """
-    kid, key = _recipient(public_jwk)
     plaintext = json.dumps(
         payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
     ).encode("utf-8")
+    return _encrypt(plaintext, public_jwk, CONTENT_TYPE)
+
+
+def seal_signed(claims: dict[str, Any], public_jwk: dict[str, Any], signer: evidence.Signer) -> str:
+    """Sign `claims` as the hub (a JWS) and seal that for the recipient (`cty` JWT)."""
+    inner = evidence.sign(claims, signer, typ=evidence.DELIVERY_TYP)
+    return _encrypt(inner.encode("ascii"), public_jwk, NESTED_CONTENT_TYPE)
+
+
+def _encrypt(plaintext: bytes, public_jwk: dict[str, Any], cty: str) -> str:
+    kid, key = _recipient(public_jwk)
     if len(plaintext) > MAX_PAYLOAD_BYTES:
         raise SealError(f"payload is {len(plaintext)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
-    header = {"alg": ALG, "enc": ENC, "kid": kid, "cty": CONTENT_TYPE}
+    header = {"alg": ALG, "enc": ENC, "kid": kid, "cty": cty}
     return jwe.encrypt_compact(header, plaintext, key, registry=_registry())
 
 
@@ -170,22 +197,88 @@ def unseal(token: str, private_jwk: dict[str, Any]) -> Any:
     Anything but our exact profile is refused before decryption is attempted; a token for
     another key, or with any bit changed, fails authentication. All of these raise SealError,
     with a message that never includes the plaintext. An unusable private key is InvalidKey.
+
+    This proves nothing about who sealed it: a signed delivery comes back as the hub's JWS,
+    unchecked. A recipient opens deliveries with `open_verified`.
     """
-    key = _import_private(private_jwk)
-    _check_header(token, kid=key.thumbprint())
-    try:
-        plaintext = jwe.decrypt_compact(token, key, registry=_registry()).plaintext
-    except (JoseError, InvalidTag, ValueError, TypeError, KeyError) as exc:
-        raise SealError(f"cannot open sealed token: {type(exc).__name__}") from exc
-    if plaintext is None:
-        raise SealError("cannot open sealed token: no plaintext")
+    cty, plaintext = _decrypt(token, private_jwk)
+    if cty == NESTED_CONTENT_TYPE:
+        return plaintext.decode("ascii", errors="replace")
     try:
         return json.loads(plaintext)
     except ValueError as exc:
         raise SealError("sealed payload is not JSON") from exc
 
 
-def _check_header(token: str, *, kid: str) -> None:
+@dataclass(frozen=True)
+class OpenedDelivery:
+    """A delivery that the hub signed, opened: its disclosures and what the hub said of them."""
+
+    disclosures: Any = field(repr=False)
+    claims: dict[str, Any] = field(repr=False)
+    platform_signed: bool
+
+
+def open_verified(
+    token: str,
+    private_jwk: dict[str, Any],
+    hub_jwks: dict[str, Any],
+    *,
+    delivery_id: str | None = None,
+) -> OpenedDelivery:
+    """Decrypt a delivery and check that the hub signed it (a key of `hub_jwks`) for this very
+    delivery, and, when the platform signed its disclosures, that the platform's signature
+    covers exactly the disclosures delivered. Anything else raises SealError."""
+    cty, plaintext = _decrypt(token, private_jwk)
+    if cty != NESTED_CONTENT_TYPE:
+        raise SealError("delivery is not signed by the hub (refused: anyone can seal a JWE)")
+    try:
+        claims = evidence.verify(
+            plaintext.decode("ascii"), evidence.keys_by_kid(hub_jwks), typ=evidence.DELIVERY_TYP
+        )
+    except (evidence.VerificationFailed, UnicodeDecodeError) as exc:
+        raise SealError(f"hub signature does not verify: {exc}") from exc
+    if delivery_id is not None and claims.get("delivery_id") != str(delivery_id):
+        raise SealError("the hub signed this payload for another delivery")
+    signed = claims.get("platform_signature")
+    if signed is not None:
+        try:
+            platform_key = evidence.import_public(claims.get("platform_jwk") or {})
+            kid = str(claims["platform_jwk"].get("kid"))
+            said = evidence.verify(signed, {kid: platform_key}, typ=evidence.PLATFORM_TYP)
+        except (evidence.VerificationFailed, AttributeError) as exc:
+            raise SealError(f"platform signature does not verify: {exc}") from exc
+        if said.get("disclosures") != claims.get("disclosures"):
+            raise SealError("the platform did not sign these disclosures")
+    return OpenedDelivery(
+        disclosures=claims.get("disclosures"), claims=claims, platform_signed=signed is not None
+    )
+
+
+def sealed_for(token: str) -> str | None:
+    """The kid a token names as its recipient (unauthenticated: to pick a key, nothing more)."""
+    try:
+        segment = token.split(".", 1)[0]
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (binascii.Error, ValueError, AttributeError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) else None
+
+
+def _decrypt(token: str, private_jwk: dict[str, Any]) -> tuple[str, bytes]:
+    key = _import_private(private_jwk)
+    cty = _check_header(token, kid=key.thumbprint())
+    try:
+        plaintext = jwe.decrypt_compact(token, key, registry=_registry()).plaintext
+    except (JoseError, InvalidTag, ValueError, TypeError, KeyError) as exc:
+        raise SealError(f"cannot open sealed token: {type(exc).__name__}") from exc
+    if plaintext is None:
+        raise SealError("cannot open sealed token: no plaintext")
+    return cty, plaintext
+
+
+def _check_header(token: str, *, kid: str) -> str:
     if not isinstance(token, str) or token.count(".") != 4:
         raise SealError("not a compact JWE (expected five dot-separated parts)")
     segment = token.split(".", 1)[0]
@@ -203,10 +296,12 @@ def _check_header(token: str, *, kid: str) -> None:
     unexpected = sorted(set(header) - _ALLOWED_HEADER)
     if unexpected:
         raise SealError(f"unexpected JWE header members: {', '.join(unexpected)}")
-    if header.get("cty", CONTENT_TYPE) != CONTENT_TYPE:
+    cty = header.get("cty", CONTENT_TYPE)
+    if cty not in (CONTENT_TYPE, NESTED_CONTENT_TYPE):
         raise SealError(f"unexpected content type {header.get('cty')!r}")
     if header.get("kid") != kid:
         raise SealError("token was sealed for a different key (kid does not match)")
+    return str(cty)
 
 
 def _import_checked(jwk: dict[str, Any]) -> ECKey | OKPKey:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from caseshare.cli import cases, fanout, inbox, platform, requests, responses
+from caseshare.cli import cases, evidence, fanout, inbox, platform, requests, responses
 from caseshare.cli.admin import clients_app, keys_app
 from caseshare.cli.audit import audit_app
 from caseshare.cli.client import EXIT_CODES_HELP, Settings, fetch_token
@@ -33,6 +33,7 @@ app.add_typer(inbox.app, name="inbox", epilog=EXIT_CODES_HELP)
 app.add_typer(fanout.app, name="fanout", epilog=EXIT_CODES_HELP)
 app.add_typer(requests.app, name="requests", epilog=EXIT_CODES_HELP)
 app.add_typer(platform.app, name="platform", epilog=EXIT_CODES_HELP)
+app.add_typer(evidence.app, name="evidence", epilog=EXIT_CODES_HELP)
 app.command(epilog=EXIT_CODES_HELP)(demo)
 
 StateDir = Annotated[

@@ -42,9 +42,14 @@ def tail_command(
     as_client: Annotated[
         str | None, typer.Option("--as", help="dev client for --ack [default: authority-<cc>]")
     ] = None,
+    hub_jwks: Annotated[
+        str | None,
+        typer.Option(help="hub signing keys, file or URL [default: intake's evidence JWKS]"),
+    ] = None,
 ) -> None:
     """Follow your inbox: decrypt each delivery, show link notices, optionally acknowledge."""
     from caseshare.cli import inbox_reader  # Kafka and JOSE load only when this runs
+    from caseshare.cli.evidence import load_jwks
 
     cfg = settings(ctx)
     code = jurisdiction.upper()
@@ -58,6 +63,7 @@ def tail_command(
         key=inbox_reader.load_key(key_path),
         key_path=key_path,
         seen=inbox_reader.Seen.load(cfg.state_dir / "cli" / f"inbox-{code}-seen.json"),
+        hub_jwks=load_jwks(hub_jwks, cfg),
         ack_api=ack_api,
         replay=from_beginning,
     )
@@ -68,4 +74,4 @@ def tail_command(
                 reader, group=consumer_group, count=count, idle=timeout, replay=from_beginning
             )
         )
-    console.print(f"[dim]{reader.shown} record(s) shown[/]")
+    console.print(f"[dim]{reader.shown} record(s) shown, {reader.rejected} rejected[/]")

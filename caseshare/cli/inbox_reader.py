@@ -6,6 +6,10 @@ in the state directory and a redelivery is skipped. The consumer group is per ju
 an offset is committed only after its record was shown (and, with `--ack`, acknowledged), so an
 interrupted tail resumes where it stopped. Decrypted disclosures are printed: showing the
 recipient its own delivery is what this command is for.
+
+Every delivery must carry the hub's signature inside its JWE (and the platform's, when the
+platform signed): one failing either is rejected, never shown nor acknowledged, and its ce_id
+is not remembered, so a forgery cannot shadow the real delivery.
 """
 
 from __future__ import annotations
@@ -74,17 +78,33 @@ def load_key(path: Path) -> dict[str, Any]:
     return key
 
 
-def open_delivery(event: ResponseDelivered, key: dict[str, Any], key_path: Path) -> Any:
-    """The delivery's disclosures in clear; a key that does not open them is a usage error."""
+class Rejected(Exception):
+    """A delivery whose hub or platform signature does not verify."""
+
+
+def open_delivery(
+    event: ResponseDelivered, key: dict[str, Any], key_path: Path, hub_jwks: dict[str, Any]
+) -> Any:
+    """The delivery's disclosures in clear, checked; a key that does not open them is a usage
+    error, a delivery the hub (or the platform) did not sign is Rejected."""
     if event.sealed_disclosures is None:
         return []
+    token = event.sealed_disclosures
     try:
-        return sealing.unseal(event.sealed_disclosures, key)
-    except (sealing.SealError, sealing.InvalidKey) as exc:
+        ours = sealing.public_from_private(key)["kid"]
+    except sealing.InvalidKey as exc:
+        raise CliError(f"{key_path}: {exc}", ExitCode.USAGE) from None
+    if sealing.sealed_for(token) != ours:
         raise CliError(
-            f"{key_path} cannot open delivery {event.delivery_id} for {event.jurisdiction}: {exc}",
+            f"{key_path} cannot open delivery {event.delivery_id} for {event.jurisdiction}:"
+            " it was sealed for another key",
             ExitCode.USAGE,
-        ) from None
+        )
+    try:
+        opened = sealing.open_verified(token, key, hub_jwks, delivery_id=str(event.delivery_id))
+    except sealing.SealError as exc:
+        raise Rejected(str(exc)) from None
+    return opened.disclosures
 
 
 def delivery_panel(event: ResponseDelivered, disclosures: Any, acked: str | None) -> Panel:
@@ -167,9 +187,11 @@ class Tail:
     key: dict[str, Any]
     key_path: Path
     seen: Seen
+    hub_jwks: dict[str, Any] = field(default_factory=dict)
     ack_api: Api | None = None
     replay: bool = False
     shown: int = 0
+    rejected: int = 0
     _this_run: set[str] = field(default_factory=set)
 
     async def handle(self, envelope: Envelope) -> None:
@@ -180,7 +202,12 @@ class Tail:
             return
         event = envelope.event
         if isinstance(event, ResponseDelivered):
-            disclosures = open_delivery(event, self.key, self.key_path)
+            try:
+                disclosures = open_delivery(event, self.key, self.key_path, self.hub_jwks)
+            except Rejected as exc:
+                errors.print(f"[red]rejected delivery {escape(ce_id)}: {escape(str(exc))}[/]")
+                self.rejected += 1
+                return
             acked = await acknowledge(self.ack_api, ce_id) if self.ack_api else None
             console.print(delivery_panel(event, disclosures, acked))
         elif isinstance(event, CaseLinkFound):

@@ -235,13 +235,19 @@ async def show_fanout(story: Story) -> list[str]:
 
 async def open_inboxes(story: Story, recipients: list[str]) -> dict[str, str]:
     """Each recipient decrypts its own delivery; the next recipient's key must fail on it."""
+    from caseshare.cli.evidence import load_jwks
+
     delivered: dict[str, str] = {}
+    hub_jwks = load_jwks(None, story.cfg)
     for i, cc in enumerate(recipients):
         envelope = await _delivery(story, cc)
         event = envelope.event
         assert isinstance(event, ResponseDelivered)
         own = story.cfg.key_file(cc)
-        disclosures = inbox.open_delivery(event, inbox.load_key(own), own)
+        try:
+            disclosures = inbox.open_delivery(event, inbox.load_key(own), own, hub_jwks)
+        except inbox.Rejected as exc:
+            raise CliError(f"{cc} rejected its delivery: {exc}", ExitCode.UNEXPECTED) from None
         console.print(inbox.delivery_panel(event, disclosures, None))
         other = recipients[(i + 1) % len(recipients)]
         _prove_sealed(event, other, inbox.load_key(story.cfg.key_file(other)))

@@ -14,10 +14,12 @@ from fastapi import FastAPI
 
 from services.intake import (
     coordination_routes,
+    evidence_routes,
     links_routes,
     platform_routes,
     releases_routes,
     requests_routes,
+    responses_routes,
 )
 from services.intake.routes import router
 from services.intake.settings import IntakeSettings
@@ -90,4 +92,6 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
     app.include_router(releases_routes.router)
     app.include_router(coordination_routes.router)
     app.include_router(links_routes.router)
+    app.include_router(responses_routes.router)
+    app.include_router(evidence_routes.router)
     return app

@@ -16,6 +16,7 @@ from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.context import Actor, Context
+from services.registry.evidence.service import Recaller
 from services.registry.web.access import admitted
 from shared.auth.deps import require
 from shared.auth.principal import Principal
@@ -72,12 +73,28 @@ async def _platform(
         yield principal
 
 
+async def _recaller(
+    request: Request, principal: Annotated[Principal, require()]
+) -> AsyncIterator[Recaller]:
+    """Who may ask to recall a response: a platform holding `responses:write`, or an authority
+    holding `cases:write` (whether it is the originator is decided with the response)."""
+    if principal.platform is not None and principal.has_scopes(Scope.RESPONSES_WRITE):
+        who = Recaller(client_id=principal.client_id, platform=principal.platform)
+    elif principal.jurisdiction is not None and principal.has_scopes(Scope.CASES_WRITE):
+        who = Recaller(client_id=principal.client_id, jurisdiction=principal.jurisdiction)
+    else:
+        raise Forbidden("recall is for platforms (responses:write) and authorities (cases:write)")
+    async with admitted(request, principal):
+        yield who
+
+
 SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
 ContextDep = Annotated[Context, Depends(_context)]
 CaseWriterDep = Annotated[Actor, Depends(_writer)]
 CaseReaderDep = Annotated[Actor, Depends(_reader)]
 InboxReaderDep = Annotated[Actor, Depends(_inbox)]
 PlatformDep = Annotated[Principal, Depends(_platform)]
+RecallerDep = Annotated[Recaller, Depends(_recaller)]
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(alias="Idempotency-Key", description="Retries with the same key get the first answer"),

@@ -23,6 +23,7 @@ from services.registry.cases.rules import CaseStatus
 from services.registry.cases.schemas import CaseCreate, CaseOut, CaseStatusUpdate
 from services.registry.deliveries import service as inbox
 from services.registry.deliveries.schemas import Acknowledgement, AcknowledgementIn, InboxItem
+from services.registry.evidence import service as evidence
 from services.registry.responses import service as responses
 from services.registry.responses.schemas import ResponseAccepted, ResponseCreate
 from services.registry.store import idempotency
@@ -132,9 +133,15 @@ async def submit_response(
     platform = principal.platform
 
     async def submit(session: AsyncSession) -> ResponseAccepted:
-        return await responses.submit(
-            session, platform=platform, client_id=principal.client_id, data=data, ctx=ctx
-        )
+        try:
+            return await responses.submit(
+                session, platform=platform, client_id=principal.client_id, data=data, ctx=ctx
+            )
+        except ValidationFailed as refused:  # signed evidence of the refusal, in the 422
+            client = principal.client_id
+            raise await evidence.record_rejection(
+                sm, platform=platform, client_id=client, error=refused
+            ) from None
 
     status, body, replayed = await idempotency.create_once(
         sm,

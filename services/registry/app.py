@@ -25,6 +25,7 @@ from services.registry.web import admin as routes_admin
 from services.registry.web import approvals as routes_approvals
 from services.registry.web import coordinator as routes_coordinator
 from services.registry.web import dashboard
+from services.registry.web import evidence as routes_evidence
 from services.registry.web.stream import Viewers
 from shared import metrics as service_metrics
 from shared import tracing
@@ -98,6 +99,7 @@ def create_app(settings: RegistrySettings, *, http: httpx.AsyncClient | None = N
     app.include_router(routes_admin.router)
     app.include_router(asyncapi_router(prefix=settings.topic_prefix))
     app.include_router(routes_approvals.router)
+    app.include_router(routes_evidence.router)
     dashboard.install(app)
     document_token_url(app, settings.oauth_issuer.rstrip("/") + "/token")
     return app

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry import gauges
+from services.registry.evidence import keys as hub_keys
 from services.router import fanout
 from services.router.consumer import ResponseConsumer
 from services.router.metrics import RouterMetrics
@@ -29,7 +30,7 @@ from services.router.webhooks import WebhookDispatcher
 from shared import metrics as service_metrics
 from shared import tracing
 from shared.checks import broker_check, database_check
-from shared.db import create_engine, create_sessionmaker
+from shared.db import create_engine, create_sessionmaker, transaction
 from shared.events import ResponseReceived, topic_name
 from shared.kafka import Envelope, TopicProvisioner, make_consumer, make_producer
 from shared.web import health_router, install_common
@@ -65,6 +66,7 @@ class Runtime:
         self.policy = fanout.Policy(
             timedelta(seconds=s.ack_timeout_seconds), timedelta(seconds=s.backoff_cap_seconds)
         )
+        await _retry_forever(self._load_signing_key, self.stop)
         await _retry_forever(self.provisioner.start, self.stop)
         await _retry_forever(self.producer.start, self.stop)
         self.reconciler = Reconciler(
@@ -84,6 +86,8 @@ class Runtime:
             outbox_retention=timedelta(seconds=s.outbox_retention_seconds),
             key_ttl=timedelta(seconds=s.idempotency_key_ttl_seconds),
             release_reminder=timedelta(seconds=s.release_reminder_seconds),
+            payload_retention=timedelta(seconds=s.payload_retention_seconds),
+            deletion_reminder=timedelta(seconds=s.deletion_reminder_seconds),
         )
         await _retry_forever(self.reconciler.provision, self.stop)
         self.consumer = make_consumer(
@@ -131,6 +135,13 @@ class Runtime:
         return Scheduler(
             self.sm, database_url=s.database_url, prefix=s.topic_prefix, metrics=self.metrics
         )
+
+    async def _load_signing_key(self) -> None:
+        """Open the hub's delivery signing key now (made on first start), so a KEK that cannot
+        open it shows at start, not at the first delivery; fan-outs then use it cached."""
+        async with transaction(self.sm) as session:
+            signer = await hub_keys.active_signer(session)
+        logger.info("hub signing key loaded", extra={"kid": signer.kid})
 
     def consumer_busy(self, within: float) -> bool:
         responses: ResponseConsumer | None = getattr(self, "responses", None)

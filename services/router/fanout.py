@@ -21,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
 from services.registry.deliveries.models import Delivery, Exclusion
-from services.registry.deliveries.rules import DeliveryState
-from services.registry.reference.models import Jurisdiction
+from services.registry.deliveries.rules import DeliveryState, FanoutState
+from services.registry.evidence import keys as hub_keys
+from services.registry.evidence.custody import sealed_claims
+from services.registry.reference.models import Jurisdiction, Platform
 from services.registry.reference.rules import JurisdictionStatus
 from services.registry.releases import rules as release_rules
 from services.registry.releases import service as releases
@@ -43,6 +45,7 @@ from services.router.publish import (
 from shared import sealing
 from shared.db import transaction
 from shared.events import JurisdictionExcluded, json_datetime
+from shared.evidence import Signer
 from shared.kafka import TopicProvisioner
 
 # the publication side lives in publish.py; these names stay importable from here
@@ -113,7 +116,7 @@ async def decide_and_record(
     resp = await session.get(CooperationResponse, response_id, with_for_update=True)
     if resp is None:
         raise UnknownResponse(f"response {response_id} is not in the registry")
-    if resp.fanout_state != "received":
+    if resp.fanout_state != FanoutState.RECEIVED:
         return None
     juris = (await session.execute(_JURISDICTIONS)).all()
     keys = {j.code: j.public_jwk for j in juris}
@@ -130,8 +133,11 @@ async def decide_and_record(
     requester = await releases.requester(session, resp.requesting_case_id)
     planned = await _plan(session, resp, response, decisions, juris, requester)
     excluded = [p.decision for p in planned if not p.decision.included]
+    signer = await hub_keys.active_signer(session)
+    platform = await session.get(Platform, resp.platform)
+    platform_jwk = platform.signing_jwk if platform else None
     deliveries = [
-        _delivery(resp, p, keys.get(p.decision.jurisdiction), now)
+        _delivery(resp, p, keys.get(p.decision.jurisdiction), now, signer, platform_jwk)
         for p in planned
         if p.decision.included
     ]
@@ -147,7 +153,8 @@ async def decide_and_record(
         prefix=prefix,
     )
     await _record_exclusions(session, resp.id, excluded, now, prefix=prefix)
-    resp.disclosures, resp.fanout_state, resp.routed_at = None, "routed", now
+    resp.disclosures, resp.fanout_state, resp.routed_at = None, FanoutState.ROUTED, now
+    resp.platform_signature = None
     await session.flush()
     await audit.append(
         session,
@@ -227,19 +234,29 @@ def _delivery(
     p: release_rules.Planned,
     jwk: dict[str, Any] | None,
     now: datetime,
+    signer: Signer,
+    platform_jwk: dict[str, Any] | None,
 ) -> NewDelivery:
     """One recipient's delivery, sealed with only the disclosures minimisation chose for it;
     held (unpublished) until the originator releases it, where release rules say so."""
     d = p.decision
     assert d.matched_case_id is not None
     sealed, kid, count = None, None, None
+    ident = delivery_id(resp.id, d.jurisdiction)
     if resp.disclosures is not None and resp.disclosure_selector_hashes is not None:
         count = len(p.disclosures)
     if jwk is not None and resp.disclosures is not None:
         payload = resp.disclosures
         if resp.disclosure_selector_hashes is not None:
             payload = [resp.disclosures[i] for i in p.disclosures]
-        sealed = sealing.seal(payload, jwk)
+        # The platform signed the whole set. A minimised payload cannot carry that signature
+        # without revealing what minimisation kept back (the JWS holds every disclosure), so
+        # only a recipient of the complete set gets the platform's signature to verify.
+        whole = len(payload) == len(resp.disclosures)
+        claims = sealed_claims(
+            resp, ident, d.jurisdiction, payload, platform_jwk if whole else None
+        )
+        sealed = sealing.seal_signed(claims, jwk, signer)
         kid = jwk.get("kid")
     else:
         logger.warning(
@@ -247,7 +264,7 @@ def _delivery(
             extra={"jurisdiction": d.jurisdiction, "response_id": str(resp.id)},
         )
     return NewDelivery(
-        id=delivery_id(resp.id, d.jurisdiction),
+        id=ident,
         response_id=resp.id,
         jurisdiction=d.jurisdiction,
         case_id=d.matched_case_id,
@@ -347,9 +364,9 @@ _COMPLETE = (
     update(CooperationResponse)
     .where(
         CooperationResponse.id == bindparam("response"),
-        CooperationResponse.fanout_state == "routed",
+        CooperationResponse.fanout_state == FanoutState.ROUTED,
     )
-    .values(fanout_state="completed")
+    .values(fanout_state=FanoutState.COMPLETED)
     .execution_options(synchronize_session=False)  # a fresh session: no response objects
 )
 

@@ -20,6 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.registry.audit import service as audit
 from services.registry.cases.models import Case
 from services.registry.deliveries.models import Delivery
+from services.registry.deliveries.rules import DeliveryState
+from services.registry.evidence import service as evidence
+from services.registry.evidence.rules import EvidenceKind
 from services.registry.responses.models import CooperationResponse
 from services.registry.store import outbox
 from shared.events import DeliveryPublished, ResponseDelivered, json_datetime, topic_name
@@ -84,7 +87,9 @@ async def load_outgoing(
     if delivery_ids is not None:
         query = query.where(Delivery.id.in_(delivery_ids))
     if pending_of is not None:
-        query = query.where(Delivery.response_id == pending_of, Delivery.state == "pending")
+        query = query.where(
+            Delivery.response_id == pending_of, Delivery.state == DeliveryState.PENDING
+        )
     rows = (await session.execute(query)).all()
     return [outgoing(prefix, d, reference, r) for d, reference, r in rows]
 
@@ -131,7 +136,7 @@ _LOCK_PUBLISHABLE = (
     )
     .where(
         Delivery.id == any_(bindparam("ids", type_=ARRAY(UUID))),
-        Delivery.state.in_(("pending", "published")),
+        Delivery.state.in_((DeliveryState.PENDING, DeliveryState.PUBLISHED)),
     )
     .order_by(Delivery.id)
     .with_for_update()
@@ -141,7 +146,7 @@ _MARK_PUBLISHED = (
     .where(Delivery.id == any_(bindparam("ids", type_=ARRAY(UUID))))
     .values(
         attempts=bindparam("attempt"),
-        state="published",
+        state=DeliveryState.PUBLISHED,
         published_at=func.coalesce(Delivery.published_at, bindparam("now")),
         next_attempt_at=bindparam("next"),
     )
@@ -193,7 +198,23 @@ async def mark_published(
             }
         )
     await outbox.add_many(session, events, prefix=prefix)
-    await audit.append_many(session, entries)
+    digests = await audit.append_many(session, entries)
+    # Relay evidence once per delivery: its first publication, not each re-publication.
+    relayed = [
+        evidence.Fact(
+            EvidenceKind.RELAYED,
+            "delivery",
+            str(d.id),
+            "router",
+            response_id=d.response_id,
+            delivery_id=d.id,
+            details={"jurisdiction": d.jurisdiction, "rule": d.rule},
+            audit_digest=digest,
+        )
+        for d, digest in zip(found, digests, strict=True)
+        if d.attempts == 0
+    ]
+    await evidence.record_many(session, relayed)
 
 
 def published_payload(

@@ -25,6 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
 from services.registry.deliveries.models import Delivery
+from services.registry.deliveries.rules import DeliveryState, FanoutState
+from services.registry.evidence import service as evidence
+from services.registry.evidence.rules import EvidenceKind
 from services.registry.reference.models import Jurisdiction, Platform
 from services.registry.releases import rules as release_rules
 from services.registry.responses.models import CooperationResponse
@@ -79,6 +82,8 @@ class Reconciler:
         key_ttl: timedelta | None = None,
         release_reminder: timedelta = release_rules.DEFAULT_REMINDER,
         clock: Callable[[], datetime] = _utcnow,
+        payload_retention: timedelta | None = None,
+        deletion_reminder: timedelta | None = None,
     ) -> None:
         self._sm, self._producer, self._provisioner = sm, producer, provisioner
         self._dsn, self._prefix, self._policy = asyncpg_dsn(database_url), prefix, policy
@@ -89,6 +94,8 @@ class Reconciler:
         self._second_heal_at: float | None = None
         self._outbox_retention = outbox_retention or max(replay_window, timedelta(days=7))
         self._key_ttl = key_ttl or timedelta(days=1)
+        self._payload_retention = payload_retention or timedelta(days=90)
+        self._deletion_reminder = deletion_reminder or timedelta(days=1)
         self._prune_at = 0.0  # monotonic time of the next retention pass
         self._release_reminder, self._clock = release_reminder, clock
 
@@ -137,7 +144,8 @@ class Reconciler:
         )
 
     async def prune(self) -> retention.Pruned:
-        """Forget published events past retention and expired idempotency keys, in batches."""
+        """Forget published events past retention, expired idempotency keys and delivery
+        payloads past theirs, in batches; then remind recipients of unconfirmed deletions."""
         total = retention.Pruned(outbox=0, keys=0)
         while not self._stop.is_set():
             now = datetime.now(UTC)
@@ -146,12 +154,25 @@ class Reconciler:
                     session,
                     outbox_before=now - self._outbox_retention,
                     keys_before=now - self._key_ttl,
+                    payloads_before=now - self._payload_retention,
+                    prefix=self._prefix,
                 )
-            total = retention.Pruned(total.outbox + done.outbox, total.keys + done.keys)
-            if max(done.outbox, done.keys) < retention.BATCH:
+            total = retention.Pruned(
+                total.outbox + done.outbox, total.keys + done.keys, total.payloads + done.payloads
+            )
+            if not done.full(retention.BATCH):
                 break
-        if total.outbox or total.keys:
-            counts = {"outbox_events": total.outbox, "idempotency_keys": total.keys}
+        async with transaction(self._sm) as session:
+            reminded = await evidence.remind(
+                session, now=datetime.now(UTC), every=self._deletion_reminder, prefix=self._prefix
+            )
+        if total.outbox or total.keys or total.payloads or reminded:
+            counts = {
+                "outbox_events": total.outbox,
+                "idempotency_keys": total.keys,
+                "payloads": total.payloads,
+                "deletion_reminders": reminded,
+            }
             logger.info("retention pass", extra=counts)
         return total
 
@@ -186,7 +207,7 @@ class Reconciler:
             )
             await session.execute(
                 update(Delivery)
-                .where(Delivery.state == "published")
+                .where(Delivery.state == DeliveryState.PUBLISHED)
                 .values(next_attempt_at=datetime.now(UTC))
             )
 
@@ -199,10 +220,10 @@ class Reconciler:
         progress. A fan-out that began (`routed`) is judged by when it began. Other instances'
         consumers are not seen here; their queued responses are re-driven by age as before."""
         cutoff = datetime.now(UTC) - self._redrive_after
-        stalled_routed = (CooperationResponse.fanout_state == "routed") & (
+        stalled_routed = (CooperationResponse.fanout_state == FanoutState.ROUTED) & (
             CooperationResponse.routed_at < cutoff
         )
-        never_started = (CooperationResponse.fanout_state == "received") & (
+        never_started = (CooperationResponse.fanout_state == FanoutState.RECEIVED) & (
             CooperationResponse.received_at < cutoff
         )
         queued = self._queue_busy(self._redrive_after.total_seconds())
@@ -228,7 +249,9 @@ class Reconciler:
             due = (
                 await session.scalars(
                     select(Delivery)
-                    .where(Delivery.state == "published", Delivery.next_attempt_at <= now)
+                    .where(
+                        Delivery.state == DeliveryState.PUBLISHED, Delivery.next_attempt_at <= now
+                    )
                     .order_by(Delivery.next_attempt_at)
                     .limit(BATCH)
                 )
@@ -248,7 +271,7 @@ class Reconciler:
         self._metrics.redrives.labels(kind="delivery").inc(len(records))
 
     async def _fail(self, session: AsyncSession, d: Delivery, now: datetime) -> None:
-        d.state, d.failed_at, d.next_attempt_at = "failed", now, None
+        d.state, d.failed_at, d.next_attempt_at = DeliveryState.FAILED, now, None
         event = DeliveryFailed(
             delivery_id=d.id,
             response_id=d.response_id,
@@ -257,13 +280,26 @@ class Reconciler:
             failed_at=now,
         )
         outbox.add(session, event, key=str(d.response_id), subject=str(d.id), prefix=self._prefix)
-        await audit.append(
+        digest = await audit.append(
             session,
             actor="reconciler",
             action="delivery.failed",
             subject_type="delivery",
             subject_id=str(d.id),
             details={"jurisdiction": d.jurisdiction, "attempts": d.attempts},
+        )
+        await evidence.record(
+            session,
+            evidence.Fact(
+                EvidenceKind.NOT_RETRIEVED,
+                "delivery",
+                str(d.id),
+                "reconciler",
+                response_id=d.response_id,
+                delivery_id=d.id,
+                details={"jurisdiction": d.jurisdiction, "attempts": d.attempts},
+                audit_digest=digest,
+            ),
         )
         self._metrics.failed.inc()
         logger.error(

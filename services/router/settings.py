@@ -41,6 +41,12 @@ class RouterSettings(CommonSettings, DatabaseSettings, KafkaSettings, WebhookSet
     release_reminder_seconds: float = Field(
         default=3 * 86400, alias="RELEASE_REMINDER_SECONDS", gt=0
     )
+    # A delivery's ciphertext is deleted this long after its acknowledgement (default 90 days).
+    payload_retention_seconds: float = Field(
+        default=90 * 86400, alias="PAYLOAD_RETENTION_SECONDS", gt=0
+    )
+    # A recalled, acknowledged delivery's recipient is reminded this often until it confirms.
+    deletion_reminder_seconds: float = Field(default=86400, alias="DELETION_REMINDER_SECONDS", gt=0)
 
     @model_validator(mode="after")
     def _retention_covers_replay(self) -> RouterSettings:

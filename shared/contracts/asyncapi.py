@@ -50,6 +50,16 @@ over REST, `POST /v1/requests/{id}/objection`.
 serialization, `alg` ECDH-ES+A256KW, `enc` A256GCM) encrypted for the recipient's registered
 public key, named by `recipient_kid`; no other party, the hub's operator included, can read it.
 
+**Verify the hub's signature.** A JWE authenticates no sender, so the sealed payload is a
+JWS (ES256, `typ` caseshare-delivery+jws, JWE `cty` JWT) by a hub key published at
+`/.well-known/evidence-jwks.json`; its claims name the delivery, and hold the disclosures and,
+when the platform signed them, the platform's own JWS and key. Reject a delivery that fails
+either signature, and do not remember its `ce_id`.
+
+**Recall.** A `DeliveryRecalled` on your inbox withdraws a delivery; with
+`deletion_required` you must delete what you received and confirm with
+`POST /v1/inbox/{delivery_id}/deletion-confirmation` (`DeletionReminded` repeats the ask).
+
 **Acknowledge every delivery** over REST, `POST /v1/inbox/{delivery_id}/ack` (OAuth 2.0 client
 credentials, scope `inbox:read`). The acknowledgement is the proof of retrieval; until it
 arrives the hub re-publishes the delivery with backoff and finally reports it failed.
@@ -64,8 +74,8 @@ CHANNELS: dict[Topic, str] = {
     "deliveries": (
         "The fan-out log: each delivery published, acknowledged or failed, each release"
         " decided (released, withheld, lapsed), and each jurisdiction considered and refused,"
-        " with the reason; webhook endpoints registered, approved, deleted or disabled after"
-        " failing."
+        " with the reason; recalls, deletion confirmations and payloads deleted by retention;"
+        " webhook endpoints registered, approved, deleted or disabled after failing."
     ),
     "dlq": (
         "Records the hub could not process, parked untouched with the reason in `dlq_*`"
@@ -75,8 +85,9 @@ CHANNELS: dict[Topic, str] = {
         "One jurisdiction's inbox: the responses it has standing for (disclosures sealed for"
         " it alone), the deliveries held for its decision as originator, the coordination"
         " requests and answers that concern it, the hits between its cases and other"
-        " jurisdictions' cases (references only once both sides consented), and the legal"
-        " requests it must review as enforcing state or act on as their issuer."
+        " jurisdictions' cases (references only once both sides consented), the legal"
+        " requests it must review as enforcing state or act on as their issuer, and recall"
+        " notices and deletion reminders for its deliveries."
     ),
     "requests": (
         "Legal requests issued through the hub and each step of their life: acknowledgement,"

@@ -58,6 +58,13 @@ ROUTING: dict[str, Routing] = {
     "eu.caseshare.webhook.endpoint-disabled.v1": Routing(key="endpoint_id", subject="endpoint_id"),
     # a request's events keep their order on the request id, on every channel they travel
     **{model.TYPE: Routing(key="request_id", subject="request_id") for model in REQUEST_EVENTS},
+    "eu.caseshare.response.recalled.v1": Routing(key="response_id", subject="response_id"),
+    "eu.caseshare.delivery.recalled.v1": Routing(key="case_id", subject="delivery_id"),
+    "eu.caseshare.delivery.deletion-reminded.v1": Routing(key="case_id", subject="delivery_id"),
+    "eu.caseshare.delivery.deletion-confirmed.v1": Routing(
+        key="response_id", subject="delivery_id"
+    ),
+    "eu.caseshare.delivery.payload-deleted.v1": Routing(key="response_id", subject="delivery_id"),
 }
 
 

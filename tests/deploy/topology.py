@@ -84,6 +84,8 @@ DELIBERATE_DEFAULTS = {
     "WEBHOOKS_BATCH": "100 calls per dispatch pass, sent concurrently",
     "WEBHOOKS_POLL_SECONDS": "a new message wakes the dispatcher at once (LISTEN/NOTIFY);"
     " the 0.5 s poll only catches retries falling due",
+    "PAYLOAD_RETENTION_SECONDS": "ciphertexts go 90 days after acknowledgement, as issue 14 asks",
+    "DELETION_REMINDER_SECONDS": "a recipient is reminded daily of an unconfirmed deletion",
 }
 _NO_KAFKA_CLIENT = {
     "KAFKA_SECURITY_PROTOCOL",
@@ -125,8 +127,8 @@ NOT_USED: dict[str, dict[str, str]] = {
 # The processes that use the key-encryption key ring, and what for; they must share one.
 KEY_RING = "KEY_ENCRYPTION_KEY"
 KEY_RING_READERS = {
-    "caseshare-intake": "seals each webhook endpoint's signing secret at rest",
-    "caseshare-router": "opens those secrets to sign its webhook calls",
+    "caseshare-intake": "seals and opens the hub's signing key; seals webhook signing secrets",
+    "caseshare-router": "seals and opens the hub's signing key; opens webhook signing secrets",
 }
 # A stand-in for each value a secret supplies, good enough for the settings to validate.
 SECRET_STAND_INS = {"DATABASE_URL": "postgresql+asyncpg://role:password@postgres:5432/caseshare"}

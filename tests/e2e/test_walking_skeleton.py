@@ -77,7 +77,13 @@ async def test_case_response_inbox_ack(running: stack_mod.RunningStack) -> None:
         assert len(delivered) == 1
         event = delivered[0].event
         private = json.loads((running.state / "keys" / "FR.private.jwk.json").read_text())
-        opened = sealing.unseal(event.sealed_disclosures, private)  # type: ignore[attr-defined]
+        hub_jwks = (await http.get("/.well-known/evidence-jwks.json")).json()
+        opened = sealing.open_verified(
+            event.sealed_disclosures,  # type: ignore[attr-defined]
+            private,
+            hub_jwks,
+            delivery_id=delivered[0].ce_id,
+        ).disclosures
         assert opened[0]["records"][0]["value"] == "198.51.100.23"
 
         inbox = (await http.get("/v1/inbox", headers=bearer(fr))).json()["items"]

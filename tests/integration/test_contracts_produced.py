@@ -1,9 +1,10 @@
 """The contract test: every message the hub produces, on every topic, is what we publish.
 
-It drives the real pieces (registry use cases, fan-out, acknowledgement, reconciler, outbox
-relay, the router's dead-letter path) against the real database and broker under a fresh
-topic prefix, then reads each topic back like an integrator and validates every record
-against the JSON Schemas and header rules of `shared.contracts`.
+It drives the real pieces (registry use cases, fan-out, acknowledgement, reconciler, retention,
+recall and deletion confirmation, outbox relay, the router's dead-letter path) against the
+real database and broker under a fresh topic prefix, then reads each topic back like an
+integrator and validates every record against the JSON Schemas and header rules of
+`shared.contracts`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseshare.stack.embedded import EmbeddedTansu, free_port
@@ -28,6 +29,7 @@ from services.registry.cases.rules import CaseStatus, CoordinationDecision
 from services.registry.context import Actor, Context
 from services.registry.deliveries import service as inbox
 from services.registry.deliveries.models import Delivery
+from services.registry.evidence import service as evidence
 from services.registry.releases import service as releases
 from services.registry.releases.rules import ReleaseDecision
 from services.registry.requests import clocks, steps
@@ -314,6 +316,29 @@ async def _consented_coordination_links_and_release(
         )
 
 
+async def _end_of_life(
+    sm: async_sessionmaker[AsyncSession], ctx: Context, response_id: uuid.UUID
+) -> None:
+    """FR's payload passes retention, the platform recalls, FR is reminded and confirms."""
+    fr = fanout.delivery_id(response_id, "FR")
+    long_ago = datetime(2000, 1, 1, tzinfo=UTC)  # only this delivery is that old
+    async with transaction(sm) as s:
+        await s.execute(update(Delivery).where(Delivery.id == fr).values(acknowledged_at=long_ago))
+        assert (
+            await evidence.expire_payloads(
+                s, before=long_ago + timedelta(days=1), prefix=ctx.topic_prefix
+            )
+            == 1
+        )
+    async with transaction(sm) as s:
+        who = evidence.Recaller(client_id="platform-telegram", platform="telegram")
+        await evidence.recall(s, response_id=response_id, who=who, reason="in error", ctx=ctx)
+    async with transaction(sm) as s:
+        later = datetime.now(UTC) + timedelta(days=2)
+        assert await evidence.remind(s, now=later, every=timedelta(days=1), prefix=ctx.topic_prefix)
+        await evidence.confirm_deletion(s, actor=actor("FR"), delivery_id=fr, ctx=ctx)
+
+
 async def _no_redrive(response_id: uuid.UUID) -> int:
     raise AssertionError(f"unexpected re-drive of {response_id}")
 
@@ -415,6 +440,7 @@ async def test_every_event_on_every_topic_honours_its_contract(
     await _disable_and_delete_webhook_endpoint(sessionmaker, ctx, database_url, hook)
     await _requests_through_their_lives(sessionmaker, ctx)
     await _consented_coordination_links_and_release(sessionmaker, ctx, kafka)
+    await _end_of_life(sessionmaker, ctx, response_id)
     await _publish_outbox(sessionmaker, kafka)
     poison = await _dead_letter_a_poison_record(ctx, kafka, broker.bootstrap)
 

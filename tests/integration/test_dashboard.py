@@ -150,6 +150,7 @@ async def test_sign_in_returns_to_the_page_and_keeps_the_token_server_side(
     assert "unsafe-inline" not in CONTENT_SECURITY_POLICY
     assert 'id="audit-status"' in page.text
     assert re.search(r'<code id="audit-head">[0-9a-f]{64}</code>', page.text)  # to anchor
+    assert re.search(r'id="open-deletions">\d+ recalled', page.text)  # open confirmations
     [token] = dashboard.issuer.issued
     assert token not in page.text
     assert all(token not in value for value in browser.cookies.values())
@@ -282,6 +283,18 @@ async def test_the_dashboards_stream_ends_when_the_sessions_token_expires(
             shift = timedelta(minutes=6)  # the signed-in token lived five
             rest = await next_events(lines, None)
     assert [e.event for e in rest][-1:] == [REAUTHENTICATE]
+
+
+async def test_the_dashboards_stream_refuses_a_resume_point_it_never_sent(
+    dashboard: Dashboard,
+) -> None:
+    """One stream implementation: a bad Last-Event-ID is a 422 here as on the API's stream."""
+    async with serving(dashboard.app) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        await sign_in(http, dashboard.issuer)
+        for header in ({"Last-Event-ID": "x"}, {"Last-Event-ID": "9" * 40}):
+            bad = await http.get("/dashboard/stream", headers=header)
+            assert bad.status_code == 422
+            assert bad.headers["content-type"] == "application/problem+json"
 
 
 async def test_assets_are_served_from_the_package(browser: httpx.AsyncClient) -> None:

@@ -19,6 +19,7 @@ from services.registry.cases import service as cases
 from services.registry.cases.rules import CoordinationDecision
 from services.registry.context import Actor, Context
 from services.registry.deliveries.models import Delivery, Exclusion
+from services.registry.evidence import keys as hub_keys
 from services.registry.reference.models import Jurisdiction
 from services.registry.responses import service as responses
 from services.registry.responses.models import CooperationResponse
@@ -132,6 +133,7 @@ async def test_seed_scenario_reaches_exactly_those_with_standing(
         }
         resp = await s.get(CooperationResponse, rid)
         all_codes = set((await s.scalars(select(Jurisdiction.code))).all())
+        hub_jwks = await hub_keys.jwks(s)
     assert sorted(d.jurisdiction for d in deliveries) == ["BE", "DE", "FR", "KR"]
     assert all(d.state == "published" for d in deliveries)
     assert exclusions["US"].reason == "no_open_case"
@@ -157,7 +159,9 @@ async def test_seed_scenario_reaches_exactly_those_with_standing(
             assert envelope.ce_id == str(fanout.delivery_id(rid, code))
             sealed = envelope.event.sealed_disclosures  # type: ignore[attr-defined]
             private = json.loads((keys_dir / f"{code}.private.jwk.json").read_text())
-            opened = sealing.unseal(sealed, private)
+            opened = sealing.open_verified(
+                sealed, private, hub_jwks, delivery_id=envelope.ce_id
+            ).disclosures
             assert opened[0]["records"][0]["value"] == "203.0.113.7"
             wrong = json.loads((keys_dir / "US.private.jwk.json").read_text())
             with pytest.raises(sealing.SealError):

@@ -43,6 +43,7 @@ ALLOW_LIST = frozenset(
         "/jwks.json",
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
+        "/.well-known/evidence-jwks.json",  # public keys: bundles verify without a token
         "/token",
         # Signing in and out, and the static assets of the sign-in and dashboard pages.
         "/authorize",
@@ -70,6 +71,7 @@ GUARDED_CALLERS: frozenset[Callable[..., Any]] = frozenset(
         intake_deps._reader,
         intake_deps._inbox,
         intake_deps._platform,
+        intake_deps._recaller,
         registry_deps._coordinator,
         registry_deps._admin,
         registry_deps._auditor,

@@ -77,9 +77,12 @@ async def append(
     subject_type: str,
     subject_id: str,
     details: Mapping[str, Any] | None = None,
-) -> None:
-    """Queue one entry for the chain, in the caller's transaction; never carries personal data."""
-    await append_many(
+) -> str:
+    """Queue one entry for the chain, in the caller's transaction; never carries personal data.
+
+    Returns the entry's content digest (`audit_chain.content_digest`), which evidence records
+    sign to name the entry before it is chained."""
+    (digest,) = await append_many(
         session,
         [
             {
@@ -91,20 +94,22 @@ async def append(
             }
         ],
     )
+    return digest
 
 
-async def append_many(session: AsyncSession, entries: Sequence[Mapping[str, Any]]) -> None:
-    """Queue several entries with one INSERT; they are chained in this order.
+async def append_many(session: AsyncSession, entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Queue several entries with one INSERT; they are chained in this order. Returns each
+    entry's content digest, in order.
 
     Each entry's details are checked against the canonical form now, so an entry that could
     never be hashed (a float, a lone surrogate) fails its own transaction rather than the
     sequencer's.
     """
     if not entries:
-        return
+        return []
     at = datetime.now(UTC)
     bound = _request_token.get()
-    rows = []
+    rows, digests = [], []
     for entry in entries:
         body = dict(entry.get("details") or {})
         if bound is not None and bound[0] == entry["actor"]:
@@ -117,9 +122,10 @@ async def append_many(session: AsyncSession, entries: Sequence[Mapping[str, Any]
             "subject_id": str(entry["subject_id"]),
             "details": body,
         }
-        audit_chain.canonical_bytes(seq=1, prev_hash=audit_chain.GENESIS_HASH, **row)
+        digests.append(audit_chain.content_digest(**row))
         rows.append({**row, "details": orjson.dumps(body).decode()})
     await _QUEUE.insert(session, rows)
+    return digests
 
 
 async def sequence(session: AsyncSession, *, wait: bool = True, limit: int = SEQUENCE_BATCH) -> int:

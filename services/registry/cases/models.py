@@ -21,7 +21,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.registry.cases.rules import CASE_STATUSES, COORDINATION_STATES, RELEASE_POLICIES
+from services.registry.cases.rules import (
+    CASE_STATUSES,
+    COORDINATION_STATES,
+    RELEASE_POLICIES,
+    CaseStatus,
+)
 from services.registry.cases.selectors import SELECTOR_KINDS
 from shared.db import Base, check_in, created_now
 
@@ -54,7 +59,7 @@ class Case(Base):
     lead_case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("cases.id"), index=True)
     offence_categories: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     legal_basis: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(24), server_default="open")
+    status: Mapped[str] = mapped_column(String(24), server_default=CaseStatus.OPEN.value)
     emergency: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     release_policy: Mapped[str] = mapped_column(String(24), server_default="none")
     coordination_state: Mapped[str | None] = mapped_column(String(16))

@@ -16,8 +16,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.cases.models import Case, CaseSelector
-from services.registry.cases.rules import References
+from services.registry.cases.rules import CaseStatus, References
 from services.registry.reference.models import Jurisdiction, Platform
+from services.registry.reference.rules import JurisdictionStatus
 
 _cases = cast(Table, Case.__table__)
 _selectors = cast(Table, CaseSelector.__table__)
@@ -71,9 +72,9 @@ _OPEN_MATCHES = (
     .where(
         _cases.c.platform == bindparam("platform"),
         _cases.c.opened_by != bindparam("opener"),
-        _cases.c.status == "open",
+        _cases.c.status == CaseStatus.OPEN,
         # a suspended jurisdiction is told of no hit, and none is made with its cases
-        _jurisdictions.c.status != "suspended",
+        _jurisdictions.c.status != JurisdictionStatus.SUSPENDED,
     )
     .distinct()
 )

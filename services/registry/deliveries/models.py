@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.registry.deliveries.rules import DELIVERY_STATES
+from services.registry.deliveries.rules import DELIVERY_STATES, DeliveryState
 from shared.db import Base, check_in, created_now
 
 
@@ -33,6 +33,12 @@ class Delivery(Base):
         UniqueConstraint("response_id", "jurisdiction"),
         Index("ix_deliveries_state_next_attempt", "state", "next_attempt_at"),
         Index("ix_deliveries_jurisdiction_state", "jurisdiction", "state"),
+        # retention: acknowledged deliveries that still hold a ciphertext
+        Index(
+            "ix_deliveries_payload_retention",
+            "acknowledged_at",
+            postgresql_where=text("sealed_disclosures IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -45,7 +51,7 @@ class Delivery(Base):
     recipient_kid: Mapped[str | None] = mapped_column(Text)
     # how many disclosures this recipient's payload holds (minimised); None: all of them
     disclosure_count: Mapped[int | None] = mapped_column(Integer)
-    state: Mapped[str] = mapped_column(String(16), server_default="pending")
+    state: Mapped[str] = mapped_column(String(16), server_default=DeliveryState.PENDING.value)
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime] = created_now()
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -7,6 +7,8 @@ A delivery is `pending` until its record is on the recipient's inbox topic, `pub
 and `acknowledged` when the recipient confirms retrieval; one that exhausted its attempts is
 `failed`. A delivery that needs the originator's release starts `held`; released it becomes
 `pending`, withheld (or lapsed) it becomes `withheld`.
+One withdrawn by a recall before its recipient acknowledged it is `recalled` (gone from the
+inbox; an acknowledged one stays acknowledged and gets a deletion request instead).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class DeliveryState(StrEnum):
     PUBLISHED = "published"
     ACKNOWLEDGED = "acknowledged"
     FAILED = "failed"
+    RECALLED = "recalled"
 
 
 FANOUT_STATES = tuple(FanoutState)

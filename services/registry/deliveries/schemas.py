@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
+from services.registry.deliveries.rules import DeliveryState
 from services.registry.responses.rules import HandlingCode
 from shared.schemas import Strict
 
@@ -18,7 +19,7 @@ class InboxItem(Strict):
     platform: str
     handling_code: HandlingCode
     rule: str
-    state: str
+    state: DeliveryState
     disclosure_count: int
     handling_conditions: str | None
     recipient_kid: str | None

@@ -12,14 +12,24 @@ from services.registry.audit import service as audit
 from services.registry.cases.models import Case
 from services.registry.context import Actor, Context, decode_cursor, encode_cursor
 from services.registry.deliveries.models import Delivery
+from services.registry.deliveries.rules import DeliveryState
 from services.registry.deliveries.schemas import Acknowledgement, InboxItem
+from services.registry.evidence import service as evidence
+from services.registry.evidence.rules import EvidenceKind
 from services.registry.responses.models import CooperationResponse
 from services.registry.responses.rules import HandlingCode
 from services.registry.store import outbox
 from shared.errors import NotFound, ValidationFailed
 from shared.events import DeliveryAcknowledged
 
-VISIBLE_STATES = ("pending", "published", "acknowledged")
+# A failed delivery stays visible with its state, so its recipient learns it existed; a
+# recalled one (withdrawn before it was acknowledged) is gone.
+VISIBLE_STATES = (
+    DeliveryState.PENDING,
+    DeliveryState.PUBLISHED,
+    DeliveryState.ACKNOWLEDGED,
+    DeliveryState.FAILED,
+)
 
 
 def _query() -> Select[tuple[Delivery, Case, CooperationResponse]]:
@@ -63,7 +73,7 @@ async def list_for(
         Delivery.jurisdiction == jurisdiction, Delivery.state.in_(VISIBLE_STATES)
     )
     if unacknowledged:
-        query = query.where(Delivery.state != "acknowledged")
+        query = query.where(Delivery.state != DeliveryState.ACKNOWLEDGED)
     if cursor:
         at, ident = decode_cursor(cursor)
         query = query.where(
@@ -116,7 +126,7 @@ async def acknowledge(
                 ' {"accept_conditions": true}'
             )
         now = datetime.now(UTC)
-        delivery.state, delivery.acknowledged_at = "acknowledged", now
+        delivery.state, delivery.acknowledged_at = DeliveryState.ACKNOWLEDGED, now
         delivery.acknowledged_by_client, delivery.next_attempt_at = actor.client_id, None
         delivery.conditions_accepted_at = now if h3 else None
         event = DeliveryAcknowledged(
@@ -133,7 +143,7 @@ async def acknowledge(
             subject=str(delivery.id),
             prefix=ctx.topic_prefix,
         )
-        await audit.append(
+        digest = await audit.append(
             session,
             actor=actor.client_id,
             action="delivery.acknowledged",
@@ -141,10 +151,23 @@ async def acknowledge(
             subject_id=str(delivery.id),
             details={"jurisdiction": delivery.jurisdiction, "conditions_accepted": h3},
         )
+        await evidence.record(
+            session,
+            evidence.Fact(
+                EvidenceKind.RETRIEVED,
+                "delivery",
+                str(delivery.id),
+                actor.client_id,
+                response_id=delivery.response_id,
+                delivery_id=delivery.id,
+                details={"jurisdiction": delivery.jurisdiction},
+                audit_digest=digest,
+            ),
+        )
     assert delivery.acknowledged_at is not None
     return Acknowledgement(
         delivery_id=delivery.id,
-        state="acknowledged",
+        state=DeliveryState.ACKNOWLEDGED,
         acknowledged_at=delivery.acknowledged_at,
         conditions_accepted_at=delivery.conditions_accepted_at,
     )

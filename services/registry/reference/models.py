@@ -45,5 +45,8 @@ class Platform(Base):
     slug: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     legal_rep_jurisdiction: Mapped[str] = mapped_column(ForeignKey("jurisdictions.code"))
+    # ES256 public key the platform signs its disclosures with; when set, every submission
+    # must carry a valid signature (services.registry.evidence.custody).
+    signing_jwk: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     created_at: Mapped[datetime] = created_now()
     updated_at: Mapped[datetime] = created_now()

@@ -23,6 +23,7 @@ from services.registry.approvals.service import PendingChangeOut
 from services.registry.audit import service as audit
 from services.registry.reference.models import Jurisdiction, Platform
 from services.registry.reference.rules import JurisdictionStatus
+from shared import evidence
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.schemas import Code, ShortText, Slug, Strict
 from shared.text import StorableText, check_storable_json
@@ -72,6 +73,7 @@ class PlatformOut(Strict):
     slug: str
     name: str
     legal_rep_jurisdiction: str
+    signing_jwk: dict[str, Any] | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -83,8 +85,15 @@ class PlatformCreate(Strict):
 
 
 class PlatformUpdate(_Patch):
+    NULLABLE: ClassVar[frozenset[str]] = frozenset({"signing_jwk"})
+
     name: ShortText | None = None
     legal_rep_jurisdiction: Code | None = None
+    signing_jwk: dict[str, Any] | None = Field(
+        default=None,
+        description="EC P-256 public key the platform signs its disclosures with (ES256);"
+        " null removes it",
+    )
 
 
 def _jurisdiction_out(row: Jurisdiction) -> JurisdictionOut:
@@ -180,6 +189,14 @@ async def _known_jurisdiction(session: AsyncSession, code: str) -> None:
         raise ValidationFailed(f"unknown jurisdiction {code}")
 
 
+async def get_platform(session: AsyncSession, *, slug: str) -> PlatformOut:
+    """One platform by slug (where `POST /platforms` points its Location)."""
+    row = await session.get(Platform, slug)
+    if row is None:
+        raise NotFound(f"no platform {slug!r}")
+    return _platform_out(row)
+
+
 async def create_platform(
     session: AsyncSession, *, actor: str, data: PlatformCreate
 ) -> PlatformOut:
@@ -224,6 +241,17 @@ async def update_platform(
     if rep is not None and rep != row.legal_rep_jurisdiction:
         changes["legal_rep_jurisdiction"] = {"from": row.legal_rep_jurisdiction, "to": rep}
         row.legal_rep_jurisdiction = rep
+    if "signing_jwk" in data.model_fields_set:
+        key = None
+        if data.signing_jwk is not None:
+            try:
+                key = evidence.validate_signing_jwk(data.signing_jwk)
+            except evidence.VerificationFailed as exc:
+                raise ValidationFailed(f"signing_jwk is refused: {exc}") from None
+        if key != row.signing_jwk:
+            old = row.signing_jwk["kid"] if row.signing_jwk else None
+            changes["signing_key"] = {"from": old, "to": key["kid"] if key else None}
+            row.signing_jwk = key
     if changes:
         row.updated_at = datetime.now(UTC)
         await session.flush()

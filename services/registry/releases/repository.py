@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.cases.models import Case, CaseSelector
 from services.registry.deliveries.models import Delivery
+from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.releases.models import Release
 from services.registry.releases.rules import ReleaseState
 from services.registry.responses.models import CooperationResponse
@@ -71,7 +72,10 @@ async def released_unpublished(session: AsyncSession) -> list[uuid.UUID]:
     rows = await session.scalars(
         select(Delivery.id)
         .join(CooperationResponse, CooperationResponse.id == Delivery.response_id)
-        .where(Delivery.state == "pending", CooperationResponse.fanout_state == "completed")
+        .where(
+            Delivery.state == DeliveryState.PENDING,
+            CooperationResponse.fanout_state == FanoutState.COMPLETED,
+        )
         .order_by(Delivery.created_at)
         .limit(BATCH)
     )

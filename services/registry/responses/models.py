@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.registry.deliveries.rules import FANOUT_STATES
+from services.registry.deliveries.rules import FANOUT_STATES, FanoutState
 from services.registry.responses.rules import HANDLING_CODES
 from shared.db import Base, check_in, created_now
 
@@ -53,8 +53,10 @@ class CooperationResponse(Base):
     disclosure_selector_hashes: Mapped[list[str] | None] = mapped_column(ARRAY(String(64)))
     disclosures: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB(none_as_null=True))
     disclosure_count: Mapped[int] = mapped_column(Integer)
+    # The platform's JWS over `disclosures`, kept (like them) only until fan-out seals it in.
+    platform_signature: Mapped[str | None] = mapped_column(Text)
     emergency: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
-    fanout_state: Mapped[str] = mapped_column(String(16), server_default="received")
+    fanout_state: Mapped[str] = mapped_column(String(16), server_default=FanoutState.RECEIVED.value)
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = created_now()
     routed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

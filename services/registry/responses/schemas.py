@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from services.registry.cases.schemas import MAX_SELECTORS, SelectorIn
+from services.registry.deliveries.rules import FanoutState
 from services.registry.responses.rules import HandlingCode
 from shared.schemas import Strict
 from shared.text import StorableText
@@ -59,6 +60,15 @@ class ResponseCreate(Strict):
     disclosures: Annotated[list[Disclosure], Field(min_length=1, max_length=100)]
     issued_at: datetime
     emergency: bool = False
+    disclosures_signature: Annotated[
+        str | None,
+        Field(
+            max_length=16 * 1024 * 1024,
+            pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$",
+            description='The platform\'s JWS over {"disclosures": [...]}; required once the'
+            " platform registered a signing key",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _h2_needs_requester(self) -> ResponseCreate:
@@ -80,6 +90,6 @@ class ResponseAccepted(Strict):
     id: uuid.UUID
     platform: str
     handling_code: HandlingCode
-    fanout_state: str
+    fanout_state: FanoutState
     received_at: datetime
     request_id: uuid.UUID | None = None

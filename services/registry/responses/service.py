@@ -15,6 +15,9 @@ from services.registry.cases.models import Case
 from services.registry.cases.schemas import SelectorIn
 from services.registry.context import Context
 from services.registry.deliveries.rules import FanoutState
+from services.registry.evidence import custody
+from services.registry.evidence import service as evidence
+from services.registry.evidence.rules import EvidenceKind
 from services.registry.reference.models import Platform
 from services.registry.requests import answers
 from services.registry.responses.models import CooperationResponse
@@ -57,8 +60,13 @@ async def submit(
     session: AsyncSession, *, platform: str, client_id: str, data: ResponseCreate, ctx: Context
 ) -> ResponseAccepted:
     """Store a response and queue `ResponseReceived`; disclosures stay only until fan-out."""
-    if await session.get(Platform, platform) is None:
+    platform_row = await session.get(Platform, platform)
+    if platform_row is None:
         raise ValidationFailed(f"unknown platform {platform!r}")
+    disclosures = [d.model_dump(mode="json") for d in data.disclosures]
+    signature = custody.check_platform_signature(
+        platform_row.signing_jwk, data.disclosures_signature, disclosures
+    )
     named = set(data.scope.case_ids)
     extra = {c for c in (data.requesting_case_id, data.scope.lead_case_id) if c is not None}
     await _check_cases(session, platform, named | extra)
@@ -95,8 +103,9 @@ async def submit(
         handling_code=data.handling_code.value,
         handling_conditions=data.handling_conditions,
         disclosure_selector_hashes=disclosure_hashes,
-        disclosures=[d.model_dump(mode="json") for d in data.disclosures],
+        disclosures=disclosures,
         disclosure_count=len(data.disclosures),
+        platform_signature=signature,
         emergency=data.emergency,
         fanout_state=fanout_state.value,
         issued_at=data.issued_at,
@@ -118,7 +127,7 @@ async def submit(
             received_at=now,
         )
         outbox.add(session, event, key=str(row.id), subject=str(row.id), prefix=ctx.topic_prefix)
-    await audit.append(
+    digest = await audit.append(
         session,
         actor=client_id,
         action="response.received",
@@ -133,6 +142,23 @@ async def submit(
             "request_id": str(data.request_id) if data.request_id else None,
             "fanout_state": row.fanout_state,
         },
+    )
+    await evidence.record(
+        session,
+        evidence.Fact(
+            EvidenceKind.SUBMISSION_ACCEPTED,
+            "response",
+            str(row.id),
+            client_id,
+            response_id=row.id,
+            details={
+                "platform": platform,
+                "handling_code": row.handling_code,
+                "disclosures": row.disclosure_count,
+                "platform_signed": row.platform_signature is not None,
+            },
+            audit_digest=digest,
+        ),
     )
     return ResponseAccepted(
         id=row.id,

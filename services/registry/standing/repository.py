@@ -70,7 +70,7 @@ def _statement() -> Select[Any]:
         select(Case.id)
         .where(
             Case.platform == bindparam("platform", type_=String),
-            Case.status == "open",
+            Case.status == CaseStatus.OPEN,
             Case.opened_by == Jurisdiction.code,
         )
         .order_by(Case.id)

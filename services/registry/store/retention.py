@@ -5,7 +5,11 @@ covers the reconciler's replay window (a broker that lost its data is healed fro
 fan-out alone writes about 45. Idempotency keys are kept for their time to live: a retry
 within it gets the first answer, a later one is a new request. Both are found by `created_at`
 through BRIN indexes (rows arrive in time order, so a few block ranges hold the old ones).
-Unpublished events, cases, responses, deliveries and the audit log are never touched here.
+Unpublished events, cases, responses, delivery metadata and the audit log are never touched.
+
+Delivery payloads end too: a ciphertext is deleted once its delivery has been acknowledged for
+the payload retention period (`evidence.service.expire_payloads`, a signed deletion record
+each), when the caller passes `payloads_before`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.registry.evidence import service as evidence
 from services.registry.store.models import IdempotencyKey, OutboxEvent
 
 BATCH = 1000  # rows per DELETE, so one pass never holds many locks or a long transaction
@@ -25,6 +30,11 @@ BATCH = 1000  # rows per DELETE, so one pass never holds many locks or a long tr
 class Pruned:
     outbox: int
     keys: int
+    payloads: int = 0
+
+    def full(self, batch: int) -> bool:
+        """True when some table filled its batch: call `prune` again."""
+        return max(self.outbox, self.keys, self.payloads) >= batch
 
 
 async def prune(
@@ -33,10 +43,13 @@ async def prune(
     outbox_before: datetime,
     keys_before: datetime,
     batch: int = BATCH,
+    payloads_before: datetime | None = None,
+    prefix: str = "caseshare",
 ) -> Pruned:
-    """Delete up to `batch` published outbox events created before `outbox_before` and up to
-    `batch` idempotency keys created before `keys_before`; call again while a count equals
-    `batch`."""
+    """Delete up to `batch` published outbox events created before `outbox_before`, up to
+    `batch` idempotency keys created before `keys_before` and, with `payloads_before`, the
+    ciphertexts of up to `batch` deliveries acknowledged before it (events under `prefix`);
+    call again while a count equals `batch`."""
     old_events = (
         select(OutboxEvent.id)
         .where(OutboxEvent.created_at < outbox_before, OutboxEvent.published_at.is_not(None))
@@ -63,4 +76,9 @@ async def prune(
         )
         .returning(IdempotencyKey.key)
     )
-    return Pruned(outbox=len(events.all()), keys=len(keys.all()))
+    payloads = 0
+    if payloads_before is not None:
+        payloads = await evidence.expire_payloads(
+            session, before=payloads_before, prefix=prefix, batch=batch
+        )
+    return Pruned(outbox=len(events.all()), keys=len(keys.all()), payloads=payloads)

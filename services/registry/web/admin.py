@@ -94,6 +94,14 @@ async def list_platforms(
     return Page[PlatformOut](items=items, next_cursor=nxt)
 
 
+@router.get("/platforms/{slug}", response_model=PlatformOut)
+async def get_platform(
+    slug: Annotated[str, Path(pattern=SLUG)], _caller: AdminDep, sm: SessionmakerDep
+) -> PlatformOut:
+    async with transaction(sm) as session:
+        return await admin.get_platform(session, slug=slug)
+
+
 @router.post("/platforms", status_code=201, response_model=PlatformOut)
 async def create_platform(
     data: PlatformCreate,
@@ -128,7 +136,8 @@ async def update_platform(
     caller: AdminDep,
     sm: SessionmakerDep,
 ) -> PlatformOut:
-    """Rename a platform or change the jurisdiction of its legal representative."""
+    """Rename a platform, change the jurisdiction of its legal representative, or register
+    (null: remove) the key it signs its disclosures with."""
     async with transaction(sm) as session:
         return await admin.update_platform(session, actor=caller.client_id, slug=slug, data=data)
 

@@ -35,7 +35,7 @@ from services.registry.web.deps import (
     SettingsDep,
 )
 from shared.db import transaction
-from shared.errors import TooManyRequests, ValidationFailed
+from shared.errors import ValidationFailed
 from shared.schemas import MAX_PAGE, Page
 
 router = APIRouter(prefix="/v1/registry", tags=["coordinator"])
@@ -48,7 +48,6 @@ AnchorSeq = Annotated[
 AnchorHash = Annotated[
     str | None, Query(pattern=r"^[0-9a-f]{64}$", description="hash of entry anchor_seq")
 ]
-SEND_TIMEOUT_SECONDS = 10
 
 
 class AuditVerification(BaseModel):
@@ -148,14 +147,6 @@ async def get_statistics(
         return await stats.statistics(session, days=days, platform=platform)
 
 
-def _resume_point(last_event_id: str | None) -> int | None:
-    if last_event_id is None:
-        return None
-    if not last_event_id.isdigit() or len(last_event_id) > 18:
-        raise ValidationFailed("Last-Event-ID must be an event id this stream sent")
-    return int(last_event_id)
-
-
 @router.get(
     "/stream",
     response_class=EventSourceResponse,
@@ -172,24 +163,13 @@ async def stream_events(
     """Server-Sent Events of fan-out progress; reconnect with `Last-Event-ID` to resume.
 
     The stream ends with a `reauthenticate` event when the token expires."""
-    viewers: stream.Viewers = request.app.state.viewers
-    if viewers.full(stream.viewer_of(caller)):
-        raise TooManyRequests("too many open streams; retry shortly", retry_after=5)
-    start = _resume_point(last_event_id)
-    if start is None:  # fixed before the headers go out, so nothing committed after is missed
-        async with transaction(sm) as session:
-            start = await stream.head(session)
-    tail = stream.OutboxTail(prefix=settings.topic_prefix, last_id=start, response_id=response_id)
-    events = stream.follow(
+    return await stream.serve(
+        request.app.state.viewers,
         sm,
-        tail,
-        viewers=viewers,
+        settings,
         principal=caller,
-        poll_seconds=settings.stream_poll_seconds,
-        max_seconds=settings.stream_max_seconds,
-    )
-    return EventSourceResponse(
-        events, ping=settings.stream_ping_seconds, send_timeout=SEND_TIMEOUT_SECONDS
+        response_id=response_id,
+        resume_from=stream.resume_point(last_event_id),
     )
 
 

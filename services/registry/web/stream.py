@@ -32,11 +32,13 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sse_starlette import ServerSentEvent
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from services.registry.settings import RegistrySettings
 from services.registry.store.models import OutboxEvent
 from shared.auth.principal import Principal
 from shared.db import transaction
+from shared.errors import TooManyRequests, ValidationFailed
 from shared.events import (
     DeliveryAcknowledged,
     DeliveryFailed,
@@ -214,3 +216,47 @@ async def follow(
                 await asyncio.sleep(poll_seconds)
     finally:
         viewers.leave(viewer)
+
+
+SEND_TIMEOUT_SECONDS = 10  # a viewer that stops reading is dropped, never buffered for
+
+
+def resume_point(last_event_id: str | None) -> int | None:
+    """Where a reconnecting viewer resumes: an event id this stream sent, or None for now."""
+    if last_event_id is None:
+        return None
+    if not last_event_id.isdigit() or len(last_event_id) > 18:
+        raise ValidationFailed("Last-Event-ID must be an event id this stream sent")
+    return int(last_event_id)
+
+
+async def serve(
+    viewers: Viewers,
+    sm: async_sessionmaker[AsyncSession],
+    settings: RegistrySettings,
+    *,
+    principal: Principal,
+    response_id: uuid.UUID | None,
+    resume_from: int | None,
+) -> EventSourceResponse:
+    """The one live stream, for the API and the dashboard alike: admitted under the viewer
+    caps, started at `resume_from` or at the head fixed before the headers go out (so nothing
+    committed after is missed), and ended with `reauthenticate` when the token expires."""
+    if viewers.full(viewer_of(principal)):
+        raise TooManyRequests("too many open streams; retry shortly", retry_after=5)
+    start = resume_from
+    if start is None:
+        async with transaction(sm) as session:
+            start = await head(session)
+    tail = OutboxTail(prefix=settings.topic_prefix, last_id=start, response_id=response_id)
+    events = follow(
+        sm,
+        tail,
+        viewers=viewers,
+        principal=principal,
+        poll_seconds=settings.stream_poll_seconds,
+        max_seconds=settings.stream_max_seconds,
+    )
+    return EventSourceResponse(
+        events, ping=settings.stream_ping_seconds, send_timeout=SEND_TIMEOUT_SECONDS
+    )

@@ -21,6 +21,7 @@ from sse_starlette import EventSourceResponse
 
 from services.registry.audit import service as audit
 from services.registry.cases.rules import CaseStatus
+from services.registry.evidence import repository as evidence_repo
 from services.registry.oversight import service as coordinator
 from services.registry.oversight.schemas import CaseMap
 from services.registry.requests import desk
@@ -34,12 +35,11 @@ from services.registry.web.dashboard.render import page
 from services.registry.web.deps import SessionmakerDep, SettingsDep
 from shared.auth.principal import Principal
 from shared.db import transaction
-from shared.errors import DomainError, NotFound, TooManyRequests, Unauthorized
+from shared.errors import DomainError, NotFound, Unauthorized
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 RECENT_RESPONSES = 10
 PAGE_SIZE = 50
-SEND_TIMEOUT_SECONDS = 10
 _CODE = re.compile(r"^[A-Z]{2}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -241,13 +241,19 @@ async def request_history(
     return page(request, "request.html", context)
 
 
+OPEN_DELETIONS_SHOWN = 20  # recalled deliveries still to be deleted by their recipients
+
+
 @router.get("/audit", name="dashboard_audit")
 async def audit_status(request: Request, _who: CoordinatorPage, sm: SessionmakerDep) -> Response:
     """Walk the hash chain now; one walk at a time, shared with the API's verifier."""
     lock: asyncio.Lock = request.app.state.audit_lock
     async with lock, transaction(sm) as session:
         result = await audit.verify(session)
-    return page(request, "audit.html", {"nav": "audit", "result": result})
+        waiting = await evidence_repo.open_deletions(session)
+        oldest = await evidence_repo.open_deletion_requests(session, limit=OPEN_DELETIONS_SHOWN)
+    context = {"nav": "audit", "result": result, "deletions": waiting, "oldest": oldest}
+    return page(request, "audit.html", context)
 
 
 @router.get("/stream", name="dashboard_stream")
@@ -261,25 +267,12 @@ async def live_stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     """Fan-out events for a signed-in browser; a reconnect resumes from `Last-Event-ID`."""
-    viewers: stream.Viewers = request.app.state.viewers
-    if viewers.full(stream.viewer_of(viewer)):
-        raise TooManyRequests("too many open streams; retry shortly", retry_after=5)
-    start = next(
-        (int(v) for v in (last_event_id, after) if v and v.isdigit() and len(v) < 19), None
-    )
-    if start is None:
-        async with transaction(sm) as session:
-            start = await stream.head(session)
     only = _uuid(response_id, "response") if response_id else None
-    tail = stream.OutboxTail(prefix=settings.topic_prefix, last_id=start, response_id=only)
-    events = stream.follow(
+    return await stream.serve(
+        request.app.state.viewers,
         sm,
-        tail,
-        viewers=viewers,
+        settings,
         principal=viewer,
-        poll_seconds=settings.stream_poll_seconds,
-        max_seconds=settings.stream_max_seconds,
-    )
-    return EventSourceResponse(
-        events, ping=settings.stream_ping_seconds, send_timeout=SEND_TIMEOUT_SECONDS
+        response_id=only,
+        resume_from=stream.resume_point(last_event_id or after),
     )

@@ -1,0 +1,1 @@
+"""Evidence: signed records of every state change, recall and the end of a disclosure's life."""
