@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from services.registry.requests.rules import RESPONSE_WINDOW, TimerKind
+from services.registry.webhooks.rules import EndpointState
+
 REDRIVE_KINDS = ("fanout", "delivery")
+# The clocks the scheduler labels its counters with: an answer's window is named by its
+# request type, the others by the window (services.registry.requests.clocks.Fired.label).
+BREACH_KINDS = tuple(kind.value for kind in RESPONSE_WINDOW)
+REMINDER_KINDS = (*BREACH_KINDS, TimerKind.PRESERVATION.value, TimerKind.OBJECTION.value)
+REMINDER_THRESHOLDS = ("50", "80")
 
 
 @dataclass
@@ -47,6 +55,13 @@ class RouterMetrics:
             ["kind"],
             registry=r,
         )
+        # At 0 from the start, as the redrives: a series born at 1 shows no increase(), so
+        # CaseshareDeadlineBreached would miss the first breach of each kind.
+        for kind in BREACH_KINDS:
+            self.deadline_breaches.labels(kind=kind)
+        for kind in REMINDER_KINDS:
+            for threshold in REMINDER_THRESHOLDS:
+                self.deadline_reminders.labels(kind=kind, threshold=threshold)
         self.failed = Counter(
             "caseshare_router_deliveries_failed",
             "Deliveries given up after max attempts",
@@ -58,6 +73,9 @@ class RouterMetrics:
             ["state"],
             registry=r,
         )
+        # 0 until this router leads the dispatcher and counts; the rules take the max.
+        for state in EndpointState:
+            self.webhook_endpoints.labels(state=state.value)
 
     def set_webhook_endpoints(self, counts: dict[str, int]) -> None:
         """Report the webhook dispatcher's latest count of endpoints per state."""

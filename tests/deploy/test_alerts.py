@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services.registry.requests.rules import RESPONSE_WINDOW
 from services.router.metrics import RouterMetrics
 from tests.deploy.topology import DEPLOY
 
@@ -146,3 +147,57 @@ def test_the_compose_prometheus_config_loads_with_the_rules(tmp_path: Path) -> N
     done = promtool("check", "config", tmp_path / "prometheus.yml")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {len(alerts())} rules found" in done.stdout
+
+
+def test_the_router_counters_the_alerts_count_start_at_zero() -> None:
+    """`increase()` sees nothing of a series born at its first event, so every counter an alert
+    counts must be exported at 0, for each label value that can fire, before anything happens."""
+    counted = {m for e in alerts().values() for m in re.findall(r"increase\((caseshare_\w+)", e)}
+    families = list(RouterMetrics().registry.collect())
+    router_counters = {f.name + "_total" for f in families if f.type == "counter"}
+    at_start: dict[str, list[dict[str, str]]] = {}
+    for family in families:
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                assert sample.value == 0, sample
+                at_start.setdefault(sample.name, []).append(sample.labels)
+    assert "caseshare_deadline_breaches_total" in counted & router_counters
+    assert [name for name in sorted(counted & router_counters) if name not in at_start] == []
+    kinds = {labels["kind"] for labels in at_start["caseshare_deadline_breaches_total"]}
+    assert kinds == {kind.value for kind in RESPONSE_WINDOW}
+
+
+# Gauges read from the database (or, for the webhook endpoints, counted by whichever router
+# leads): every replica reports the same value, so summing them counts it once per replica.
+SHARED_GAUGES = (
+    "caseshare_outbox_backlog",
+    "caseshare_outbox_oldest_unpublished_age_seconds",
+    "caseshare_audit_queue_depth",
+    "caseshare_audit_queue_oldest_age_seconds",
+    "caseshare_deliveries",
+    "caseshare_webhook_endpoints",
+)
+MAX_OF = re.compile(r"max(?: by \([^)]*\))? ?\($")
+
+
+def summed_shared_gauges(exprs: list[str]) -> list[str]:
+    """The expressions that aggregate a shared gauge with anything but max."""
+    return [
+        expr
+        for expr in exprs
+        for name in SHARED_GAUGES
+        for found in re.finditer(rf"\b{name}\b", expr)
+        if not MAX_OF.search(expr[: found.start()])
+    ]
+
+
+def dashboard_exprs() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+
+
+def test_gauges_every_replica_reports_alike_are_aggregated_with_max() -> None:
+    exprs = [*alerts().values(), *dashboard_exprs()]
+    assert any("caseshare_webhook_endpoints" in e for e in exprs)
+    assert summed_shared_gauges(exprs) == []
+    assert summed_shared_gauges(["sum by (state) (caseshare_deliveries)"])

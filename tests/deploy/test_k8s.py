@@ -108,3 +108,34 @@ def test_secrets_are_referenced_by_name_and_documented(rendered: list[dict[str, 
     }
     assert referenced
     assert [name for name in sorted(referenced) if f"`{name}`" not in readme] == []
+
+
+PRIVATE = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "127.0.0.0/8")
+
+
+def egress(rendered: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (d["metadata"]["name"], rule)
+        for d in rendered
+        if d["kind"] == "NetworkPolicy"
+        for rule in d["spec"].get("egress", [])
+    ]
+
+
+def test_no_egress_rule_opens_every_port(rendered: list[dict[str, Any]]) -> None:
+    assert [name for name, rule in egress(rendered) if not rule.get("ports")] == []
+
+
+def test_the_router_calls_webhook_receivers_on_443_at_public_addresses_only(
+    rendered: list[dict[str, Any]],
+) -> None:
+    policy = first(rendered, "NetworkPolicy", "router-webhooks")
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "router"}}
+    (rule,) = policy["spec"]["egress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 443}]
+    blocks = [peer["ipBlock"] for peer in rule["to"]]
+    assert blocks
+    assert all(set(peer) == {"ipBlock"} for peer in rule["to"])
+    ipv4 = next(b for b in blocks if b["cidr"] == "0.0.0.0/0")
+    assert set(PRIVATE) <= set(ipv4["except"])
+    assert all(b["except"] for b in blocks)

@@ -13,12 +13,16 @@ from pydantic_settings import BaseSettings
 from tests.deploy.topology import (
     DELIBERATE_DEFAULTS,
     K8S,
+    KEY_RING,
+    KEY_RING_READERS,
+    NOT_USED,
     OVERLAYS,
     SETTINGS,
     Container,
     compose_containers,
     compose_document,
     k8s_containers,
+    key_ring_problems,
     render,
     settings_problems,
 )
@@ -69,7 +73,10 @@ def pick(where: str) -> Container:
 
 def without(container: Container, var: str) -> Container:
     env = {k: v for k, v in container.env.items() if k != var}
-    return dataclasses.replace(container, env=env, secret_env=container.secret_env - {var})
+    secret_from = {k: v for k, v in container.secret_from.items() if k != var}
+    return dataclasses.replace(
+        container, env=env, secret_env=container.secret_env - {var}, secret_from=secret_from
+    )
 
 
 def test_a_missing_required_setting_fails() -> None:
@@ -94,3 +101,54 @@ def test_a_value_the_service_would_refuse_fails() -> None:
     router = pick("k8s:prod:Deployment/router")
     broken = dataclasses.replace(router, env=router.env | {"KAFKA_SASL_MECHANISM": "PLAIN"})
     assert any("refuses the environment" in p for p in settings_problems(broken))
+
+
+TOPOLOGIES = ("compose:", "k8s:dev:", "k8s:prod:")
+
+
+def topology(prefix: str) -> list[Container]:
+    return [c for c in CONTAINERS if c.where.startswith(prefix)]
+
+
+@pytest.mark.parametrize("prefix", TOPOLOGIES)
+def test_intake_and_router_share_one_key_ring_from_a_secret(prefix: str) -> None:
+    containers = topology(prefix)
+    assert {c.command for c in containers} >= set(KEY_RING_READERS)
+    assert key_ring_problems(containers) == []
+
+
+def test_every_process_that_reads_the_key_ring_is_held_to_sharing_it() -> None:
+    """A process that starts sealing or opening (its class reads the ring and it is not marked
+    unused) must join KEY_RING_READERS, so the check above covers it."""
+    for command, cls in SETTINGS.items():
+        aliases = {f.alias for f in cls.model_fields.values()}
+        reads = KEY_RING in aliases and KEY_RING not in NOT_USED[command]
+        assert reads == (command in KEY_RING_READERS), command
+    assert KEY_RING not in DELIBERATE_DEFAULTS
+
+
+def test_a_router_on_a_key_ring_of_its_own_fails() -> None:
+    broken = [
+        dataclasses.replace(c, secret_from=c.secret_from | {KEY_RING: "caseshare-other/ring"})
+        if c.command == "caseshare-router"
+        else c
+        for c in topology("k8s:prod:")
+    ]
+    assert any("different secrets" in p for p in key_ring_problems(broken))
+
+
+def test_intake_left_on_the_development_key_ring_fails() -> None:
+    containers = [
+        without(c, KEY_RING) if c.command == "caseshare-intake" else c for c in topology("compose:")
+    ]
+    problems = key_ring_problems(containers)
+    assert f"compose:intake: {KEY_RING} does not come from a secret" in problems
+    assert any("different secrets" in p for p in problems)
+
+
+def test_every_setting_a_secret_supplies_is_in_the_deploy_guide() -> None:
+    readme = (ROOT / "deploy" / "README.md").read_text()
+    table = readme[readme.index("## Settings that matter") : readme.index("## Compose")]
+    from_secrets = {var for c in CONTAINERS for var in c.secret_env}
+    assert KEY_RING in from_secrets
+    assert {var for var in from_secrets if f"`{var}`" not in table} == set()

@@ -5,6 +5,7 @@ assert that the committed files have none and that a deliberately broken copy ha
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
 import importlib.resources
 import json
@@ -76,6 +77,13 @@ DELIBERATE_DEFAULTS = {
     "READ_RATE_PER_SECOND": "100 reads/s per client and replica, as the writes",
     "READ_RATE_BURST": "a burst of 200 reads, as the writes",
     "OAUTH_MAX_TOKEN_LIFETIME_SECONDS": "3600 s is above the realm's 300 s access-token lifespan",
+    "KEY_ENCRYPTION_KEY_FILE": "the ring comes from KEY_ENCRYPTION_KEY, injected from the"
+    " secret store; a file is the alternative for a mounted secret, never both",
+    "WEBHOOKS_ALLOW_INSECURE_LOOPBACK": "false: receivers must be https on public addresses;"
+    " plain http to loopback is for make run and tests",
+    "WEBHOOKS_BATCH": "100 calls per dispatch pass, sent concurrently",
+    "WEBHOOKS_POLL_SECONDS": "a new message wakes the dispatcher at once (LISTEN/NOTIFY);"
+    " the 0.5 s poll only catches retries falling due",
     "PAYLOAD_RETENTION_SECONDS": "ciphertexts go 90 days after acknowledgement, as issue 14 asks",
     "DELETION_REMINDER_SECONDS": "a recipient is reminded daily of an unconfirmed deletion",
 }
@@ -91,14 +99,36 @@ _ONLY_THE_JOB |= {"ROUTER_MAX_ATTEMPTS", "ROUTER_BACKOFF_CAP_SECONDS"}
 _ONLY_THE_JOB |= {"ROUTER_REDRIVE_AFTER_SECONDS", "ROUTER_REPLAY_WINDOW_SECONDS"}
 _ONLY_THE_JOB |= {"OUTBOX_RETENTION_SECONDS", "IDEMPOTENCY_KEY_TTL_SECONDS"}
 _ONLY_THE_JOB |= {"RELEASE_LAPSE_SECONDS", "RELEASE_REMINDER_SECONDS"}
+# The webhook dispatcher runs in the router only; intake registers endpoints and seals their
+# secrets (KEY_ENCRYPTION_KEY, and the https-only check), but calls none of them.
+_DISPATCH = {
+    "WEBHOOKS_ENABLED",
+    "WEBHOOKS_RETRY_BASE_SECONDS",
+    "WEBHOOKS_RETRY_CAP_SECONDS",
+    "WEBHOOKS_MAX_ATTEMPTS",
+    "WEBHOOKS_DISABLE_AFTER_FAILURES",
+    "WEBHOOKS_DISABLE_AFTER_SECONDS",
+    "WEBHOOKS_TIMEOUT_SECONDS",
+    "WEBHOOKS_LOG_RETENTION_SECONDS",
+    "WEBHOOKS_BATCH",
+    "WEBHOOKS_POLL_SECONDS",
+}
+_ONLY_THE_JOB |= _DISPATCH | {"KEY_ENCRYPTION_KEY", "WEBHOOKS_ALLOW_INSECURE_LOOPBACK"}
 # Settings a command's class has but that command never acts on, and why.
 NOT_USED: dict[str, dict[str, str]] = {
     # intake and registry open no Kafka client: their readiness probe is a TCP handshake.
-    "caseshare-intake": dict.fromkeys(_NO_KAFKA_CLIENT, "opens no Kafka client"),
+    "caseshare-intake": dict.fromkeys(_NO_KAFKA_CLIENT, "opens no Kafka client")
+    | dict.fromkeys(_DISPATCH, "registers webhook endpoints; the router's dispatcher calls them"),
     "caseshare-registry": dict.fromkeys(_NO_KAFKA_CLIENT, "opens no Kafka client"),
     "caseshare-router": {},
     "caseshare-migrate": {},
     "caseshare-topics": dict.fromkeys(_ONLY_THE_JOB, "the job serves nothing and consumes nothing"),
+}
+# The processes that use the key-encryption key ring, and what for; they must share one.
+KEY_RING = "KEY_ENCRYPTION_KEY"
+KEY_RING_READERS = {
+    "caseshare-intake": "seals and opens the hub's signing key; seals webhook signing secrets",
+    "caseshare-router": "seals and opens the hub's signing key; opens webhook signing secrets",
 }
 # A stand-in for each value a secret supplies, good enough for the settings to validate.
 SECRET_STAND_INS = {"DATABASE_URL": "postgresql+asyncpg://role:password@postgres:5432/caseshare"}
@@ -112,6 +142,8 @@ class Container:
     command: str
     env: dict[str, str]
     secret_env: frozenset[str]
+    # Which secret each of `secret_env` comes from: a compose env file, or k8s `name/key`.
+    secret_from: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 # --- Compose ---------------------------------------------------------------------------
@@ -150,6 +182,7 @@ def compose_containers(document: dict[str, Any], base: Path = COMPOSE.parent) ->
             continue
         env = {k: str(v) for k, v in (service.get("environment") or {}).items()}
         secret: set[str] = set()
+        secret_from: dict[str, str] = {}
         for entry in service.get("env_file", []):
             path = base / (entry["path"] if isinstance(entry, dict) else entry)
             example = path.with_name(path.name + ".example")
@@ -160,7 +193,8 @@ def compose_containers(document: dict[str, Any], base: Path = COMPOSE.parent) ->
                 if sep and not line.startswith("#"):
                     env[key.strip()] = value.strip()
                     secret.add(key.strip())
-        found.append(Container(f"compose:{name}", command, env, frozenset(secret)))
+                    secret_from[key.strip()] = str(path.relative_to(base))
+        found.append(Container(f"compose:{name}", command, env, frozenset(secret), secret_from))
     return found
 
 
@@ -216,6 +250,7 @@ def k8s_containers(documents: list[dict[str, Any]], overlay: str) -> list[Contai
         for c in workload["spec"]["template"]["spec"]["containers"]:
             env: dict[str, str] = {}
             secret: set[str] = set()
+            secret_from: dict[str, str] = {}
             for source in c.get("envFrom", []):
                 if "configMapRef" not in source:
                     raise ValueError("only ConfigMaps in envFrom: secrets are named one by one")
@@ -227,8 +262,9 @@ def k8s_containers(documents: list[dict[str, Any]], overlay: str) -> list[Contai
                     ref = var["valueFrom"]["secretKeyRef"]
                     env[var["name"]] = f"secret:{ref['name']}/{ref['key']}"
                     secret.add(var["name"])
+                    secret_from[var["name"]] = f"{ref['name']}/{ref['key']}"
             where = f"k8s:{overlay}:{workload['kind']}/{workload['metadata']['name']}"
-            found.append(Container(where, c["command"][0], env, frozenset(secret)))
+            found.append(Container(where, c["command"][0], env, frozenset(secret), secret_from))
     return found
 
 
@@ -298,6 +334,23 @@ def settings_problems(container: Container) -> list[str]:
         only_these(cls)(**values)
     except ValidationError as exc:
         problems.append(f"{container.where}: {cls.__name__} refuses the environment: {exc}")
+    return problems
+
+
+def key_ring_problems(containers: Iterable[Container]) -> list[str]:
+    """In one topology, every process that seals or opens with the key ring takes
+    KEY_ENCRYPTION_KEY from a secret, and all of them from the same one. Without it each
+    container makes a development ring of its own in its own state folder (a tmpfs): intake
+    would seal secrets the router cannot open, and a restart would lose them all."""
+    readers = [c for c in containers if c.command in KEY_RING_READERS]
+    problems = [
+        f"{c.where}: {KEY_RING} does not come from a secret"
+        for c in readers
+        if KEY_RING not in c.secret_env
+    ]
+    sources = sorted({c.secret_from.get(KEY_RING, "none") for c in readers})
+    if len(sources) > 1:
+        problems.append(f"{KEY_RING} comes from different secrets: {', '.join(sources)}")
     return problems
 
 
