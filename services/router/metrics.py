@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from services.registry.requests.rules import BREACH_LABELS, REMINDER_LABELS, REMINDER_THRESHOLDS
+from services.registry.webhooks.rules import EndpointState
+
 REDRIVE_KINDS = ("fanout", "delivery")
 
 
@@ -47,6 +50,11 @@ class RouterMetrics:
             ["kind"],
             registry=r,
         )
+        for kind in REMINDER_LABELS:
+            for threshold in REMINDER_THRESHOLDS.values():
+                self.deadline_reminders.labels(kind=kind, threshold=threshold)
+        for kind in BREACH_LABELS:
+            self.deadline_breaches.labels(kind=kind)
         self.failed = Counter(
             "caseshare_router_deliveries_failed",
             "Deliveries given up after max attempts",
@@ -58,6 +66,8 @@ class RouterMetrics:
             ["state"],
             registry=r,
         )
+        for state in EndpointState:  # 0 until the dispatcher's leader first counts
+            self.webhook_endpoints.labels(state=state.value)
 
     def set_webhook_endpoints(self, counts: dict[str, int]) -> None:
         """Report the webhook dispatcher's latest count of endpoints per state."""
