@@ -133,6 +133,9 @@ _UNANSWERED = frozenset(
     }
 )
 _OPEN = frozenset(set(RequestState) - TERMINAL)
+CLOCK_RUNNING = _UNANSWERED
+"""States in which a production's answer clock runs (a clarification request pauses it):
+an open request in one of these past its deadline is overdue."""
 _PRODUCTIONS = frozenset({RequestType.PRODUCTION, RequestType.EMERGENCY_PRODUCTION})
 _ALL = frozenset(RequestType)
 _PRESERVATION = frozenset({RequestType.PRESERVATION})
