@@ -6,15 +6,10 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from services.registry.requests.rules import RESPONSE_WINDOW, TimerKind
+from services.registry.requests.rules import BREACH_LABELS, REMINDER_LABELS, REMINDER_THRESHOLDS
 from services.registry.webhooks.rules import EndpointState
 
 REDRIVE_KINDS = ("fanout", "delivery")
-# The clocks the scheduler labels its counters with: an answer's window is named by its
-# request type, the others by the window (services.registry.requests.clocks.Fired.label).
-BREACH_KINDS = tuple(kind.value for kind in RESPONSE_WINDOW)
-REMINDER_KINDS = (*BREACH_KINDS, TimerKind.PRESERVATION.value, TimerKind.OBJECTION.value)
-REMINDER_THRESHOLDS = ("50", "80")
 
 
 @dataclass
@@ -57,11 +52,11 @@ class RouterMetrics:
         )
         # At 0 from the start, as the redrives: a series born at 1 shows no increase(), so
         # CaseshareDeadlineBreached would miss the first breach of each kind.
-        for kind in BREACH_KINDS:
-            self.deadline_breaches.labels(kind=kind)
-        for kind in REMINDER_KINDS:
-            for threshold in REMINDER_THRESHOLDS:
+        for kind in REMINDER_LABELS:
+            for threshold in REMINDER_THRESHOLDS.values():
                 self.deadline_reminders.labels(kind=kind, threshold=threshold)
+        for kind in BREACH_LABELS:
+            self.deadline_breaches.labels(kind=kind)
         self.failed = Counter(
             "caseshare_router_deliveries_failed",
             "Deliveries given up after max attempts",

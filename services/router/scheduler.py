@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.context import Context
 from services.registry.requests import clocks
-from services.registry.requests.rules import Clock, TimerPoint, system_clock
+from services.registry.requests.rules import REMINDER_THRESHOLDS, Clock, system_clock
 from services.router.leader import run_as_leader, sleep_or_stop
 from services.router.metrics import RouterMetrics
 from services.router.relay import asyncpg_dsn
@@ -23,7 +23,6 @@ from services.router.relay import asyncpg_dsn
 logger = logging.getLogger(__name__)
 
 SCHEDULER_LOCK_KEY = 0x0CA5E5C10C4
-THRESHOLDS = {TimerPoint.REMINDER_50: "50", TimerPoint.REMINDER_80: "80"}
 # the scheduler never hashes selectors: its context only names the topic namespace
 NO_SELECTOR_KEY = b""
 
@@ -73,8 +72,8 @@ class Scheduler:
         for f in fired:
             if f.breached:
                 self._metrics.deadline_breaches.labels(kind=f.label).inc()
-            elif f.point in THRESHOLDS:
-                threshold = THRESHOLDS[f.point]
+            elif f.point in REMINDER_THRESHOLDS:
+                threshold = REMINDER_THRESHOLDS[f.point]
                 self._metrics.deadline_reminders.labels(kind=f.label, threshold=threshold).inc()
         if fired:
             logger.info("clock timers fired", extra={"fired": len(fired)})

@@ -285,6 +285,19 @@ async def test_live_fanout_shows_recipients_then_acknowledgements_and_reasons(
     await expect(fanout.locator('[data-field="summary"]')).to_contain_text("1 acknowledged")
     assert "198.51.100.23" not in await page.content()
     await shoot(page, "fanout-acknowledged")
+
+    # the platform recalls it: DE's unacknowledged delivery is withdrawn, live; FR's stays
+    # acknowledged (its deletion is asked for)
+    async with httpx.AsyncClient(base_url=running.intake, timeout=10) as http:
+        recall = f"/v1/responses/{response_id}/recall"
+        recalled = await http.post(recall, json={"reason": "sent in error"}, headers=platform)
+        assert recalled.status_code == 200, recalled.text
+    de_row = fanout.locator('tr[data-delivery-id][data-jurisdiction="DE"]')
+    await expect(de_row).to_have_attribute("data-state", "recalled", timeout=LIVE_TIMEOUT_MS)
+    await expect(de_row.locator('[data-field="state"]')).to_have_text("↩ recalled")
+    await expect(fr_row).to_have_attribute("data-state", "acknowledged")
+    spoke = fanout.locator('g.spoke[data-jurisdiction="DE"]')
+    await expect(spoke).to_have_attribute("data-state", "recalled")
     assert console.errors == []
 
 

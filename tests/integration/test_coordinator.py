@@ -29,6 +29,7 @@ from services.registry.cases.selectors import SelectorKind
 from services.registry.context import Actor, Context
 from services.registry.deliveries import service as inbox
 from services.registry.deliveries.models import Delivery
+from services.registry.evidence import service as evidence
 from services.registry.reference.models import Jurisdiction, Platform
 from services.registry.responses import service as responses
 from services.registry.responses.models import CooperationResponse
@@ -444,3 +445,35 @@ def test_gaps_are_forgotten_after_their_grace_period() -> None:
     now[0] += GAP_GRACE_SECONDS + 1
     tail.advance([])
     assert tail.gaps == {}
+
+
+async def test_tail_streams_a_recall_with_counts_and_no_recipient_notice(
+    sessionmaker: async_sessionmaker[AsyncSession], ctx: Context
+) -> None:
+    shared = factories.selector()
+    fr = await register(sessionmaker, ctx, FR, selectors=[shared])
+    async with transaction(sessionmaker) as session:
+        sent = await responses.submit(
+            session,
+            platform="telegram",
+            client_id="platform-telegram",
+            data=factories.response(case_ids=[fr.id], disclosures=[factories.disclosure(shared)]),
+            ctx=ctx,
+        )
+    async with transaction(sessionmaker) as session:
+        await fanout.decide_and_record(session, response_id=sent.id, prefix=ctx.topic_prefix)
+    tail = OutboxTail(
+        prefix=ctx.topic_prefix, last_id=await outbox_head(sessionmaker), response_id=sent.id
+    )
+    platform = evidence.Recaller(client_id="platform-telegram", platform="telegram")
+    async with transaction(sessionmaker) as session:
+        await evidence.recall(
+            session, response_id=sent.id, who=platform, reason="sent in error", ctx=ctx
+        )
+    async with transaction(sessionmaker) as session:
+        streamed = [(e.name, e.data["data"]) for e in await tail.poll(session)]
+    # the desk's live view marks the unacknowledged deliveries recalled; the per-recipient
+    # notices (on the recipients' inbox topics) are never streamed
+    assert [(n, d["withdrawn"], d["deletion_requested"]) for n, d in streamed] == [
+        ("response.recalled", 1, 0)
+    ]

@@ -18,9 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from caseshare.stack.embedded import EmbeddedPostgres, EmbeddedTansu
 from services.registry.audit import service as audit
 from services.registry.deliveries.rules import DeliveryState
+from services.registry.webhooks.rules import EndpointState
 from services.router.app import create_app as create_router
 from services.router.settings import RouterSettings
-from shared.db import transaction
+from shared.db import create_sessionmaker, transaction
 from shared.metrics import DatabaseGauges
 from tests import databases, intake_api, registry_api
 
@@ -29,6 +30,7 @@ README = Path(__file__).resolve().parents[2] / "deploy" / "README.md"
 
 HTTP = ("caseshare_http_requests_total", "caseshare_http_request_duration_seconds_bucket")
 POOL = ("caseshare_db_pool_connections", "caseshare_db_pool_size")
+REMINDERS = "caseshare_deadline_reminders_total"
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
@@ -89,11 +91,14 @@ async def test_intake_counts_requests_by_route_template(
 
 
 async def test_registry_exports_the_audit_queue_sequencer_and_deliveries(
-    database_url: str, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+    postgres: EmbeddedPostgres,
 ) -> None:
-    settings = registry_api.settings_for(database_url, "metrics")
-    async with registry_api.running(settings) as registry:
-        async with transaction(sessionmaker) as session:
+    # a database of its own: on the shared one, another registry's sequencer (the session's
+    # API apps run one) may chain the entry first, and this one's counter would stay at 0
+    url = await databases.migrated(postgres)
+    settings = registry_api.settings_for(url, "metrics")
+    async with databases.engine_for(url) as engine, registry_api.running(settings) as registry:
+        async with transaction(create_sessionmaker(engine)) as session:
             await audit.append(
                 session,
                 actor="metrics-test",
@@ -155,6 +160,14 @@ async def test_router_exports_outbox_backlog_and_consumer_lag(
     assert count(found, "caseshare_http_requests_total", service="router", route="/healthz") == 1
     assert found["caseshare_outbox_backlog"][0][1] >= 0
     assert found["caseshare_outbox_oldest_unpublished_age_seconds"][0][1] >= 0
+    # every labelled series is there at 0 before anything happened, so increase() sees the first
+    breaches = found["caseshare_deadline_breaches_total"]
+    assert {lbl["kind"] for lbl, _ in breaches} == {"production", "emergency_production"}
+    reminders = {(lbl["kind"], lbl["threshold"]) for lbl, _ in found[REMINDERS]}
+    assert len(reminders) == 4 * 2
+    assert {lbl["state"] for lbl, _ in found["caseshare_webhook_endpoints"]} == {
+        s.value for s in EndpointState
+    }
 
 
 async def test_database_gauges_query_once_per_ttl_however_often_scraped(

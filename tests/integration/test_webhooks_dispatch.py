@@ -124,10 +124,7 @@ def link_notice(code: str) -> CaseLinkFound:
     return CaseLinkFound(
         link_id=uuid.uuid4(),
         jurisdiction=code,
-        case_id=uuid.uuid4(),
-        case_reference=f"{code}-1",
         other_jurisdiction="FR",
-        other_case_reference="FR-1",
         platform="telegram",
         found_at=datetime.now(UTC),
     )
@@ -191,7 +188,11 @@ async def test_every_event_arrives_once_by_id_across_an_outage_and_a_failing_rec
             platform="telegram",
             client_id="platform-telegram",
             ctx=ctx,
-            data=factories.response(case_ids=[c.id for c in opened]),
+            data=factories.response(
+                case_ids=[c.id for c in opened],
+                # one disclosure per group: minimisation gives each case's opener its own
+                disclosures=[factories.disclosure(shared_group), factories.disclosure(be_group)],
+            ),
         )
     await fanout.process_response(
         sessionmaker,

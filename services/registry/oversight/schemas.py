@@ -116,7 +116,8 @@ class StateCount(Strict):
 
 
 class DeadlineCompliance(Strict):
-    """Legal requests of one type to one platform, answered in time or not."""
+    """Production orders of one type to one platform: answered within the deadline, after
+    it, or still unanswered past it (a clock paused for clarification is not overdue)."""
 
     platform: str
     request_type: str
@@ -128,8 +129,9 @@ class DeadlineCompliance(Strict):
 class Statistics(Strict):
     """The desk's charts in one answer: counts and durations only, never a disclosed value.
 
-    `requests` counts and `deadline_compliance` stay empty until the registry records legal
-    requests; `held_awaiting_release` stays 0 until deliveries can be held."""
+    `requests_recorded` is always true now that the registry records legal requests (kept so
+    integrators' dashboards written before keep working); `held_awaiting_release` counts the
+    deliveries waiting for their originator's release decision."""
 
     days: int
     since: datetime

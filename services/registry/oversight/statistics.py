@@ -4,9 +4,9 @@ One query function per chart, all counting or timing metadata columns (states an
 no disclosed value, selector or ciphertext is read. The figures answer integrators' own
 dashboards too, through `GET /v1/registry/statistics`.
 
-Legal requests and release holds belong to domains that may not be in this registry yet: the
-request series is read from whichever requests table the registry's metadata knows (and is
-empty without one), and held deliveries are counted once `DeliveryState` has a `held` member.
+Deadline compliance reads the legal requests' current deadline (kept current across
+clarification pauses by the requests domain) and the time their history says they were
+answered: a platform is measured against the clock the Regulation gives it, not a guess.
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Float, Table, cast, func, select
+from sqlalchemy import Date, Float, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry import tables
 from services.registry.deliveries.models import Delivery
 from services.registry.deliveries.rules import DeliveryState
 from services.registry.oversight.schemas import (
@@ -27,21 +26,13 @@ from services.registry.oversight.schemas import (
     StateCount,
     Statistics,
 )
+from services.registry.requests.models import LegalRequest, RequestHistory
+from services.registry.requests.rules import CLOCK_RUNNING, RESPONSE_WINDOW, RequestState
 from services.registry.responses.models import CooperationResponse
 
 MAX_DAYS = 366
-REQUEST_TABLES = ("requests", "legal_requests")
-# Deliveries waiting for their originator's release decision, once the release domain adds it.
-HELD: DeliveryState | None = getattr(DeliveryState, "HELD", None)
-
-
-def requests_table() -> Table | None:
-    """The legal requests table if the registry records requests, with a `created_at` column."""
-    for name in REQUEST_TABLES:
-        table = tables.metadata.tables.get(name)
-        if table is not None and "created_at" in table.c:
-            return table
-    return None
+# only productions have an answer deadline (a preservation lapses; it is never "late")
+ANSWER_DEADLINE_TYPES = tuple(t.value for t in RESPONSE_WINDOW)
 
 
 def _day(column: Any) -> Any:
@@ -56,17 +47,14 @@ async def _per_day(
     if platform is not None:
         query = query.where(CooperationResponse.platform == platform)
     responses = dict((await session.execute(query.group_by(day))).tuples().all())
-    requests: dict[date, int] = {}
-    table = requests_table()
-    if table is not None:
-        made = _day(table.c.created_at).label("day")
-        counted = select(made, func.count()).where(table.c.created_at >= since)
-        if platform is not None and "platform" in table.c:
-            counted = counted.where(table.c.platform == platform)
-        requests = dict((await session.execute(counted.group_by(made))).tuples().all())
+    made = _day(LegalRequest.created_at).label("day")
+    counted = select(made, func.count()).where(LegalRequest.created_at >= since)
+    if platform is not None:
+        counted = counted.where(LegalRequest.platform == platform)
+    requests = dict((await session.execute(counted.group_by(made))).tuples().all())
     return [
         DailyCount(day=d, responses=responses.get(d, 0), requests=requests.get(d, 0)) for d in days
-    ], table is not None
+    ], True
 
 
 async def acknowledgement_latency(
@@ -113,11 +101,38 @@ async def deliveries_by_state(
     return [StateCount(state=s, deliveries=counts.get(s.value, 0)) for s in DeliveryState]
 
 
-def deadline_compliance() -> list[DeadlineCompliance]:
-    """Requests answered within their deadline per platform and type.
-
-    Empty until the requests domain records deadlines; its service fills this list then."""
-    return []
+async def deadline_compliance(
+    session: AsyncSession, *, since: datetime, now: datetime, platform: str | None = None
+) -> list[DeadlineCompliance]:
+    """Production orders per platform and type: answered within their deadline or after it
+    (answers given in the window), and those still unanswered past it now (a paused clock,
+    awaiting clarification, is not overdue). Types and platforms with nothing are left out."""
+    answers = (
+        select(RequestHistory.request_id, func.min(RequestHistory.at).label("at"))
+        .where(RequestHistory.to_state == RequestState.ANSWERED)
+        .group_by(RequestHistory.request_id)
+        .subquery()
+    )
+    answered_in_window = answers.c.at >= since
+    on_time = func.count().filter(answered_in_window, answers.c.at <= LegalRequest.deadline_at)
+    late = func.count().filter(answered_in_window, answers.c.at > LegalRequest.deadline_at)
+    overdue = func.count().filter(
+        LegalRequest.state.in_(list(CLOCK_RUNNING)), LegalRequest.deadline_at < now
+    )
+    query = (
+        select(LegalRequest.platform, LegalRequest.type, on_time, late, overdue)
+        .outerjoin(answers, answers.c.request_id == LegalRequest.id)
+        .where(LegalRequest.type.in_(ANSWER_DEADLINE_TYPES))
+        .group_by(LegalRequest.platform, LegalRequest.type)
+        .order_by(LegalRequest.platform, LegalRequest.type)
+    )
+    if platform is not None:
+        query = query.where(LegalRequest.platform == platform)
+    return [
+        DeadlineCompliance(platform=p, request_type=t, on_time=ok, late=after, open_overdue=waiting)
+        for p, t, ok, after, waiting in (await session.execute(query)).tuples()
+        if ok or after or waiting
+    ]
 
 
 async def statistics(
@@ -129,13 +144,14 @@ async def statistics(
 ) -> Statistics:
     """Everything the statistics page draws, for the last `days` days (UTC) up to `now`."""
     days = max(1, min(days, MAX_DAYS))
-    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    today = now.date()
     first = today - timedelta(days=days - 1)
     since = datetime(first.year, first.month, first.day, tzinfo=UTC)
     span = [first + timedelta(days=i) for i in range(days)]
     per_day, recorded = await _per_day(session, since=since, days=span, platform=platform)
     by_state = await deliveries_by_state(session, platform=platform)
-    held = next((c.deliveries for c in by_state if HELD is not None and c.state == HELD), 0)
+    held = next(c.deliveries for c in by_state if c.state == DeliveryState.HELD)
     return Statistics(
         days=days,
         since=since,
@@ -146,6 +162,8 @@ async def statistics(
             session, since=since, platform=platform
         ),
         deliveries_by_state=by_state,
-        deadline_compliance=deadline_compliance(),
+        deadline_compliance=await deadline_compliance(
+            session, since=since, now=now, platform=platform
+        ),
         held_awaiting_release=held,
     )

@@ -24,9 +24,11 @@ from services.registry.requests.rules import (
     Action,
     Clock,
     RequestState,
+    RequestType,
     ReviewState,
     TimerKind,
     TimerPoint,
+    clock_label,
 )
 from shared import events
 from shared.db import transaction
@@ -74,7 +76,7 @@ async def fire_one(
     if timer is None:
         return None  # another instance fired it, or a pause moved it
     kind, point = TimerKind(timer.kind), TimerPoint(timer.point)
-    label = req.type if kind is TimerKind.RESPONSE else kind.value
+    label = clock_label(kind, RequestType(req.type))
     window = journal.window(req, kind)
     deadline = window.deadline if window else now
     if point is not TimerPoint.EXPIRY:

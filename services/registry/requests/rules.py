@@ -133,6 +133,9 @@ _UNANSWERED = frozenset(
     }
 )
 _OPEN = frozenset(set(RequestState) - TERMINAL)
+CLOCK_RUNNING = _UNANSWERED
+"""States in which a production's answer clock runs (a clarification request pauses it):
+an open request in one of these past its deadline is overdue."""
 _PRODUCTIONS = frozenset({RequestType.PRODUCTION, RequestType.EMERGENCY_PRODUCTION})
 _ALL = frozenset(RequestType)
 _PRESERVATION = frozenset({RequestType.PRESERVATION})
@@ -200,6 +203,21 @@ OBJECTION_WINDOW = {
     RequestType.PRESERVATION: timedelta(days=10),
 }
 FRACTIONS = {TimerPoint.REMINDER_50: 0.5, TimerPoint.REMINDER_80: 0.8, TimerPoint.EXPIRY: 1.0}
+REMINDER_THRESHOLDS = {TimerPoint.REMINDER_50: "50", TimerPoint.REMINDER_80: "80"}
+"""The reminder points as the `threshold` label of the reminders counter (percent of a window)."""
+
+
+def clock_label(kind: TimerKind, request_type: RequestType) -> str:
+    """How metrics name a clock: the request type for the answer's window (`production`,
+    `emergency_production`), else the window itself (`preservation`, `objection`)."""
+    return request_type.value if kind is TimerKind.RESPONSE else kind.value
+
+
+BREACH_LABELS = tuple(t.value for t in RESPONSE_WINDOW)
+"""Every clock that can be breached: only an answer's window (a preservation lapses, an
+objection window closes), so the breaches counter can show each at 0 from the start."""
+REMINDER_LABELS = (*BREACH_LABELS, TimerKind.PRESERVATION.value, TimerKind.OBJECTION.value)
+"""Every clock that sends reminders, for the same reason."""
 
 
 @dataclass(frozen=True, slots=True)

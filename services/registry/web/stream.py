@@ -46,6 +46,7 @@ from shared.events import (
     Event,
     JurisdictionExcluded,
     ReleaseDecided,
+    ResponseRecalled,
     ResponseReceived,
     topic_name,
 )
@@ -60,6 +61,7 @@ STREAMED: dict[str, tuple[str, type[Event]]] = {
     JurisdictionExcluded.TYPE: ("delivery.excluded", JurisdictionExcluded),
     DeliveryFailed.TYPE: ("delivery.failed", DeliveryFailed),
     ReleaseDecided.TYPE: ("release.decided", ReleaseDecided),
+    ResponseRecalled.TYPE: ("response.recalled", ResponseRecalled),
 }
 REAUTHENTICATE = "reauthenticate"  # the last event of a stream whose token has expired
 BATCH = 500

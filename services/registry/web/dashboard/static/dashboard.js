@@ -9,8 +9,14 @@
   const status = document.getElementById("stream-status");
   const single = root.dataset.single || null;
   const MAX_SECTIONS = 20;
-  const RANK = { held: -1, pending: 0, published: 1, acknowledged: 2 };
-  const MARK = { held: "⏸", pending: "…", published: "↗", acknowledged: "✓", failed: "✕", excluded: "⊘" };
+  // A row only moves forward: held waits for the originator, pending for the router; failed,
+  // withheld and recalled are final (a recall still follows a failure: the hub drops the
+  // ciphertext of every delivery not acknowledged). An unknown state never replaces a known one.
+  const RANK = { held: -1, pending: 0, published: 1, acknowledged: 2, failed: 3, withheld: 4, recalled: 5 };
+  const MARK = {
+    held: "⏸", pending: "…", published: "↗", acknowledged: "✓", failed: "✕",
+    withheld: "⊘", recalled: "↩", excluded: "⊘",
+  };
 
   function setStatus(state, text) {
     status.dataset.state = state;
@@ -105,12 +111,24 @@
     }
     if (data.attempt) fill("attempts", row, String(data.attempt));
     if (at) fill(at[0], row, when(at[1]));
-    const current = row.dataset.state;
-    const forward = state === "failed" || (current !== "failed" && RANK[state] > RANK[current]);
-    if (forward) {
-      row.dataset.state = state;
-      row.querySelector("td").replaceChildren(badge(state, state));
-      row.querySelector("td").firstChild.dataset.field = "state";
+    advance(row, state);
+    summarise(scope);
+  }
+
+  function advance(row, state) {
+    if (!(RANK[state] > RANK[row.dataset.state])) return;
+    row.dataset.state = state;
+    row.querySelector("td").replaceChildren(badge(state, state));
+    row.querySelector("td").firstChild.dataset.field = "state";
+  }
+
+  function recalled(data) {
+    // every delivery not acknowledged is withdrawn; an acknowledged one stays acknowledged
+    // while its recipient is asked to delete it (as the server-rendered page shows it)
+    const scope = section(data.response_id, {});
+    if (!scope) return;
+    for (const row of scope.querySelectorAll('tbody[data-list="deliveries"] tr[data-delivery-id]')) {
+      if (row.dataset.state !== "acknowledged") advance(row, "recalled");
     }
     summarise(scope);
   }
@@ -149,8 +167,12 @@
   }
 
   function released(data) {
+    // released: the row waits for the router (pending) until its publication arrives
+    if (data.state === "released") {
+      delivery(data, "pending", null);
+      return;
+    }
     // a withheld or lapsed delivery never goes out: its row leaves; the exclusion replaces it
-    if (data.state === "released") return;
     const scope = section(data.response_id, {});
     if (!scope) return;
     const row = scope.querySelector('[data-delivery-id="' + CSS.escape(data.delivery_id) + '"]');
@@ -168,6 +190,11 @@
     "delivery.failed": (d) => delivery(d, "failed", null),
     "delivery.excluded": (d) => exclusion(d),
     "release.decided": (d) => released(d),
+    "response.recalled": (d) => recalled(d),
+    // per recipient, should the stream ever carry it: deletion asked of an acknowledged one
+    "delivery.recalled": (d) => {
+      if (!d.deletion_required) delivery(d, "recalled", null);
+    },
   };
 
   const source = new EventSource(root.dataset.stream);
