@@ -244,6 +244,17 @@ async def delivery_bundle(
     )
 
 
+async def subject_bundle(
+    session: AsyncSession, *, subject_type: str, subject_id: str
+) -> EvidenceBundle:
+    """Every record about one object of another domain (a release, a request). The calling
+    domain decides who may see it (its own 404 for everyone else) before asking."""
+    rows = await repo.records_of_subject(session, subject_type, subject_id)
+    return EvidenceBundle(
+        subject=subject_tag(subject_type, subject_id), records=[_out(r) for r in rows]
+    )
+
+
 def rejection_evidence_path(submission_id: uuid.UUID) -> str:
     return f"/v1/responses/rejections/{submission_id}/evidence"
 
