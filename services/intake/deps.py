@@ -93,7 +93,12 @@ async def _recaller(request: Request) -> AsyncIterator[Recaller]:
     elif principal.jurisdiction is not None and principal.has_scopes(Scope.CASES_WRITE):
         who = Recaller(client_id=principal.client_id, jurisdiction=principal.jurisdiction)
     else:
-        raise Forbidden("recall is for platforms (responses:write) and authorities (cases:write)")
+        # The scope this kind of caller lacks, for the insufficient_scope challenge.
+        needed = Scope.RESPONSES_WRITE if principal.platform is not None else Scope.CASES_WRITE
+        raise Forbidden(
+            "recall is for platforms (responses:write) and authorities (cases:write)",
+            required_scopes=(needed,),
+        )
     async with admitted(request, principal):
         yield who
 
