@@ -48,6 +48,9 @@ async def test_a_release_leaves_verifying_evidence_for_the_originator_alone(
     de = scene.deliveries["DE"]
     url = f"/v1/releases/{release_id(de)}/evidence"
     assert (await _bundle(intake, mint, url))["records"] == []  # held: nothing decided yet
+    # While held, the recipient cannot tell the delivery exists, evidence included.
+    held = await intake.get(f"/v1/inbox/{de}/evidence", headers=bearer(mint.authority("DE")))
+    assert held.status_code == 404
     await release_held(intake, mint, sessionmaker, de)
 
     bundle = await _bundle(intake, mint, url)
@@ -116,6 +119,8 @@ async def test_withholding_and_lapsing_are_proven_as_withheld(
     [claim] = signing.verify_bundle(bundle, await _jwks(intake))
     assert (claim["kind"], claim["details"]["state"]) == ("release.withheld", "withheld")
     assert reason not in str(bundle)  # free text stays with the exclusion
+    never = f"/v1/inbox/{withheld.deliveries['DE']}/evidence"
+    assert (await intake.get(never, headers=bearer(mint.authority("DE")))).status_code == 404
 
     lapsing = await deliver(intake, mint, sessionmaker, release=False)
     rid = release_id(lapsing.deliveries["DE"])
