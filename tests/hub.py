@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseshare.stack.embedded import EmbeddedTansu
+from services.registry.evidence import keys as evidence_keys
 from services.router import fanout
 from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler
@@ -168,10 +169,17 @@ def response_body(
     }
 
 
-def unseal(event: ResponseDelivered, keys_dir: Path) -> list[dict[str, Any]]:
+async def unseal(hub: Hub, event: ResponseDelivered, keys_dir: Path) -> list[dict[str, Any]]:
+    """The disclosures of a delivery as its recipient opens them: decrypted, and checked to be
+    signed by the hub for this very delivery."""
     key = json.loads((keys_dir / f"{event.jurisdiction}.private.jwk.json").read_text())
-    opened: list[dict[str, Any]] = sealing.unseal(event.sealed_disclosures or "", key)
-    return opened
+    async with transaction(hub.sm) as s:
+        hub_jwks = await evidence_keys.jwks(s)
+    opened = sealing.open_verified(
+        event.sealed_disclosures or "", key, hub_jwks, delivery_id=str(event.delivery_id)
+    )
+    disclosures: list[dict[str, Any]] = opened.disclosures
+    return disclosures
 
 
 async def rows(hub: Hub, model: Any, response_id: uuid.UUID) -> dict[str, Any]:

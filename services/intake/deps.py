@@ -10,16 +10,17 @@ dependency per request that costs more than the dependency itself.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.security import SecurityScopes
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.intake.state import IntakeState
 from services.registry.context import Actor, Context
 from services.registry.evidence.service import Recaller
 from services.registry.web.access import admitted
-from shared.auth.deps import require
+from shared.auth.deps import SCHEME_NAME, authenticate, bearer_token, require
 from shared.auth.principal import Principal
 from shared.auth.scopes import Scope
 from shared.errors import Forbidden
@@ -75,17 +76,31 @@ async def _platform(
         yield principal
 
 
-async def _recaller(
-    request: Request, principal: Annotated[Principal, require()]
-) -> AsyncIterator[Recaller]:
+# What the OpenAPI document shows for recall: either kind of caller, each with its scope.
+RECALLER_SECURITY: dict[str, Any] = {
+    "security": [
+        {SCHEME_NAME: [Scope.RESPONSES_WRITE.value]},
+        {SCHEME_NAME: [Scope.CASES_WRITE.value]},
+    ]
+}
+
+
+async def _recaller(request: Request) -> AsyncIterator[Recaller]:
     """Who may ask to recall a response: a platform holding `responses:write`, or an authority
-    holding `cases:write` (whether it is the originator is decided with the response)."""
+    holding `cases:write` (whether it is the originator is decided with the response). Checked
+    before the body is validated, like every scope; documented by `RECALLER_SECURITY`."""
+    principal = await authenticate(SecurityScopes(), request, await bearer_token(request))
     if principal.platform is not None and principal.has_scopes(Scope.RESPONSES_WRITE):
         who = Recaller(client_id=principal.client_id, platform=principal.platform)
     elif principal.jurisdiction is not None and principal.has_scopes(Scope.CASES_WRITE):
         who = Recaller(client_id=principal.client_id, jurisdiction=principal.jurisdiction)
     else:
-        raise Forbidden("recall is for platforms (responses:write) and authorities (cases:write)")
+        # The scope this kind of caller lacks, for the insufficient_scope challenge.
+        needed = Scope.RESPONSES_WRITE if principal.platform is not None else Scope.CASES_WRITE
+        raise Forbidden(
+            "recall is for platforms (responses:write) and authorities (cases:write)",
+            required_scopes=(needed,),
+        )
     async with admitted(request, principal):
         yield who
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from services.intake.deps import CaseReaderDep, CaseWriterDep, ContextDep, SessionmakerDep
 from services.registry.cases import service as cases
 from services.registry.cases.schemas import CaseOut, ReleasePolicyUpdate
+from services.registry.evidence.schemas import EvidenceBundle
 from services.registry.releases import service as releases
 from services.registry.releases.rules import ReleaseState
 from services.registry.releases.schemas import ReleaseDecisionIn, ReleaseOut
@@ -63,6 +64,18 @@ async def decide_release(
             decision=data.decision,
             reason=data.reason,
             ctx=ctx,
+        )
+
+
+@router.get("/releases/{release_id}/evidence", response_model=EvidenceBundle)
+async def get_release_evidence(
+    release_id: uuid.UUID, actor: CaseReaderDep, sm: SessionmakerDep
+) -> EvidenceBundle:
+    """Signed evidence of the originator's decision (released, withheld, or lapsed), which
+    verifies offline against `/.well-known/evidence-jwks.json`. Only the originator sees it."""
+    async with transaction(sm) as session:
+        return await releases.evidence_bundle(
+            session, release_id=release_id, originator=actor.jurisdiction
         )
 
 

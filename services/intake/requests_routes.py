@@ -19,6 +19,7 @@ from services.intake.deps import (
     SessionmakerDep,
 )
 from services.intake.state import IntakeState
+from services.registry.evidence.schemas import EvidenceBundle
 from services.registry.requests import service as requests
 from services.registry.requests import steps
 from services.registry.requests.rules import Clock, RequestState
@@ -107,6 +108,18 @@ async def get_request(
     """One request with its full state history."""
     async with transaction(sm) as session:
         return await requests.read(session, request_id=request_id, viewer=requests.Viewer.of(actor))
+
+
+@router.get("/requests/{request_id}/evidence", response_model=EvidenceBundle)
+async def get_request_evidence(
+    request_id: uuid.UUID, actor: CaseReaderDep, sm: SessionmakerDep
+) -> EvidenceBundle:
+    """Signed evidence that the order was sent and answered, for the issuing authority; it
+    verifies offline against `/.well-known/evidence-jwks.json`."""
+    async with transaction(sm) as session:
+        return await requests.evidence_bundle(
+            session, request_id=request_id, jurisdiction=actor.jurisdiction
+        )
 
 
 @router.post("/requests/{request_id}/withdraw", response_model=RequestOut)

@@ -11,7 +11,13 @@ import uuid
 
 from fastapi import APIRouter
 
-from services.intake.deps import ContextDep, PlatformDep, RecallerDep, SessionmakerDep
+from services.intake.deps import (
+    RECALLER_SECURITY,
+    ContextDep,
+    PlatformDep,
+    RecallerDep,
+    SessionmakerDep,
+)
 from services.registry.evidence import service as evidence
 from services.registry.evidence.schemas import (
     EvidenceBundle,
@@ -60,7 +66,7 @@ async def get_response_evidence(
         )
 
 
-@router.post("/{response_id}/recall", response_model=RecallOut)
+@router.post("/{response_id}/recall", response_model=RecallOut, openapi_extra=RECALLER_SECURITY)
 async def recall_response(
     response_id: uuid.UUID,
     data: RecallCreate,

@@ -74,7 +74,7 @@ async def test_seed_story_fr_receives_at_once_then_releases_de_and_withholds_be(
 
     # FR receives at once, everything in scope; DE and BE are held and receive nothing yet
     [fr_delivery] = await hub.delivered("FR", rid)
-    assert [d["records"][0]["value"] for d in unseal(fr_delivery, keys_dir)] == [
+    assert [d["records"][0]["value"] for d in await unseal(hub, fr_delivery, keys_dir)] == [
         "203.0.113.1",
         "203.0.113.2",
         "203.0.113.3",
@@ -137,7 +137,9 @@ async def test_seed_story_fr_receives_at_once_then_releases_de_and_withholds_be(
 
     # DE receives only the disclosure about its own selector
     [de_delivery] = await hub.delivered("DE", rid)
-    assert [d["records"][0]["value"] for d in unseal(de_delivery, keys_dir)] == ["203.0.113.2"]
+    assert [d["records"][0]["value"] for d in await unseal(hub, de_delivery, keys_dir)] == [
+        "203.0.113.2"
+    ]
     assert de_delivery.disclosure_count == 1
     # BE gets nothing, on any channel, and is excluded with FR's reason
     assert await hub.delivered("BE", rid) == []

@@ -56,10 +56,12 @@ ALLOW_LIST = frozenset(
     }
 )
 AUTHENTICATORS: frozenset[Callable[..., Any]] = frozenset(
-    # The auditor accepts either of two scopes; dashboard pages and stream go by session.
+    # The auditor and the recaller accept either of two scopes; dashboard pages and stream go
+    # by session.
     {
         authenticate,
         registry_deps._auditor,
+        intake_deps._recaller,
         dashboard_auth.signed_in,
         dashboard_pages._stream_viewer,
     }

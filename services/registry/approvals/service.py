@@ -119,6 +119,14 @@ async def list_pending(session: AsyncSession, *, limit: int) -> list[PendingChan
     return [_out(r) for r in rows]
 
 
+async def read(session: AsyncSession, *, change_id: uuid.UUID) -> PendingChangeOut:
+    """One proposed change, whatever its fate: where a proposal's `Location` points."""
+    change = await session.get(PendingChange, change_id)
+    if change is None:
+        raise NotFound("no such pending change")
+    return _out(change)
+
+
 async def approve(session: AsyncSession, *, actor: str, change_id: uuid.UUID) -> Jurisdiction:
     """Apply a pending change as its second administrator; returns the changed jurisdiction."""
     change = await session.get(PendingChange, change_id, with_for_update=True)

@@ -43,6 +43,18 @@ async def records_of_delivery(
     return (await session.scalars(query)).all()
 
 
+async def records_of_subject(
+    session: AsyncSession, subject_type: str, subject_id: str
+) -> Sequence[EvidenceRecord]:
+    """The records about one object of another domain (a release, a request), in order."""
+    query = (
+        select(EvidenceRecord)
+        .where(EvidenceRecord.subject_type == subject_type, EvidenceRecord.subject_id == subject_id)
+        .order_by(EvidenceRecord.at, EvidenceRecord.id)
+    )
+    return (await session.scalars(query)).all()
+
+
 async def openers(session: AsyncSession, case_ids: set[uuid.UUID]) -> set[str]:
     """The jurisdictions that opened these cases."""
     if not case_ids:

@@ -60,6 +60,9 @@ from shared.events import (
     ResponseRecalled,
 )
 
+# Deliveries their recipient never received and must not see: held for, or withheld by, the
+# originator of the request (a lapse ends withheld too).
+UNDISCLOSED_STATES = frozenset({DeliveryState.HELD, DeliveryState.WITHHELD})
 RETENTION_BATCH = 200  # deliveries per retention transaction: bounded locks, bounded signing
 REMINDER_BATCH = 200
 
@@ -234,13 +237,29 @@ async def response_bundle(
 async def delivery_bundle(
     session: AsyncSession, *, delivery_id: uuid.UUID, jurisdiction: str
 ) -> EvidenceBundle:
-    """The recipient's evidence of one delivery; another jurisdiction's is a 404."""
+    """The recipient's evidence of one delivery; another jurisdiction's is a 404, and so is
+    one the originator holds or withheld: its recipient must not learn that it exists."""
     delivery = await session.get(Delivery, delivery_id)
-    if delivery is None or delivery.jurisdiction != jurisdiction:
+    if (
+        delivery is None
+        or delivery.jurisdiction != jurisdiction
+        or delivery.state in UNDISCLOSED_STATES
+    ):
         raise NotFound("no such delivery")
     rows = await repo.records_of_delivery(session, delivery.id)
     return EvidenceBundle(
         subject=subject_tag("delivery", delivery.id), records=[_out(r) for r in rows]
+    )
+
+
+async def subject_bundle(
+    session: AsyncSession, *, subject_type: str, subject_id: str
+) -> EvidenceBundle:
+    """Every record about one object of another domain (a release, a request). The calling
+    domain decides who may see it (its own 404 for everyone else) before asking."""
+    rows = await repo.records_of_subject(session, subject_type, subject_id)
+    return EvidenceBundle(
+        subject=subject_tag(subject_type, subject_id), records=[_out(r) for r in rows]
     )
 
 

@@ -89,7 +89,7 @@ class PlatformUpdate(_Patch):
 
     name: ShortText | None = None
     legal_rep_jurisdiction: Code | None = None
-    signing_jwk: dict[str, Any] | None = Field(
+    signing_jwk: Annotated[dict[str, Any] | None, AfterValidator(check_storable_json)] = Field(
         default=None,
         description="EC P-256 public key the platform signs its disclosures with (ES256);"
         " null removes it",

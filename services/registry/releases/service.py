@@ -23,6 +23,10 @@ from services.registry.cases.rules import CoordinationState, ReleasePolicy
 from services.registry.context import Actor, Context, decode_cursor, encode_cursor
 from services.registry.deliveries.models import Delivery, Exclusion
 from services.registry.deliveries.rules import DeliveryState
+from services.registry.evidence import service as evidence
+from services.registry.evidence.rules import EvidenceKind
+from services.registry.evidence.schemas import EvidenceBundle
+from services.registry.evidence.service import Fact
 from services.registry.releases import repository
 from services.registry.releases.models import Release
 from services.registry.releases.rules import (
@@ -42,6 +46,7 @@ from services.registry.store import bulk, outbox
 from shared.errors import NotFound
 from shared.events import JurisdictionExcluded, ReleaseDecided, ReleaseRequested
 
+RELEASE_SUBJECT = "release"
 RELEASE_NAMESPACE = uuid.UUID("3b0f6f5e-9d0a-4f7c-8a51-6c2d7e9b4a10")
 
 
@@ -240,7 +245,7 @@ async def decide(
     release.reason, release.decided_by_client = reason, actor.client_id
     if state is ReleaseState.WITHHELD:
         _exclude(session, delivery, Reason.WITHHELD_BY_ORIGINATOR, reason, now, ctx.topic_prefix)
-    await audit.append(
+    entry = await audit.append(
         session,
         actor=actor.client_id,
         action=f"release.{state.value}",
@@ -248,6 +253,7 @@ async def decide(
         subject_id=str(delivery.id),
         details={"jurisdiction": delivery.jurisdiction, "release_id": str(release.id)},
     )
+    await _prove(session, release, delivery, actor=actor.client_id, audit_digest=entry)
     await session.flush()
     return _out(release, delivery, resp)
 
@@ -278,6 +284,55 @@ async def _settle(
     )
     outbox.add(
         session, event, key=str(delivery.response_id), subject=str(release.id), prefix=prefix
+    )
+
+
+async def _prove(
+    session: AsyncSession,
+    release: Release,
+    delivery: Delivery,
+    *,
+    actor: str,
+    audit_digest: str,
+) -> None:
+    """Signed evidence of the decision, in its transaction: released, or withheld (by the
+    originator, or by lapse: `state` and `basis` say which). About the release, not the
+    delivery, so the recipient's and the platform's bundles stay as they were; the reason
+    given is free text and stays out (the exclusion keeps it)."""
+    kind = (
+        EvidenceKind.RELEASED if release.state == ReleaseState.RELEASED else EvidenceKind.WITHHELD
+    )
+    details = {
+        "release_id": str(release.id),
+        "response_id": str(delivery.response_id),
+        "delivery_id": str(delivery.id),
+        "recipient": delivery.jurisdiction,
+        "originator": release.originator,
+        "state": release.state,
+        "basis": release.basis,
+    }
+    await evidence.record(
+        session,
+        Fact(
+            kind=kind,
+            subject_type=RELEASE_SUBJECT,
+            subject_id=str(release.id),
+            actor=actor,
+            details=details,
+            audit_digest=audit_digest,
+        ),
+    )
+
+
+async def evidence_bundle(
+    session: AsyncSession, *, release_id: uuid.UUID, originator: str
+) -> EvidenceBundle:
+    """The signed evidence of a release decision, for its originator only (404 otherwise)."""
+    release = await session.get(Release, release_id)
+    if release is None or release.originator != originator:
+        raise NotFound("no such release")
+    return await evidence.subject_bundle(
+        session, subject_type=RELEASE_SUBJECT, subject_id=str(release.id)
     )
 
 
@@ -334,7 +389,7 @@ async def lapse_due(session: AsyncSession, *, now: datetime, prefix: str) -> int
             prefix=prefix,
         )
         _exclude(session, delivery, Reason.RELEASE_LAPSED, None, now, prefix)
-        await audit.append(
+        entry = await audit.append(
             session,
             actor="router",
             action="release.lapsed",
@@ -342,6 +397,7 @@ async def lapse_due(session: AsyncSession, *, now: datetime, prefix: str) -> int
             subject_id=str(delivery.id),
             details={"jurisdiction": delivery.jurisdiction, "release_id": str(release.id)},
         )
+        await _prove(session, release, delivery, actor="router", audit_digest=entry)
     await session.flush()
     return len(due)
 

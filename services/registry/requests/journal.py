@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.registry.audit import service as audit
 from services.registry.context import Context
 from services.registry.deliveries.rules import FanoutState
+from services.registry.evidence import service as evidence
+from services.registry.evidence.rules import EvidenceKind
+from services.registry.evidence.service import Fact
 from services.registry.requests import repository as repo
 from services.registry.requests import rules
 from services.registry.requests.models import LegalRequest, RequestHistory
@@ -29,6 +32,9 @@ from services.registry.store import outbox
 from shared import events
 
 FREE_TEXT = frozenset({"detail", "grounds", "reason"})
+# The steps that leave signed evidence (issue 14), in the step's own transaction: the order
+# sent to the platform, and its answer.
+PROVEN_STEPS = {"issued": EvidenceKind.REQUEST_SENT, "answered": EvidenceKind.REQUEST_ANSWERED}
 
 
 def windows_of(req: LegalRequest) -> list[rules.Window]:
@@ -115,7 +121,7 @@ async def record(
     )
     # the parties' free texts stay in the request's own history, never in the audit chain
     facts = {k: v for k, v in (details or {}).items() if k not in FREE_TEXT}
-    await audit.append(
+    entry = await audit.append(
         session,
         actor=actor,
         action=f"request.{action}",
@@ -123,6 +129,26 @@ async def record(
         subject_id=str(req.id),
         details={"from": before, "to": to.value, **facts},
     )
+    kind = PROVEN_STEPS.get(action)
+    if kind is not None:
+        await evidence.record(
+            session,
+            Fact(
+                kind=kind,
+                subject_type="request",
+                subject_id=str(req.id),
+                actor=actor,
+                details={
+                    "type": req.type,
+                    "issued_by": req.issued_by,
+                    "platform": req.platform,
+                    "from": before,
+                    "to": to.value,
+                    **facts,
+                },
+                audit_digest=entry,
+            ),
+        )
 
 
 async def release_held(

@@ -19,6 +19,8 @@ from services.registry.cases.models import Case, CaseSelector
 from services.registry.cases.rules import CaseStatus
 from services.registry.cases.schemas import SelectorIn
 from services.registry.context import Actor, Context, encode_cursor
+from services.registry.evidence import service as evidence
+from services.registry.evidence.schemas import EvidenceBundle
 from services.registry.reference.models import Platform
 from services.registry.requests import journal, rules
 from services.registry.requests import repository as repo
@@ -276,6 +278,17 @@ async def list_for(
     items = [await out(session, r, with_history=False) for r in rows]
     nxt = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
     return items, nxt
+
+
+async def evidence_bundle(
+    session: AsyncSession, *, request_id: uuid.UUID, jurisdiction: str
+) -> EvidenceBundle:
+    """The signed evidence of a request's steps (sent, answered), for the issuing authority
+    only: to everyone else, the enforcing state included, it is a 404."""
+    req = await session.get(LegalRequest, request_id)
+    if req is None or req.issued_by != jurisdiction:
+        raise NotFound("no such request")
+    return await evidence.subject_bundle(session, subject_type="request", subject_id=str(req.id))
 
 
 def require_issuer(req: LegalRequest, viewer: Viewer) -> None:

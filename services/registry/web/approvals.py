@@ -33,6 +33,16 @@ async def list_pending_changes(
     return Page[PendingChangeOut](items=items)
 
 
+@router.get("/{change_id}", response_model=PendingChangeOut)
+async def get_pending_change(
+    change_id: uuid.UUID, _caller: AdminDep, sm: SessionmakerDep
+) -> PendingChangeOut:
+    """A proposed change and its state (pending, approved, superseded): the `Location` of the
+    202 that proposed it."""
+    async with transaction(sm) as session:
+        return await approvals.read(session, change_id=change_id)
+
+
 @router.post("/{change_id}/approve", response_model=JurisdictionOut)
 async def approve_change(
     change_id: uuid.UUID, caller: AdminDep, sm: SessionmakerDep

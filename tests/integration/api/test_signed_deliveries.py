@@ -59,6 +59,7 @@ def _event(delivery_id: uuid.UUID, sealed: str) -> ResponseDelivered:
         case_reference="REF-1",
         platform="telegram",
         handling_code="H0",
+        handling_conditions=None,
         rule="named_case",
         emergency=False,
         issued_at="2026-12-01T00:00:00Z",  # type: ignore[arg-type]
