@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from caseshare.stack.embedded import EmbeddedTansu
 from services.registry.evidence import keys as evidence_keys
-from services.router import fanout
+from services.router import fanout, publish
 from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler
 from shared import sealing
@@ -29,7 +29,7 @@ from tests import factories
 from tests.intake_api import Intake, running, settings_for
 from tests.kafka_utils import read_topic
 
-POLICY = fanout.Policy(timedelta(seconds=600), timedelta(seconds=600))
+POLICY = publish.Policy(timedelta(seconds=600), timedelta(seconds=600))
 
 
 @dataclass

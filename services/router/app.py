@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry import gauges
 from services.registry.evidence import keys as hub_keys
-from services.router import fanout
+from services.router import fanout, publish
 from services.router.consumer import ResponseConsumer
 from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler
@@ -65,7 +65,7 @@ class Runtime:
         self.provisioner = TopicProvisioner(
             s, partitions=s.partitions, replication_factor=s.kafka_replication_factor
         )
-        self.policy = fanout.Policy(
+        self.policy = publish.Policy(
             timedelta(seconds=s.ack_timeout_seconds), timedelta(seconds=s.backoff_cap_seconds)
         )
         await _retry_forever(self._load_signing_key, self.stop)

@@ -48,21 +48,6 @@ from shared.events import JurisdictionExcluded, json_datetime
 from shared.evidence import Signer
 from shared.kafka import TopicProvisioner
 
-# the publication side lives in publish.py; these names stay importable from here
-__all__ = [
-    "FanoutResult",
-    "Outgoing",
-    "Policy",
-    "UnknownResponse",
-    "decide_and_record",
-    "delivery_id",
-    "load_outgoing",
-    "mark_published",
-    "process_response",
-    "produce",
-]
-
-
 logger = logging.getLogger(__name__)
 
 DELIVERY_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e0a-9c3b-2d8e1f0a7b61")
@@ -404,6 +389,5 @@ async def process_response(
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
         await session.execute(_COMPLETE, {"response": response_id})
-        # last: the audit append serialises every writer until this transaction commits
         await mark_published(session, records=records, policy=policy, prefix=prefix)
     return FanoutResult(produced=len(records), excluded=routed.excluded if routed else 0)

@@ -33,7 +33,7 @@ from services.registry.releases import rules as release_rules
 from services.registry.responses.models import CooperationResponse
 from services.registry.store import outbox, retention
 from services.registry.store.models import OutboxEvent
-from services.router import fanout, releases, topics
+from services.router import publish, releases, topics
 from services.router.leader import run_as_leader, sleep_or_stop
 from services.router.metrics import RouterMetrics
 from services.router.relay import asyncpg_dsn
@@ -70,7 +70,7 @@ class Reconciler:
         *,
         database_url: str,
         prefix: str,
-        policy: fanout.Policy,
+        policy: publish.Policy,
         max_attempts: int,
         redrive_after: timedelta,
         replay_window: timedelta,
@@ -260,12 +260,12 @@ class Reconciler:
             for d in exhausted:
                 await self._fail(session, d, now)
             retry = [d.id for d in due if d.attempts < self._max_attempts]
-            records = await fanout.load_outgoing(session, prefix=self._prefix, delivery_ids=retry)
+            records = await publish.load_outgoing(session, prefix=self._prefix, delivery_ids=retry)
         if not records:
             return
-        await fanout.produce(self._producer, self._provisioner, records)
+        await publish.produce(self._producer, self._provisioner, records)
         async with transaction(self._sm) as session:
-            await fanout.mark_published(
+            await publish.mark_published(
                 session, records=records, policy=self._policy, prefix=self._prefix
             )
         self._metrics.redrives.labels(kind="delivery").inc(len(records))

@@ -54,7 +54,7 @@ from services.registry.responses import service as responses
 from services.registry.webhooks import service as webhooks
 from services.registry.webhooks.rules import RetryPolicy
 from services.registry.webhooks.schemas import EndpointCreate
-from services.router import fanout
+from services.router import fanout, publish
 from services.router.consumer import ResponseConsumer
 from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler
@@ -70,7 +70,7 @@ from tests.kafka_utils import existing_topics, read_topic
 
 pytestmark = pytest.mark.integration
 # no wait for an acknowledgement, so the reconciler finds the unacknowledged delivery due at once
-IMPATIENT = fanout.Policy(timedelta(0), timedelta(0))
+IMPATIENT = publish.Policy(timedelta(0), timedelta(0))
 Kafka = tuple[AIOKafkaProducer, TopicProvisioner]
 WEBHOOK_RING = KeyRing.generate()
 

@@ -37,7 +37,7 @@ from services.registry.state import RegistryState
 from services.registry.store import outbox
 from services.registry.store.models import OutboxEvent
 from services.registry.web.stream import GAP_GRACE_SECONDS, OutboxTail
-from services.router import fanout
+from services.router import fanout, publish
 from shared.db import transaction
 from shared.events import ResponseReceived
 from shared.state import state_of
@@ -121,14 +121,14 @@ async def build_world(sm: async_sessionmaker[AsyncSession], ctx: Context) -> Wor
         )
     async with transaction(sm) as session:
         await fanout.decide_and_record(session, response_id=routed.id, prefix=ctx.topic_prefix)
-    policy = fanout.Policy(timedelta(minutes=5), timedelta(hours=1))
+    policy = publish.Policy(timedelta(minutes=5), timedelta(hours=1))
     async with transaction(sm) as session:
-        records = await fanout.load_outgoing(
+        records = await publish.load_outgoing(
             session,
             prefix=ctx.topic_prefix,
             delivery_ids=[fanout.delivery_id(routed.id, "DE")],
         )
-        await fanout.mark_published(
+        await publish.mark_published(
             session, records=records, policy=policy, prefix=ctx.topic_prefix
         )
         await inbox.acknowledge(

@@ -23,7 +23,7 @@ from services.registry.evidence import keys as hub_keys
 from services.registry.reference.models import Jurisdiction
 from services.registry.responses import service as responses
 from services.registry.responses.models import CooperationResponse
-from services.router import fanout
+from services.router import fanout, publish
 from shared import sealing
 from shared.db import transaction
 from shared.events import topic_name
@@ -32,7 +32,7 @@ from tests import factories
 from tests.kafka_utils import read_topic
 
 pytestmark = pytest.mark.integration
-POLICY = fanout.Policy(timedelta(seconds=60), timedelta(seconds=600))
+POLICY = publish.Policy(timedelta(seconds=60), timedelta(seconds=600))
 
 
 async def _codes(sm: async_sessionmaker[AsyncSession]) -> set[str]:

@@ -18,7 +18,7 @@ from services.registry.deliveries.models import Delivery
 from services.registry.responses import service as responses
 from services.registry.responses.models import CooperationResponse
 from services.registry.store.models import OutboxEvent
-from services.router import fanout
+from services.router import fanout, publish
 from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler
 from shared.db import transaction
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_backoff_doubles_from_the_ack_timeout_and_is_capped() -> None:
-    policy = fanout.Policy(timedelta(seconds=30), timedelta(seconds=100))
+    policy = publish.Policy(timedelta(seconds=30), timedelta(seconds=100))
     now = datetime(2026, 1, 1, tzinfo=UTC)
     waits = [(policy.next_attempt(n, now) - now).total_seconds() for n in range(1, 6)]
     assert waits == [30, 60, 100, 100, 100]
@@ -55,7 +55,7 @@ async def test_unacknowledged_delivery_is_republished_then_failed(
     broker: EmbeddedTansu,
 ) -> None:
     producer, provisioner = kafka
-    policy = fanout.Policy(timedelta(seconds=3600), timedelta(seconds=7200))
+    policy = publish.Policy(timedelta(seconds=3600), timedelta(seconds=7200))
     async with transaction(sessionmaker) as s:
         sel = factories.selector()
         mine = await cases.register(
@@ -199,7 +199,7 @@ async def test_redrive_leaves_queued_responses_to_a_busy_consumer(
         *kafka,
         database_url="unused",
         prefix=ctx.topic_prefix,
-        policy=fanout.Policy(timedelta(seconds=3600), timedelta(seconds=7200)),
+        policy=publish.Policy(timedelta(seconds=3600), timedelta(seconds=7200)),
         max_attempts=2,
         redrive_after=timedelta(seconds=10),
         replay_window=timedelta(0),

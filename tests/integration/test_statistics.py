@@ -19,7 +19,7 @@ from services.registry.oversight import statistics
 from services.registry.requests import service as requests
 from services.registry.requests.rules import RequestType
 from services.registry.responses import service as responses
-from services.router import fanout
+from services.router import fanout, publish
 from shared.db import transaction
 from tests import factories
 from tests.integration.test_coordinator import DISCLOSED, new_platform, register
@@ -55,11 +55,11 @@ async def routed_response(sm: async_sessionmaker[AsyncSession], ctx: Context, sl
         )
     async with transaction(sm) as session:
         await fanout.decide_and_record(session, response_id=sent.id, prefix=ctx.topic_prefix)
-    policy = fanout.Policy(timedelta(minutes=5), timedelta(hours=1))
+    policy = publish.Policy(timedelta(minutes=5), timedelta(hours=1))
     ids = [fanout.delivery_id(sent.id, code) for code in ("FR", "DE")]
     async with transaction(sm) as session:
-        records = await fanout.load_outgoing(session, prefix=ctx.topic_prefix, delivery_ids=ids)
-        await fanout.mark_published(
+        records = await publish.load_outgoing(session, prefix=ctx.topic_prefix, delivery_ids=ids)
+        await publish.mark_published(
             session, records=records, policy=policy, prefix=ctx.topic_prefix
         )
     async with transaction(sm) as session:

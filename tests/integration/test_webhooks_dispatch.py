@@ -31,7 +31,7 @@ from services.registry.webhooks import service as webhooks
 from services.registry.webhooks.models import WebhookEndpoint, WebhookMessage
 from services.registry.webhooks.rules import EndpointState, RetryPolicy
 from services.registry.webhooks.schemas import EndpointCreate
-from services.router import fanout
+from services.router import fanout, publish
 from services.router.metrics import RouterMetrics
 from services.router.webhooks import WebhookDispatcher
 from shared.db import transaction
@@ -200,7 +200,7 @@ async def test_every_event_arrives_once_by_id_across_an_outage_and_a_failing_rec
         provisioner,
         response_id=accepted.id,
         prefix=ctx.topic_prefix,
-        policy=fanout.Policy(timedelta(hours=1), timedelta(hours=1)),
+        policy=publish.Policy(timedelta(hours=1), timedelta(hours=1)),
     )
     # the reconciler re-publishes a delivery under the same id: still one message
     await _republish_fr_delivery(sessionmaker, ctx, accepted.id, producer, provisioner)
@@ -263,15 +263,15 @@ async def _republish_fr_delivery(
     provisioner: TopicProvisioner,
 ) -> None:
     async with transaction(sm) as s:
-        records = await fanout.load_outgoing(
+        records = await publish.load_outgoing(
             s, prefix=ctx.topic_prefix, delivery_ids=[fanout.delivery_id(response_id, "FR")]
         )
-    await fanout.produce(producer, provisioner, records)
+    await publish.produce(producer, provisioner, records)
     async with transaction(sm) as s:
-        await fanout.mark_published(
+        await publish.mark_published(
             s,
             records=records,
-            policy=fanout.Policy(timedelta(hours=1), timedelta(hours=1)),
+            policy=publish.Policy(timedelta(hours=1), timedelta(hours=1)),
             prefix=ctx.topic_prefix,
         )
 

@@ -19,14 +19,14 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.releases.service import release_id
-from services.router import fanout
+from services.router import fanout, publish
 from services.router.publish import load_outgoing, mark_published
 from shared.db import transaction
 from tests import factories
 from tests.integration.api.conftest import TOPIC_PREFIX
 from tests.tokens import TokenMint, bearer
 
-POLICY = fanout.Policy(timedelta(minutes=5), timedelta(hours=1))
+POLICY = publish.Policy(timedelta(minutes=5), timedelta(hours=1))
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ async def route(sm: async_sessionmaker[AsyncSession], response_id: uuid.UUID) ->
         )
         assert routed is not None
     async with transaction(sm) as session:
-        await fanout.mark_published(
+        await publish.mark_published(
             session, records=routed.records, policy=POLICY, prefix=TOPIC_PREFIX
         )
 
