@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
@@ -162,6 +163,17 @@ def health_router(checks: Callable[[], dict[str, Check]]) -> APIRouter:
     return router
 
 
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by orjson: the same compact UTF-8 bytes as Starlette's, a few times faster.
+
+    FastAPI's own `ORJSONResponse` is deprecated (it now renders declared response models
+    through pydantic); the answers built as dicts still go through a response class.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def created_response(
     status: int, body: dict[str, Any], *, replayed: bool, location: str
 ) -> JSONResponse:
@@ -169,4 +181,4 @@ def created_response(
     headers = {"Location": location}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(body, status_code=status, headers=headers)
+    return FastJSONResponse(body, status_code=status, headers=headers)

@@ -15,10 +15,20 @@ from fastapi import FastAPI
 from services.intake.routes import router
 from services.intake.settings import IntakeSettings
 from services.registry.context import Context
+from shared import logs
 from shared.auth.validation import TokenValidator
 from shared.checks import broker_check, database_check
 from shared.db import create_engine, create_sessionmaker
-from shared.web import health_router, install_common
+from shared.web import FastJSONResponse, health_router, install_common
+
+FACTORY = "services.intake.app:from_environment"
+
+
+def from_environment() -> FastAPI:
+    """The app of one uvicorn worker process (`INTAKE_WORKERS` > 1), built from its environment."""
+    settings = IntakeSettings()
+    logs.configure(level=settings.log_level, fmt=settings.log_format, service="intake")
+    return create_app(settings)
 
 
 def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = None) -> FastAPI:
@@ -64,6 +74,7 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        default_response_class=FastJSONResponse,
     )
     app.state.write_limiter = settings.write_limiter()
     app.state.read_limiter = settings.read_limiter()
