@@ -33,6 +33,8 @@ class Delivery(Base):
         UniqueConstraint("response_id", "jurisdiction"),
         Index("ix_deliveries_state_next_attempt", "state", "next_attempt_at"),
         Index("ix_deliveries_jurisdiction_state", "jurisdiction", "state"),
+        # the inbox's order: a page is an index walk, not a sort of the jurisdiction's rows
+        Index("ix_deliveries_jurisdiction_created", "jurisdiction", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
