@@ -61,13 +61,25 @@ class Target:
     def service_pids(self) -> dict[str, int]:
         """The process listening on each service's port (other stacks may share the host)."""
         by_port = {self.ports[name]: name for name in SERVICES}
-        found: dict[str, int] = {}
+        holders: dict[str, set[int]] = {}
         for conn in psutil.net_connections(kind="tcp"):
             if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.pid is not None:
                 name = by_port.get(conn.laddr.port)
                 if name is not None:
-                    found[name] = conn.pid
-        return found
+                    holders.setdefault(name, set()).add(conn.pid)
+        # With several uvicorn workers every worker holds the socket: the service is the
+        # supervisor, the one holder whose parent is not a holder too.
+        return {name: _root(pids) for name, pids in holders.items()}
+
+
+def _root(pids: set[int]) -> int:
+    for pid in sorted(pids):
+        try:
+            if psutil.Process(pid).ppid() not in pids:
+                return pid
+        except psutil.Error:
+            continue
+    return min(pids)
 
 
 def _running() -> Target:
