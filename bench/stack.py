@@ -67,12 +67,22 @@ class Target:
                 name = by_port.get(conn.laddr.port)
                 if name is not None:
                     holders.setdefault(name, set()).add(conn.pid)
-        # With several uvicorn workers every worker holds the socket: the service is the
-        # supervisor, the one holder whose parent is not a holder too.
+        # With several uvicorn workers every worker holds the socket: the service is the tree
+        # under their supervisor.
         return {name: _root(pids) for name, pids in holders.items()}
 
 
 def _root(pids: set[int]) -> int:
+    """The service's own process: the workers' common parent (uvicorn's supervisor, which
+    need not hold the socket itself), else the one holder whose parent is not a holder."""
+    parents: set[int] = set()
+    for pid in pids:
+        try:
+            parents.add(int(psutil.Process(pid).ppid()))
+        except psutil.Error:
+            continue
+    if len(pids) > 1 and len(parents) == 1:
+        return parents.pop()
     for pid in sorted(pids):
         try:
             if psutil.Process(pid).ppid() not in pids:

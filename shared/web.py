@@ -166,8 +166,9 @@ def health_router(checks: Callable[[], dict[str, Check]]) -> APIRouter:
 class FastJSONResponse(JSONResponse):
     """JSON rendered by orjson: the same compact UTF-8 bytes as Starlette's, a few times faster.
 
-    FastAPI's own `ORJSONResponse` is deprecated (it now renders declared response models
-    through pydantic); the answers built as dicts still go through a response class.
+    FastAPI's own `ORJSONResponse` is deprecated: it renders declared response models to bytes
+    through pydantic, a path that any `default_response_class` switches off, so this class is
+    used only where a route builds its answer as a dict (`created_response`).
     """
 
     def render(self, content: Any) -> bytes:

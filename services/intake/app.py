@@ -19,7 +19,7 @@ from shared import logs
 from shared.auth.validation import TokenValidator
 from shared.checks import broker_check, database_check
 from shared.db import create_engine, create_sessionmaker
-from shared.web import FastJSONResponse, health_router, install_common
+from shared.web import health_router, install_common
 
 FACTORY = "services.intake.app:from_environment"
 
@@ -74,7 +74,6 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
-        default_response_class=FastJSONResponse,
     )
     app.state.write_limiter = settings.write_limiter()
     app.state.read_limiter = settings.read_limiter()
