@@ -358,6 +358,7 @@ def main() -> None:
         peaks: dict[str, dict[str, float]] = {}
         totals: dict[str, dict[str, float]] = {}
         cpu: dict[str, dict[str, float]] = {}
+        failed: dict[str, str] = {}
         phases: dict[str, Callable[[Target], dict[str, Any]]] = {
             "intake": bench_intake,
             "router": bench_router,
@@ -369,7 +370,11 @@ def main() -> None:
                 if name not in PHASES:
                     continue
                 with memory.Sampler(pids) as sampled:
-                    res[name] = phase(t)
+                    try:
+                        res[name] = phase(t)
+                    except Exception as exc:  # one failed phase must not lose the others
+                        failed[name] = repr(exc)
+                        _say(f"{name} phase failed: {exc!r}")
                 peaks[name], cpu[name] = sampled.peak_mib, sampled.cpu_seconds
                 totals[name] = sampled.peak_total_mib
                 _say(f"{name} phase: peak RSS {peaks[name]}, CPU s {cpu[name]}")
@@ -391,6 +396,7 @@ def main() -> None:
                 "use_running": os.environ.get("BENCH_USE_RUNNING"),
             },
             "load_before": load_before,
+            "failed_phases": failed,
             "memory": {
                 "peak_mib": overall.peak_mib,
                 "peak_total_mib": overall.peak_total_mib,

@@ -102,6 +102,8 @@ def table(results: dict[str, Any]) -> str:
             f"| {f['name']} | {f['target']} | {f['baseline']} | {ratio} | "
             f"{f['goal']} | {_met(f['met'])} |"
         )
+    for name, why in results.get("failed_phases", {}).items():
+        rows.append(f"| {name} phase | failed: {why} | - | - | - | **no** |")
     for name, mib in results["memory"]["peak_mib"].items():
         rows.append(
             f"| RSS {name} (peak process, all phases) | {mib:.0f} MiB | - | - "

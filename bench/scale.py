@@ -3,9 +3,10 @@
 Cases are seeded straight into PostgreSQL (not through the API, which would take hours at a
 million): each batch is one `INSERT ... SELECT FROM generate_series` of cases and, in the same
 statement, one hashed selector per case, so nothing crosses the socket but the statement.
-They spread over every jurisdiction and every platform of the reference data, 4 in 5 open, the
-rest suspended or closed, like a registry that has been in use for a while. Each size adds to
-the previous one (10^4, then 9 x 10^4 more, ...), and the tables are analysed before measuring.
+They spread over every jurisdiction and platform of the reference data (43 and 3), 4 in 5
+open, the rest suspended or closed, like a registry that has been in use for a while. Each
+size adds to the previous one (10^4, then 9 x 10^4 more, ...), and the tables are analysed
+before measuring.
 
 At each size, in `runs` rounds: intake latency at low load (wrk, 2 connections: a latency, not
 a queue), router CPU per delivery over a fan-out of `responses` responses, the case-map query
