@@ -8,6 +8,10 @@ open, the rest suspended or closed, like a registry that has been in use for a w
 size adds to the previous one (10^4, then 9 x 10^4 more, ...), and the tables are analysed
 before measuring.
 
+Before measuring at each size the bench waits (up to 90 s) until the services and PostgreSQL
+are idle: the seeding's checkpoint, autovacuum, the audit sequencer and a router backlog left
+by an earlier phase would otherwise be measured as the registry's size.
+
 At each size, in `runs` rounds: intake latency at low load (wrk, 2 connections: a latency, not
 a queue), router CPU per delivery over a fan-out of `responses` responses, the case-map query
 and the inbox query (in process, through the registry's own service functions), and the peak
@@ -115,10 +119,24 @@ async def queries(target: Target) -> dict[str, float]:
         await engine.dispose()
 
 
+def quiesce(target: Target, *, idle_cores: float = 0.15, longest: float = 90.0) -> float:
+    """Wait until the services and PostgreSQL together use under `idle_cores` of CPU over a
+    second; returns the seconds waited."""
+    watched = target.service_pids(extra=("pg",))
+    began = time.monotonic()
+    while time.monotonic() - began < longest:
+        with memory.Sampler(watched) as busy:
+            time.sleep(1.0)
+        if sum(busy.cpu_seconds.values()) < idle_cores:
+            break
+    return round(time.monotonic() - began, 1)
+
+
 def measure(
     target: Target, pids: dict[str, int], tokens: list[str], *, size: int, runs: int, responses: int
 ) -> dict[str, Any]:
     """Every scale figure at the registry's current size, `runs` rounds each."""
+    waited = quiesce(target)
     rounds: list[dict[str, float]] = []
     with memory.Sampler(pids) as everything:
         for i in range(runs):
@@ -144,7 +162,7 @@ def measure(
                     **found,
                 }
             )
-    return {"size": size, "rounds": rounds, "peak_mib": everything.peak_mib}
+    return {"size": size, "rounds": rounds, "peak_mib": everything.peak_mib, "quiesced_s": waited}
 
 
 def growth(points: list[dict[str, Any]], key: str) -> stats.Summary:

@@ -58,9 +58,10 @@ class Target:
         token: str = answer.json()["access_token"]
         return token
 
-    def service_pids(self) -> dict[str, int]:
-        """The process listening on each service's port (other stacks may share the host)."""
-        by_port = {self.ports[name]: name for name in SERVICES}
+    def service_pids(self, *, extra: tuple[str, ...] = ()) -> dict[str, int]:
+        """The process listening on each service's port (other stacks may share the host);
+        `extra` names more ports to look up, such as "pg" for PostgreSQL's postmaster."""
+        by_port = {self.ports[name]: name for name in (*SERVICES, *extra)}
         holders: dict[str, set[int]] = {}
         for conn in psutil.net_connections(kind="tcp"):
             if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.pid is not None:
