@@ -1,11 +1,11 @@
 """deliveries by jurisdiction in arrival order: the inbox's first page stays a short walk
 
 The inbox lists a jurisdiction's deliveries oldest first, a page at a time, joined to their
-cases and responses. With only (jurisdiction, state) PostgreSQL fetched every delivery of the
-jurisdiction, joined them all and sorted; the bench's scale curve showed the first page going
-from 8 to 98 ms between 10^4 and 3 x 10^4 registered cases, as the planner switched to hashing
-the whole cases table. With (jurisdiction, created_at, id) the page is read in index order and
-each row's case and response are probed by primary key, whatever the registry's size.
+cases and responses. With only (jurisdiction, state) nothing gives that order, so every
+delivery of the jurisdiction was joined and sorted before the first page could be returned;
+the bench's scale curve showed the first page going from 8 to 98 ms between 10^4 and 3 x 10^4
+registered cases. With (jurisdiction, created_at, id) the page is read in index order and each
+row's case and response are probed by primary key, whatever the registry's size.
 
 Revision ID: 0017
 Revises: 0007
