@@ -67,6 +67,8 @@ DELIBERATE_DEFAULTS = {
     "KAFKA_OAUTH_CLIENT_SECRET": "as KAFKA_OAUTH_TOKEN_ENDPOINT",
     "KAFKA_OAUTH_SCOPE": "as KAFKA_OAUTH_TOKEN_ENDPOINT",
     "DATABASE_MAX_OVERFLOW": "set where it matters (intake); 0 elsewhere",
+    "OAUTH_TOKEN_CACHE_SIZE": "4096 validated tokens per process, each kept until its exp at most",
+    "INTAKE_WORKERS": "one worker per container: both topologies scale intake by replicas",
 }
 _NO_KAFKA_CLIENT = {
     "KAFKA_SECURITY_PROTOCOL",
