@@ -1,9 +1,14 @@
 """`python -m bench` (`make bench`): every figure beside its baseline, in one run.
 
 Rounds alternate target and baseline back to back, so that the load other work puts on the
-machine falls on both sides of each ratio. Tunables come from the environment (BENCH_RUNS,
-BENCH_INTAKE_SECONDS, BENCH_CONNECTIONS, BENCH_ROUTER_RESPONSES, BENCH_E2E_RATE,
-BENCH_E2E_SECONDS, BENCH_LABEL, BENCH_PROFILE=1, BENCH_USE_RUNNING=1).
+machine falls on both sides of each ratio. The headline baseline of every durable path is the
+commit ceiling: a bare endpoint committing one row through raw asyncpg, PostgreSQL's physical
+limit on this machine; the bare endpoint and raw produce stay as context rows.
+
+Tunables come from the environment (BENCH_RUNS, BENCH_INTAKE_SECONDS, BENCH_CONNECTIONS,
+BENCH_ROUTER_RESPONSES, BENCH_E2E_RATES, BENCH_E2E_SECONDS, BENCH_SCALE, BENCH_PHASES,
+BENCH_LABEL, BENCH_PROFILE=1, BENCH_USE_RUNNING=1; INTAKE_WORKERS and the services' other
+settings reach the stack the bench starts).
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, intake, memory, profile, report, router, stats
+from bench import e2e, intake, memory, plot, profile, report, router, scale, stats, workload
 from bench.stack import Target, target
 
 
@@ -27,10 +33,15 @@ RUNS = int(_env("BENCH_RUNS", 3))
 INTAKE_SECONDS = _env("BENCH_INTAKE_SECONDS", 8)
 CONNECTIONS = int(_env("BENCH_CONNECTIONS", 16))
 ROUTER_RESPONSES = int(_env("BENCH_ROUTER_RESPONSES", 100))
-# Latency is only a latency below the router's capacity (about 10-15 responses/s here);
-# above it the figure measures the queue. BENCH_E2E_RATE=20 shows the overload case.
-E2E_RATE = _env("BENCH_E2E_RATE", 5)
+# The issue's two offered loads: 5 responses/s (a latency) and 50/s (near the router's capacity).
+E2E_RATES = [float(x) for x in os.environ.get("BENCH_E2E_RATES", "5,50").split(",") if x]
+E2E_P99_GOALS = {5.0: 2.0, 50.0: 3.0}
 E2E_SECONDS = _env("BENCH_E2E_SECONDS", 10)
+# Registered cases at each point of the scale curve (seeded through the database).
+SCALE = [int(float(x)) for x in os.environ.get("BENCH_SCALE", "1e4,1e5,1e6").split(",") if x]
+SCALE_RESPONSES = int(_env("BENCH_SCALE_RESPONSES", 30))
+PHASES = os.environ.get("BENCH_PHASES", "intake,router,e2e,scale").split(",")
+GROWTH_GOAL = 1.5
 LABEL = os.environ.get("BENCH_LABEL") or None
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 
@@ -79,36 +90,78 @@ def bench_intake(t: Target) -> dict[str, Any]:
 
 
 def bench_router(t: Target) -> dict[str, Any]:
+    """Deliveries/s beside the commit ceiling (measured again in each round, back to back)."""
     asyncio.run(router.fan_out(t, responses=10))  # warm-up: topics, pools, first fan-outs
     record = asyncio.run(router.sample_record(t))
-    runs: dict[str, list[float]] = {"target": [], "pipelined": [], "batched5": []}
-    for i in range(RUNS):
-        fanned = asyncio.run(router.fan_out(t, responses=ROUTER_RESPONSES))
-        count = fanned.deliveries
-        pipelined = asyncio.run(router.raw_produce(t, record, count=count, batch=count))
-        batched = asyncio.run(router.raw_produce(t, record, count=count, batch=5))
-        runs["target"].append(fanned.rate)
-        runs["pipelined"].append(pipelined.rate)
-        runs["batched5"].append(batched.rate)
-        _say(
-            f"router round {i + 1}: {fanned.rate:.0f} deliveries/s vs raw produce "
-            f"{pipelined.rate:.0f}/s pipelined, {batched.rate:.0f}/s in acked fives"
-        )
+    dsn = t.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    commit = intake.BareServer(dsn)
+    runs: dict[str, list[float]] = {"target": [], "pipelined": [], "batched5": [], "commit": []}
+    try:
+        tokens = _tokens(t)
+        intake.run_wrk(commit.url, tokens=tokens, run_id=run_id("w"), connections=4, seconds=2)
+        for i in range(RUNS):
+            ceiling = intake.run_wrk(
+                commit.url,
+                tokens=tokens,
+                run_id=run_id(f"c{i}"),
+                connections=CONNECTIONS,
+                seconds=INTAKE_SECONDS,
+            )
+            fanned = asyncio.run(router.fan_out(t, responses=ROUTER_RESPONSES))
+            count = fanned.deliveries
+            pipelined = asyncio.run(router.raw_produce(t, record, count=count, batch=count))
+            batched = asyncio.run(router.raw_produce(t, record, count=count, batch=5))
+            runs["target"].append(fanned.rate)
+            runs["commit"].append(ceiling.rps)
+            runs["pipelined"].append(pipelined.rate)
+            runs["batched5"].append(batched.rate)
+            _say(
+                f"router round {i + 1}: {fanned.rate:.0f} deliveries/s vs commit ceiling "
+                f"{ceiling.rps:.0f}/s; raw produce {pipelined.rate:.0f}/s pipelined, "
+                f"{batched.rate:.0f}/s in acked fives"
+            )
+    finally:
+        commit.stop()
     return {"runs": runs, "record_bytes": len(record[1])}
 
 
 def bench_e2e(t: Target) -> dict[str, Any]:
+    """At each offered load: caseshare's latency, then the broker's own, per round."""
     record = asyncio.run(router.sample_record(t))
-    out: dict[str, list[dict[str, float]]] = {"target": [], "baseline": []}
-    for i in range(RUNS):
-        mine = asyncio.run(e2e.caseshare_latency(t, rate=E2E_RATE, seconds=E2E_SECONDS))
-        theirs = asyncio.run(e2e.broker_latency(t, record, rate=E2E_RATE, seconds=E2E_SECONDS))
-        for into, lat in ((out["target"], mine), (out["baseline"], theirs)):
-            into.append(
-                {"p50": stats.percentile(lat, 50), "p99": stats.percentile(lat, 99), "n": len(lat)}
+    out: dict[str, Any] = {}
+    for rate in E2E_RATES:
+        runs: dict[str, list[dict[str, float]]] = {"target": [], "baseline": []}
+        for i in range(RUNS):
+            mine = asyncio.run(e2e.caseshare_latency(t, rate=rate, seconds=E2E_SECONDS))
+            theirs = asyncio.run(e2e.broker_latency(t, record, rate=rate, seconds=E2E_SECONDS))
+            for into, lat in ((runs["target"], mine), (runs["baseline"], theirs)):
+                into.append(
+                    {
+                        "p50": stats.percentile(lat, 50),
+                        "p99": stats.percentile(lat, 99),
+                        "n": len(lat),
+                    }
+                )
+            _say(
+                f"e2e {rate:g}/s round {i + 1}: {runs['target'][-1]} "
+                f"vs broker {runs['baseline'][-1]}"
             )
-        _say(f"e2e round {i + 1}: {out['target'][-1]} vs broker {out['baseline'][-1]}")
+        out[f"{rate:g}"] = runs
     return out
+
+
+def bench_scale(t: Target, pids: dict[str, int]) -> dict[str, Any]:
+    """Seed up to each size through the database, then measure every scale figure there."""
+    points: list[dict[str, Any]] = []
+    tokens = _tokens(t)
+    for size in SCALE:
+        seeded = asyncio.run(scale.seed_to(t, size))
+        _say(f"scale: seeded {seeded['added']} cases in {seeded['seconds']} s, now {size}")
+        point = scale.measure(t, pids, tokens, size=size, runs=RUNS, responses=SCALE_RESPONSES)
+        point["seeded"] = seeded
+        points.append(point)
+        _say(f"scale {size}: {point['rounds'][-1]}, peak RSS {point['peak_mib']}")
+    return {"points": points}
 
 
 def _profiles(t: Target, pids: dict[str, int]) -> dict[str, Any]:
@@ -135,84 +188,163 @@ def _profiles(t: Target, pids: dict[str, int]) -> dict[str, Any]:
 
 
 def _figure(
-    name: str, tgt: str, base: str, ratio: stats.Summary, goal: str, met: bool
+    name: str, tgt: str, base: str, ratio: stats.Summary | None, goal: str, met: bool | None
 ) -> dict[str, Any]:
     return {"name": name, "target": tgt, "baseline": base, "ratio": ratio, "goal": goal, "met": met}
 
 
-def _figures(res: dict[str, Any]) -> list[dict[str, Any]]:
-    it, ib, ic = res["intake"]["target"], res["intake"]["baseline"], res["intake"]["commit"]
+def _wrk(rs: list[intake.WrkResult]) -> str:
     med = stats.median
-    intake_ratio = stats.ratio([r.rps for r in it], [r.rps for r in ib])
-    commit_ratio = stats.ratio([r.rps for r in ic], [r.rps for r in ib])
-    intake_vs_commit = stats.ratio([r.rps for r in it], [r.rps for r in ic])
-    rr = res["router"]["runs"]
-    router_ratio = stats.ratio(rr["target"], rr["pipelined"])
-    router_ratio5 = stats.ratio(rr["target"], rr["batched5"])
-    et, eb = res["e2e"]["target"], res["e2e"]["baseline"]
-    p99_ratio = stats.ratio([r["p99"] for r in et], [r["p99"] for r in eb])
-    p50_ratio = stats.ratio([r["p50"] for r in et], [r["p50"] for r in eb])
+    return (
+        f"{med([r.rps for r in rs]):.0f} req/s (p50 {med([r.p50_ms for r in rs]):.1f} / "
+        f"p99 {med([r.p99_ms for r in rs]):.1f} ms)"
+    )
 
-    def lat(rs: list[dict[str, float]]) -> str:
-        return f"p50 {med([r['p50'] for r in rs]):.1f} / p99 {med([r['p99'] for r in rs]):.1f} ms"
 
-    def wrk(rs: list[intake.WrkResult]) -> str:
-        return (
-            f"{med([r.rps for r in rs]):.0f} req/s (p50 {med([r.p50_ms for r in rs]):.1f} / "
-            f"p99 {med([r.p99_ms for r in rs]):.1f} ms)"
-        )
+def _lat(rs: list[dict[str, float]]) -> str:
+    med = stats.median
+    return f"p50 {med([r['p50'] for r in rs]):.1f} / p99 {med([r['p99'] for r in rs]):.1f} ms"
 
+
+def _intake_figures(res: dict[str, Any]) -> list[dict[str, Any]]:
+    it, ib, ic = res["target"], res["baseline"], res["commit"]
+    rps = [r.rps for r in it]
+    vs_ceiling = stats.ratio(rps, [r.rps for r in ic])
     return [
         _figure(
-            "intake POST /v1/cases throughput",
-            wrk(it),
-            wrk(ib),
-            intake_ratio,
+            "intake registrations/s vs commit ceiling",
+            _wrk(it),
+            _wrk(ic),
+            vs_ceiling,
             "≥ 0.5",
-            intake_ratio["median"] >= 0.5,
+            vs_ceiling["median"] >= 0.5,
         ),
         _figure(
-            "bare endpoint + one PostgreSQL commit (ceiling)",
-            wrk(ic),
-            wrk(ib),
-            commit_ratio,
+            "commit ceiling vs bare endpoint",
+            _wrk(ic),
+            _wrk(ib),
+            stats.ratio([r.rps for r in ic], [r.rps for r in ib]),
             "context",
-            True,
+            None,
         ),
         _figure(
-            "intake vs bare + one commit",
-            wrk(it),
-            wrk(ic),
-            intake_vs_commit,
+            "intake vs bare endpoint",
+            _wrk(it),
+            _wrk(ib),
+            stats.ratio(rps, [r.rps for r in ib]),
             "context",
-            True,
+            None,
         ),
+    ]
+
+
+def _router_figures(res: dict[str, Any]) -> list[dict[str, Any]]:
+    rr, med = res["runs"], stats.median
+    vs_ceiling = stats.ratio(rr["target"], rr["commit"])
+    return [
         _figure(
-            "router deliveries/s (5 recipients)",
+            "router deliveries/s vs commit ceiling (5 recipients)",
             f"{med(rr['target']):.0f}/s",
-            f"{med(rr['pipelined']):.0f}/s raw produce",
-            router_ratio,
-            "≥ 0.25",
-            router_ratio["median"] >= 0.25,
+            f"{med(rr['commit']):.0f} commits/s",
+            vs_ceiling,
+            "≥ 1.0",
+            vs_ceiling["median"] >= 1.0,
+        ),
+        _figure(
+            "router vs raw produce, all in flight",
+            f"{med(rr['target']):.0f}/s",
+            f"{med(rr['pipelined']):.0f}/s",
+            stats.ratio(rr["target"], rr["pipelined"]),
+            "context",
+            None,
         ),
         _figure(
             "router vs raw produce in acked fives",
             f"{med(rr['target']):.0f}/s",
             f"{med(rr['batched5']):.0f}/s",
-            router_ratio5,
+            stats.ratio(rr["target"], rr["batched5"]),
             "context",
-            True,
+            None,
         ),
-        _figure(
-            f"e2e p99 at {E2E_RATE:.0f} responses/s",
-            lat(et),
-            lat(eb),
-            p99_ratio,
-            "≤ 3",
-            p99_ratio["median"] <= 3,
-        ),
-        _figure("e2e p50 (context)", lat(et), lat(eb), p50_ratio, "context", True),
     ]
+
+
+def _e2e_figures(res: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for rate, runs in res.items():
+        et, eb = runs["target"], runs["baseline"]
+        p99 = stats.ratio([r["p99"] for r in et], [r["p99"] for r in eb])
+        goal = E2E_P99_GOALS.get(float(rate))
+        rows.append(
+            _figure(
+                f"e2e p99 at {rate} responses/s vs broker p99",
+                _lat(et),
+                _lat(eb),
+                p99,
+                f"≤ {goal:g}" if goal else "context",
+                p99["median"] <= goal if goal else None,
+            )
+        )
+        rows.append(
+            _figure(
+                f"e2e p50 at {rate} responses/s vs broker p50",
+                _lat(et),
+                _lat(eb),
+                stats.ratio([r["p50"] for r in et], [r["p50"] for r in eb]),
+                "context",
+                None,
+            )
+        )
+    return rows
+
+
+def _scale_figures(res: dict[str, Any]) -> list[dict[str, Any]]:
+    points = res["points"]
+    if not points:
+        return []
+    first, last = points[0], points[-1]
+    span = f"{first['size']:.0e} → {last['size']:.0e} cases".replace("+0", "")
+    rows = []
+    for key, label in (
+        ("intake_p50_ms", "intake p50 (ms)"),
+        ("router_cpu_ms_per_delivery", "router CPU per delivery (ms)"),
+        ("inbox_ms", "inbox query (ms)"),
+        ("case_map_ms", "case-map query (ms)"),
+    ):
+        grew = scale.growth(points, key) if len(points) > 1 else None
+        goal = "context" if key == "case_map_ms" or grew is None else f"≤ {GROWTH_GOAL:g}"
+        rows.append(
+            _figure(
+                f"growth of {label}, {span}",
+                f"{stats.median([r[key] for r in last['rounds']]):.2f}",
+                f"{stats.median([r[key] for r in first['rounds']]):.2f}",
+                grew,
+                goal,
+                None if goal == "context" or grew is None else grew["median"] <= GROWTH_GOAL,
+            )
+        )
+    for name, mib in last["peak_mib"].items():
+        rows.append(
+            _figure(
+                f"RSS {name} at {last['size']:,} cases",
+                f"{mib:.0f} MiB",
+                "-",
+                None,
+                f"≤ {report.RSS_BUDGET_MIB} MiB",
+                mib <= report.RSS_BUDGET_MIB,
+            )
+        )
+    return rows
+
+
+def _figures(res: dict[str, Any]) -> list[dict[str, Any]]:
+    makers = {
+        "intake": _intake_figures,
+        "router": _router_figures,
+        "e2e": _e2e_figures,
+        "scale": _scale_figures,
+    }
+    return [row for name, make in makers.items() if name in res for row in make(res[name])]
 
 
 def main() -> None:
@@ -221,43 +353,79 @@ def main() -> None:
     began = time.monotonic()
     with target() as t:
         pids = t.service_pids()
-        _say(f"stack ready: {t.ports}; service pids {pids}")
+        _say(f"stack ready: {t.ports}; service pids {pids}; phases {PHASES}")
         res: dict[str, Any] = {}
         peaks: dict[str, dict[str, float]] = {}
+        totals: dict[str, dict[str, float]] = {}
         cpu: dict[str, dict[str, float]] = {}
+        failed: dict[str, str] = {}
+        phases: dict[str, Callable[[Target], dict[str, Any]]] = {
+            "intake": bench_intake,
+            "router": bench_router,
+            "e2e": bench_e2e,
+            "scale": lambda t: bench_scale(t, pids),
+        }
         with memory.Sampler(pids) as overall:
-            for name, phase in (
-                ("intake", bench_intake),
-                ("router", bench_router),
-                ("e2e", bench_e2e),
-            ):
+            for name, phase in phases.items():
+                if name not in PHASES:
+                    continue
                 with memory.Sampler(pids) as sampled:
-                    res[name] = phase(t)
+                    try:
+                        res[name] = phase(t)
+                    except Exception as exc:  # one failed phase must not lose the others
+                        failed[name] = repr(exc)
+                        _say(f"{name} phase failed: {exc!r}")
                 peaks[name], cpu[name] = sampled.peak_mib, sampled.cpu_seconds
+                totals[name] = sampled.peak_total_mib
                 _say(f"{name} phase: peak RSS {peaks[name]}, CPU s {cpu[name]}")
         results: dict[str, Any] = {
             "started_at": started,
             "label": LABEL,
             "runs": RUNS,
             "settings": {
+                "phases": PHASES,
                 "intake_seconds": INTAKE_SECONDS,
                 "connections": CONNECTIONS,
                 "router_responses": ROUTER_RESPONSES,
-                "e2e_rate": E2E_RATE,
+                "e2e_rates": E2E_RATES,
                 "e2e_seconds": E2E_SECONDS,
+                "scale": SCALE,
+                "scale_responses": SCALE_RESPONSES,
+                "intake_workers": int(os.environ.get("INTAKE_WORKERS", "1")),
+                "token_cache_size": os.environ.get("OAUTH_TOKEN_CACHE_SIZE", "default"),
                 "use_running": os.environ.get("BENCH_USE_RUNNING"),
             },
             "load_before": load_before,
-            "intake": {k: [vars(r) for r in v] for k, v in res["intake"].items()},
-            "router": res["router"],
-            "e2e": res["e2e"],
-            "memory": {"peak_mib": overall.peak_mib, "by_phase": peaks, "cpu_seconds": cpu},
+            "failed_phases": failed,
+            "memory": {
+                "peak_mib": overall.peak_mib,
+                "peak_total_mib": overall.peak_total_mib,
+                "by_phase": peaks,
+                "total_by_phase": totals,
+                "cpu_seconds": cpu,
+            },
             "figures": _figures(res),
         }
+        if "intake" in res:
+            results["intake"] = {k: [vars(r) for r in v] for k, v in res["intake"].items()}
+            done = sum(r.requests for r in res["intake"]["target"])
+            results["intake_cpu_ms_per_registration"] = round(
+                1000 * cpu["intake"]["intake"] / max(done, 1), 2
+            )
+        for name in ("router", "e2e", "scale"):
+            if name in res:
+                results[name] = res[name]
+        if "router" in res:
+            made = (ROUTER_RESPONSES * RUNS + 10) * len(workload.RECIPIENTS)  # + warm-up
+            results["router_cpu_ms_per_delivery"] = round(
+                1000 * cpu["router"]["router"] / max(made, 1), 2
+            )
         if PROFILE:
             results["profiles"] = _profiles(t, pids)
     results["machine"] = report.machine()
     results["wall_seconds"] = round(time.monotonic() - began, 1)
+    if "scale" in res and len(res["scale"]["points"]) > 0:
+        results["scale_png"] = str(plot.scale_curve(res["scale"]["points"], LABEL))
     path = report.write(results, LABEL)
     print(report.table(results))
     print(f"\nresults: {Path(path).relative_to(report.ROOT)}; {results['wall_seconds']} s")

@@ -9,10 +9,15 @@ the audit entry and the outbox row.
 endpoint also commits the body in one INSERT through a raw asyncpg pool (intake's pool size)
 to a scratch database beside caseshare's on the same PostgreSQL. It shows how much of the gap
 is PostgreSQL's commit on this machine, before anything caseshare does.
+
+Both run with as many uvicorn workers as intake (`INTAKE_WORKERS`), so that a ratio never
+compares several processes with one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -34,15 +39,16 @@ async def _scratch_pool(dsn: str) -> asyncpg.Pool:
     admin = await asyncpg.connect(dsn)
     try:
         await admin.execute(f"CREATE DATABASE {SCRATCH_DATABASE}")
-    except asyncpg.DuplicateDatabaseError:
-        pass
+    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+        pass  # made by another worker, or by an earlier run
     finally:
         await admin.close()
     scratch = dsn.rsplit("/", 1)[0] + "/" + SCRATCH_DATABASE
     pool = await asyncpg.create_pool(scratch, min_size=POOL_SIZE, max_size=POOL_SIZE)
-    await pool.execute(
-        "CREATE TABLE IF NOT EXISTS commits (id uuid PRIMARY KEY, body jsonb NOT NULL)"
-    )
+    with contextlib.suppress(asyncpg.UniqueViolationError):  # two workers raced to create it
+        await pool.execute(
+            "CREATE TABLE IF NOT EXISTS commits (id uuid PRIMARY KEY, body jsonb NOT NULL)"
+        )
     return pool
 
 
@@ -74,9 +80,20 @@ def create_app(dsn: str | None = None) -> FastAPI:
     return app
 
 
+def from_environment() -> FastAPI:
+    """The app of one worker process when there are several."""
+    return create_app(os.environ.get("BENCH_BARE_DSN") or None)
+
+
 def main() -> None:
+    dsn = sys.argv[2] if len(sys.argv) > 2 else None
+    workers = int(os.environ.get("INTAKE_WORKERS", "1"))
+    if dsn and workers > 1:
+        os.environ["BENCH_BARE_DSN"] = dsn
     uvicorn.run(
-        create_app(sys.argv[2] if len(sys.argv) > 2 else None),
+        create_app(dsn) if workers == 1 else "bench.bare:from_environment",
+        factory=workers > 1,
+        workers=workers,
         host="127.0.0.1",
         port=int(sys.argv[1]),
         log_config=None,

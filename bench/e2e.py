@@ -26,7 +26,8 @@ from services.router.app import PRODUCER_LINGER_MS
 from shared.events import topic_name
 from shared.kafka import TopicProvisioner, make_consumer, make_producer
 
-SETTLE_SECONDS = 30.0
+# Long enough for a queue of 50 responses/s x 10 s to drain on a loaded machine.
+SETTLE_SECONDS = 120.0
 
 
 @dataclass

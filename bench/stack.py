@@ -58,16 +58,39 @@ class Target:
         token: str = answer.json()["access_token"]
         return token
 
-    def service_pids(self) -> dict[str, int]:
-        """The process listening on each service's port (other stacks may share the host)."""
-        by_port = {self.ports[name]: name for name in SERVICES}
-        found: dict[str, int] = {}
+    def service_pids(self, *, extra: tuple[str, ...] = ()) -> dict[str, int]:
+        """The process listening on each service's port (other stacks may share the host);
+        `extra` names more ports to look up, such as "pg" for PostgreSQL's postmaster."""
+        by_port = {self.ports[name]: name for name in (*SERVICES, *extra)}
+        holders: dict[str, set[int]] = {}
         for conn in psutil.net_connections(kind="tcp"):
             if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.pid is not None:
                 name = by_port.get(conn.laddr.port)
                 if name is not None:
-                    found[name] = conn.pid
-        return found
+                    holders.setdefault(name, set()).add(conn.pid)
+        # With several uvicorn workers every worker holds the socket: the service is the tree
+        # under their supervisor.
+        return {name: _root(pids) for name, pids in holders.items()}
+
+
+def _root(pids: set[int]) -> int:
+    """The service's own process: the workers' common parent (uvicorn's supervisor, which
+    need not hold the socket itself), else the one holder whose parent is not a holder."""
+    parents: set[int] = set()
+    for pid in pids:
+        try:
+            parents.add(int(psutil.Process(pid).ppid()))
+        except psutil.Error:
+            continue
+    if len(pids) > 1 and len(parents) == 1:
+        return parents.pop()
+    for pid in sorted(pids):
+        try:
+            if psutil.Process(pid).ppid() not in pids:
+                return pid
+        except psutil.Error:
+            continue
+    return min(pids)
 
 
 def _running() -> Target:

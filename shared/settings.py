@@ -129,6 +129,10 @@ class OAuthSettings(BaseSettings):
     oauth_max_token_lifetime_seconds: int = Field(
         default=3600, alias="OAUTH_MAX_TOKEN_LIFETIME_SECONDS", ge=60, le=86400
     )
+    # Validated tokens remembered (by hash, until their exp) per process; 0 checks every time.
+    oauth_token_cache_size: int = Field(
+        default=4096, alias="OAUTH_TOKEN_CACHE_SIZE", ge=0, le=1_000_000
+    )
 
 
 class SelectorSettings(BaseSettings):

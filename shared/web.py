@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
@@ -161,6 +162,18 @@ def health_router(checks: Callable[[], dict[str, Check]]) -> APIRouter:
     return router
 
 
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by orjson: the same compact UTF-8 bytes as Starlette's, a few times faster.
+
+    FastAPI's own `ORJSONResponse` is deprecated: it renders declared response models to bytes
+    through pydantic, a path that any `default_response_class` switches off, so this class is
+    used only where a route builds its answer as a dict (`created_response`).
+    """
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
 def created_response(
     status: int, body: dict[str, Any], *, replayed: bool, location: str
 ) -> JSONResponse:
@@ -168,4 +181,4 @@ def created_response(
     headers = {"Location": location}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(body, status_code=status, headers=headers)
+    return FastJSONResponse(body, status_code=status, headers=headers)

@@ -26,13 +26,22 @@ from services.intake.settings import IntakeSettings
 from services.intake.state import IntakeState
 from services.intake.webhooks_routes import webhooks_router
 from services.registry.context import Context
+from shared import logs, tracing
 from shared import metrics as service_metrics
 from shared import state as shared_state
-from shared import tracing
 from shared.auth.validation import TokenValidator
 from shared.checks import broker_check, database_check
 from shared.db import create_engine, create_sessionmaker
 from shared.web import health_router, install_common
+
+FACTORY = "services.intake.app:from_environment"
+
+
+def from_environment() -> FastAPI:
+    """The app of one uvicorn worker process (`INTAKE_WORKERS` > 1), built from its environment."""
+    settings = IntakeSettings()
+    logs.configure(level=settings.log_level, fmt=settings.log_format, service="intake")
+    return create_app(settings)
 
 
 def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = None) -> FastAPI:

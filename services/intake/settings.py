@@ -30,6 +30,9 @@ class IntakeSettings(
     port: int = Field(default=8000, alias="INTAKE_PORT")
     max_body_bytes: int = Field(default=1024 * 1024, alias="INTAKE_MAX_BODY_BYTES", ge=1024)
     docs_enabled: bool = Field(default=True, alias="INTAKE_DOCS_ENABLED")
+    # uvicorn worker processes: one per core intake is given in production; 1 in dev, where
+    # PostgreSQL, the broker and the other services share the same cores.
+    workers: int = Field(default=1, alias="INTAKE_WORKERS", ge=1, le=64)
     # Intake's load is many short transactions at once. Twenty kept-open connections and no
     # overflow allow as many as the shared default (ten plus ten) without opening and closing
     # the last ten on every burst, each a new backend and a new statement cache.

@@ -86,6 +86,8 @@ DELIBERATE_DEFAULTS = {
     " the 0.5 s poll only catches retries falling due",
     "PAYLOAD_RETENTION_SECONDS": "ciphertexts go 90 days after acknowledgement, as issue 14 asks",
     "DELETION_REMINDER_SECONDS": "a recipient is reminded daily of an unconfirmed deletion",
+    "OAUTH_TOKEN_CACHE_SIZE": "4096 validated tokens per process, each kept until its exp at most",
+    "INTAKE_WORKERS": "one worker per container: both topologies scale intake by replicas",
 }
 _NO_KAFKA_CLIENT = {
     "KAFKA_SECURITY_PROTOCOL",

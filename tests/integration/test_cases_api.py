@@ -235,3 +235,25 @@ async def test_an_unknown_platform_is_422_and_writes_nothing(
     answer = await intake.client.post("/v1/cases", json=body, headers=headers)
     assert_problem(answer, 422, "unknown platform 'myspace'")
     assert await counts(db) == before
+
+
+async def test_registering_and_reading_never_hop_to_a_worker_thread(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain `def` dependency or route runs in anyio's thread pool: a hop per request that
+    costs more than the work. Every step of the hot paths must stay on the event loop."""
+    import anyio.to_thread
+
+    hops: list[object] = []
+    real = anyio.to_thread.run_sync
+
+    async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(func)
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    case = await opened(intake, "FR")
+    headers = intake.authority("FR")
+    assert (await intake.client.get(f"/v1/cases/{case['id']}", headers=headers)).status_code == 200
+    assert (await intake.client.get("/v1/inbox", headers=headers)).status_code == 200
+    assert hops == []

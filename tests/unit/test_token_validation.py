@@ -309,3 +309,132 @@ async def test_metadata_naming_another_issuer_is_not_trusted(
     issuer.issuer = "https://impostor.example"
     with pytest.raises(Unauthorized):
         await validator.validate(sign(key, claims()))
+
+
+# --- the cache of validated tokens -------------------------------------------------------
+
+
+@pytest.fixture
+def verifies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts signature checks, so a test can tell a cached answer from a full validation."""
+    from shared.auth import validation
+
+    calls: list[int] = []
+    real = validation.jws.validate_compact
+
+    def counting(*args: Any, **kwargs: Any) -> bool:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(validation.jws, "validate_compact", counting)
+    return calls
+
+
+async def test_a_reused_token_is_verified_once(
+    validator: TokenValidator, key: ECKey, verifies: list[int]
+) -> None:
+    token = sign(key, claims())
+    first = await validator.validate(token)
+    for _ in range(3):
+        assert await validator.validate(token) == first
+    assert len(verifies) == 1
+
+
+async def test_a_cached_token_still_expires(
+    validator: TokenValidator, key: ECKey, verifies: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = claims()
+    token = sign(key, payload)
+    await validator.validate(token)
+    # Inside the 5 s leeway the token is still good, but the answer is not the cache's.
+    monkeypatch.setattr(time, "time", lambda: payload["exp"] + 1.0)
+    await validator.validate(token)
+    await validator.validate(token)
+    assert len(verifies) == 3  # past exp, nothing is remembered: every call verifies
+    monkeypatch.setattr(time, "time", lambda: payload["exp"] + 60.0)
+    with pytest.raises(Unauthorized, match="expired"):
+        await validator.validate(token)
+
+
+async def test_a_cached_token_dies_with_its_key(
+    validator: TokenValidator, issuer: FakeIssuer, key: ECKey, clock: Clock
+) -> None:
+    token = sign(key, claims())
+    await validator.validate(token)
+    issuer.published = [ECKey.generate_key("P-256", auto_kid=True)]
+    clock.now += 301  # the JWKS TTL: the next call refetches, as for an uncached token
+    with pytest.raises(Unauthorized):
+        await validator.validate(token)
+
+
+async def test_a_cached_token_is_rechecked_when_its_kid_gets_other_key_material(
+    validator: TokenValidator, issuer: FakeIssuer, key: ECKey, clock: Clock, verifies: list[int]
+) -> None:
+    token = sign(key, claims())
+    await validator.validate(token)
+    replacement = ECKey.generate_key("P-256", parameters={"kid": key.kid})
+    issuer.published = [replacement]
+    await validator.validate(token)  # the JWKS is still within its TTL: same key, cached
+    assert len(verifies) == 1
+    clock.now += 301
+    with pytest.raises(Unauthorized):
+        await validator.validate(token)
+    assert len(verifies) == 2  # the new key under the old kid verified it, and refused it
+
+
+async def test_the_cache_is_bounded(
+    issuer: FakeIssuer, key: ECKey, clock: Clock, verifies: list[int]
+) -> None:
+    validator = TokenValidator(
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        leeway_seconds=5,
+        jwks_ttl_seconds=300,
+        http=httpx.AsyncClient(transport=httpx.MockTransport(issuer.handle)),
+        clock=clock,
+        cache_size=2,
+    )
+    try:
+        tokens = [sign(key, claims(jti=f"token-{n}")) for n in range(3)]
+        for token in tokens:
+            await validator.validate(token)
+        assert len(validator._verified) == 2
+        await validator.validate(tokens[2])  # the newest is kept
+        assert len(verifies) == 3
+        await validator.validate(tokens[0])  # the oldest was let go: verified again
+        assert len(verifies) == 4
+        assert len(validator._verified) == 2
+    finally:
+        await validator.aclose()
+
+
+async def test_a_cache_of_size_zero_verifies_every_call(
+    issuer: FakeIssuer, key: ECKey, clock: Clock, verifies: list[int]
+) -> None:
+    validator = TokenValidator(
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        leeway_seconds=5,
+        jwks_ttl_seconds=300,
+        http=httpx.AsyncClient(transport=httpx.MockTransport(issuer.handle)),
+        clock=clock,
+        cache_size=0,
+    )
+    try:
+        token = sign(key, claims())
+        await validator.validate(token)
+        await validator.validate(token)
+    finally:
+        await validator.aclose()
+    assert len(verifies) == 2
+
+
+async def test_a_refused_token_is_not_remembered(
+    validator: TokenValidator, key: ECKey, verifies: list[int]
+) -> None:
+    token = sign(key, claims(aud="someone-else"))
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            await validator.validate(token)
+    assert len(verifies) == 2
+    assert not validator._verified

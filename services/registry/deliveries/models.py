@@ -39,6 +39,8 @@ class Delivery(Base):
             "acknowledged_at",
             postgresql_where=text("sealed_disclosures IS NOT NULL"),
         ),
+        # the inbox's order: a page is an index walk, not a sort of the jurisdiction's rows
+        Index("ix_deliveries_jurisdiction_created", "jurisdiction", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
