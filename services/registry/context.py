@@ -7,8 +7,14 @@ import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func
+from sqlalchemy.orm import InstrumentedAttribute
 
 from shared.errors import ValidationFailed
+
+Q = TypeVar("Q", bound=Select[Any])
 
 
 @dataclass(frozen=True)
@@ -39,3 +45,22 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(at), uuid.UUID(ident)
     except ValueError as exc:
         raise ValidationFailed("invalid cursor") from exc
+
+
+def keyset_page(
+    query: Q,
+    at: InstrumentedAttribute[datetime],
+    ident: InstrumentedAttribute[uuid.UUID],
+    *,
+    cursor: str | None,
+    limit: int,
+    newest_first: bool,
+) -> Q:
+    """One page of `query` ordered by (`at`, `ident`), resuming after `cursor`: one row more
+    than `limit` is fetched, so the caller knows whether another page follows."""
+    if cursor:
+        after_at, after_id = decode_cursor(cursor)
+        row, mark = func.row(at, ident), func.row(after_at, after_id)
+        query = query.where(row < mark if newest_first else row > mark)
+    order = (at.desc(), ident.desc()) if newest_first else (at, ident)
+    return query.order_by(*order).limit(limit + 1)

@@ -23,7 +23,7 @@ from services.registry.cases import links, rules
 from services.registry.cases.models import Case, CaseSelector
 from services.registry.cases.rules import CaseStatus, CoordinationDecision, CoordinationState
 from services.registry.cases.schemas import CaseOut
-from services.registry.context import Actor, Context, decode_cursor, encode_cursor
+from services.registry.context import Actor, Context, encode_cursor, keyset_page
 from services.registry.store import outbox
 from shared.errors import NotFound
 from shared.events import CaseStatusChanged, CoordinationDecided, CoordinationRequested
@@ -108,14 +108,10 @@ async def list_for(
     )
     if state is not None:
         query = query.where(Case.coordination_state == state.value)
-    if cursor:
-        at, ident = decode_cursor(cursor)
-        query = query.where((Case.created_at < at) | ((Case.created_at == at) & (Case.id < ident)))
-    rows = (
-        await session.scalars(
-            query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit + 1)
-        )
-    ).all()
+    query = keyset_page(
+        query, Case.created_at, Case.id, cursor=cursor, limit=limit, newest_first=True
+    )
+    rows = (await session.scalars(query)).all()
     page = list(rows[:limit])
     nxt = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return [_out(c) for c in page], nxt

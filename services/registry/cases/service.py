@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.audit import service as audit
@@ -18,7 +18,7 @@ from services.registry.cases import coordination, links, repository, rules, sele
 from services.registry.cases.models import Case, CaseSelector
 from services.registry.cases.rules import CaseStatus, CoordinationState, ReleasePolicy
 from services.registry.cases.schemas import CaseCreate, CaseOut, SelectorOut
-from services.registry.context import Actor, Context, decode_cursor, encode_cursor
+from services.registry.context import Actor, Context, encode_cursor, keyset_page
 from services.registry.store import locks, outbox
 from shared.errors import NotFound, PreconditionFailed, ValidationFailed
 from shared.events import CaseRegistered, CaseStatusChanged
@@ -196,14 +196,10 @@ async def list_for(
         query = query.where(Case.platform == platform)
     if status:
         query = query.where(Case.status == status.value)
-    if cursor:
-        at, ident = decode_cursor(cursor)
-        query = query.where(func.row(Case.created_at, Case.id) < func.row(at, ident))
-    rows = (
-        await session.scalars(
-            query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit + 1)
-        )
-    ).all()
+    query = keyset_page(
+        query, Case.created_at, Case.id, cursor=cursor, limit=limit, newest_first=True
+    )
+    rows = (await session.scalars(query)).all()
     page = list(rows[:limit])
     sels = (
         await session.scalars(

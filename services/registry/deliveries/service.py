@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.audit import service as audit
 from services.registry.cases.models import Case
-from services.registry.context import Actor, Context, decode_cursor, encode_cursor
+from services.registry.context import Actor, Context, encode_cursor, keyset_page
 from services.registry.deliveries.models import Delivery
 from services.registry.deliveries.rules import DeliveryState
 from services.registry.deliveries.schemas import Acknowledgement, InboxItem
@@ -74,14 +74,10 @@ async def list_for(
     )
     if unacknowledged:
         query = query.where(Delivery.state != DeliveryState.ACKNOWLEDGED)
-    if cursor:
-        at, ident = decode_cursor(cursor)
-        query = query.where(
-            (Delivery.created_at > at) | ((Delivery.created_at == at) & (Delivery.id > ident))
-        )
-    rows = (
-        await session.execute(query.order_by(Delivery.created_at, Delivery.id).limit(limit + 1))
-    ).all()
+    query = keyset_page(
+        query, Delivery.created_at, Delivery.id, cursor=cursor, limit=limit, newest_first=False
+    )
+    rows = (await session.execute(query)).all()
     page = rows[:limit]
     items = [_item(d, c, r) for d, c, r in page]
     last = page[-1][0] if page else None

@@ -17,7 +17,7 @@ from sqlalchemy.orm import aliased
 
 from services.registry.cases.models import Case, CaseLink, CaseSelector
 from services.registry.cases.rules import CaseStatus
-from services.registry.context import decode_cursor, encode_cursor
+from services.registry.context import encode_cursor, keyset_page
 from services.registry.deliveries.models import Delivery, Exclusion
 from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.oversight.schemas import (
@@ -143,10 +143,9 @@ async def list_cases(
     query = _case_filters(
         select(*_CASE_COLUMNS), platform=platform, status=status, opened_by=opened_by
     )
-    if cursor:
-        at, ident = decode_cursor(cursor)
-        query = query.where(func.row(Case.created_at, Case.id) < func.row(at, ident))
-    query = query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit + 1)
+    query = keyset_page(
+        query, Case.created_at, Case.id, cursor=cursor, limit=limit, newest_first=True
+    )
     rows = (await session.execute(query)).mappings().all()
     page = rows[:limit]
     items = await _with_counts_and_links(session, page)
@@ -206,14 +205,14 @@ async def list_responses(
         query = query.where(CooperationResponse.platform == platform)
     if fanout_state is not None:
         query = query.where(CooperationResponse.fanout_state == fanout_state)
-    if cursor:
-        at, ident = decode_cursor(cursor)
-        query = query.where(
-            func.row(CooperationResponse.received_at, CooperationResponse.id) < func.row(at, ident)
-        )
-    query = query.order_by(
-        CooperationResponse.received_at.desc(), CooperationResponse.id.desc()
-    ).limit(limit + 1)
+    query = keyset_page(
+        query,
+        CooperationResponse.received_at,
+        CooperationResponse.id,
+        cursor=cursor,
+        limit=limit,
+        newest_first=True,
+    )
     rows = (await session.execute(query)).mappings().all()
     items = [ResponseMetadata.model_validate(dict(r)) for r in rows[:limit]]
     last = items[-1] if items else None

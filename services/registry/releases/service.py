@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.audit import service as audit
 from services.registry.cases.rules import CoordinationState, ReleasePolicy
-from services.registry.context import Actor, Context, decode_cursor, encode_cursor
+from services.registry.context import Actor, Context, encode_cursor, keyset_page
 from services.registry.deliveries.models import Delivery, Exclusion
 from services.registry.deliveries.rules import DeliveryState
 from services.registry.evidence import service as evidence
@@ -196,14 +196,10 @@ async def list_for(
     query = repository.with_delivery().where(Release.originator == originator)
     if state is not None:
         query = query.where(Release.state == state.value)
-    if cursor:
-        at, ident = decode_cursor(cursor)
-        query = query.where(
-            (Release.created_at > at) | ((Release.created_at == at) & (Release.id > ident))
-        )
-    rows = (
-        await session.execute(query.order_by(Release.created_at, Release.id).limit(limit + 1))
-    ).all()
+    query = keyset_page(
+        query, Release.created_at, Release.id, cursor=cursor, limit=limit, newest_first=False
+    )
+    rows = (await session.execute(query)).all()
     page = rows[:limit]
     last = page[-1][0] if page else None
     nxt = encode_cursor(last.created_at, last.id) if last and len(rows) > limit else None

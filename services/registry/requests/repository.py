@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry.context import decode_cursor
+from services.registry.context import keyset_page
 from services.registry.deliveries.rules import FanoutState
 from services.registry.requests.models import LegalRequest, RequestHistory, RequestTimer
 from services.registry.requests.rules import (
@@ -56,13 +56,15 @@ async def listing(
         query = query.where(LegalRequest.state == state.value)
     if case_id is not None:
         query = query.where(LegalRequest.case_id == case_id)
-    if cursor:
-        at, ident = decode_cursor(cursor)
-        query = query.where(
-            func.row(LegalRequest.created_at, LegalRequest.id) < func.row(at, ident)
-        )
-    order = (LegalRequest.created_at.desc(), LegalRequest.id.desc())
-    rows = (await session.scalars(query.order_by(*order).limit(limit + 1))).all()
+    query = keyset_page(
+        query,
+        LegalRequest.created_at,
+        LegalRequest.id,
+        cursor=cursor,
+        limit=limit,
+        newest_first=True,
+    )
+    rows = (await session.scalars(query)).all()
     return rows[:limit], len(rows) > limit
 
 
