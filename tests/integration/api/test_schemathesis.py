@@ -111,6 +111,17 @@ def _load(app: FastAPI, world: World) -> Any:
     return schema
 
 
+# The fuzzer writes far faster than any one client may (one run sent more than the burst
+# of 200 writes within a second and got 429 where 422 was due). Throttling is tested by
+# test_write_limits.py and test_read_limits.py; here it would only hide the answers under test.
+UNTHROTTLED = {
+    "WRITE_RATE_PER_SECOND": 1e6,
+    "WRITE_RATE_BURST": 1_000_000,
+    "READ_RATE_PER_SECOND": 1e6,
+    "READ_RATE_BURST": 1_000_000,
+}
+
+
 @pytest.fixture(scope="session")
 def intake_schema(
     fuzz_database_url: str,
@@ -119,7 +130,7 @@ def intake_schema(
     broker: EmbeddedTansu,
     lifespans: None,
 ) -> Any:
-    values = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}
+    values = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, **UNTHROTTLED}
     app = create_intake(intake_settings(fuzz_database_url, **values), http=mint.http())
     return _load(app, fuzz_world)
 
@@ -136,6 +147,7 @@ def registry_schema(
         "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
         "REGISTRY_STREAM_MAX_SECONDS": 1,
         "REGISTRY_STREAM_PING_SECONDS": 1,
+        **UNTHROTTLED,
     }
     app = create_registry(registry_settings(fuzz_database_url, **values), http=mint.http())
     return _load(app, fuzz_world)
