@@ -55,9 +55,21 @@ class RunningStack:
             auth=(client_id, dev_secret(self.state, client_id)),
             timeout=30,
         )
-        answer.raise_for_status()
+        if answer.is_error:
+            raise RuntimeError(
+                f"the issuer answered {answer.status_code} to {client_id}'s token request;"
+                f" its last errors:\n{self.log_errors('issuer')}"
+            )
         token: str = answer.json()["access_token"]
         return token
+
+    def log_errors(self, service: str, *, last: int = 5) -> str:
+        """The last ERROR records of a service's log (which holds no request values), so that
+        a failure on a shared stack explains itself in the test report."""
+        path = self.state / "logs" / f"{service}.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        errors = [line for line in lines if '"level":"ERROR"' in line.replace(" ", "")]
+        return "\n".join(errors[-last:]) or "(none logged)"
 
 
 def allocate_ports() -> dict[str, int]:
