@@ -25,14 +25,20 @@ install: $(STAMP)
 run: install
 	$(BIN)/caseshare up
 
+# Two workers: much of the suite waits on PostgreSQL, the broker or a service process, so a
+# second worker overlaps that waiting even on two cores. Each stack's tests stay on one worker
+# (`--dist loadgroup`, groups set in tests/e2e/conftest.py). TEST_WORKERS=0 runs in-process.
+TEST_WORKERS ?= 2
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup
+
 test: install
 	$(BIN)/python -m tests.system_deps
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 # The inner loop: unit and integration tests only, no full stack boots.
 test-fast: install
 	$(BIN)/python -m tests.system_deps
-	$(BIN)/pytest tests/unit tests/deploy tests/integration
+	$(BIN)/pytest $(PYTEST_PARALLEL) tests/unit tests/deploy tests/integration
 
 lint: install
 	$(BIN)/ruff check .

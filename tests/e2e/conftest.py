@@ -7,6 +7,7 @@ that kill a service or restart the stack start their own (see `own_stack`).
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,26 @@ import pytest
 
 from caseshare.stack import supervised
 from tests.log_scan import file_leaks, stack_log_files
+
+# Under pytest-xdist (`make test` runs `--dist loadgroup`), every test of one stack goes to the
+# same worker, so each stack boots once; the tests that start their own servers go anywhere.
+STACK_GROUPS = {"running": "shared-stack", "own_stack": "own-stack"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups off the items
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "e2e" not in item.keywords:
+            continue  # another directory's fixture may share a name
+        for fixture, group in STACK_GROUPS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Longest first: the stack groups (sent first, being the largest) and the router's
+        # failure tests take minutes each, the rest seconds. Handed out in collection order,
+        # they would start last and leave one worker idle while the other finished them.
+        items.sort(key=lambda item: "e2e" not in item.keywords)
 
 
 @pytest.fixture(scope="session")
