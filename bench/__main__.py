@@ -137,10 +137,17 @@ def bench_router(t: Target) -> dict[str, Any]:
     return {"runs": runs, "record_bytes": len(record[1])}
 
 
-def bench_paths(t: Target) -> dict[str, Any]:
+def bench_paths(t: Target, pids: dict[str, int]) -> dict[str, Any]:
     """Issuing a request, releasing a held delivery and the platform's inbox page, each beside
     its baseline in the same round (see bench/paths.py)."""
-    return paths.measure(t, runs=RUNS, seconds=INTAKE_SECONDS, connections=CONNECTIONS, say=_say)
+    return paths.measure(
+        t,
+        runs=RUNS,
+        seconds=INTAKE_SECONDS,
+        connections=CONNECTIONS,
+        say=_say,
+        intake_pid=pids["intake"],
+    )
 
 
 def bench_e2e(t: Target) -> dict[str, Any]:
@@ -382,7 +389,8 @@ def main() -> None:
             "intake": bench_intake,
             "router": bench_router,
             "e2e": bench_e2e,
-            "paths": bench_paths,  # after e2e: the releases it decides leave the router work
+            # after e2e: the releases this phase decides leave the router work to do
+            "paths": lambda t: bench_paths(t, pids),
             "scale": lambda t: bench_scale(t, pids),
         }
         with memory.Sampler(pids) as overall:

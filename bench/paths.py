@@ -39,6 +39,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psutil
 
 from bench import intake, stats, workload
 from bench.stack import Target
@@ -104,6 +105,19 @@ def check(name: str, result: intake.WrkResult, *, listed: int | None = None) -> 
         )
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU used so far by a service: its process and any workers under it."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in (root, *root.children(recursive=True)):
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def pool_needed(rates: Sequence[float], seconds: float) -> int:
     """Held releases one round needs: twice the fastest rate seen over the round, and slack."""
     return math.ceil(POOL_SAFETY * max(rates, default=0.0) * seconds) + POOL_SLACK
@@ -129,7 +143,7 @@ async def _open_case(http: httpx.AsyncClient, token: str, code: str, handle: str
         "/v1/cases",
         headers=workload.bearer(token),
         json={
-            "reference": f"PATHS-{code}-{handle[1:]}",
+            "reference": f"PATHS-{code}-{handle.rsplit('_', 1)[1]}",
             "platform": PLATFORM,
             "legal_basis": "Art. 18 CoE Convention",
             "offence_categories": ["fraud"],
@@ -179,10 +193,14 @@ class HeldReleases:
         self.per_response = 0
 
     async def open_cases(self) -> None:
-        """Every jurisdiction opens a case about the handle; the originator's is answered."""
+        """Every member and partner opens a case about the handle (an associated third
+        country would need a coordinator); the originator's is answered."""
         conn = await asyncpg.connect(self.dsn)
         try:
-            codes = [r["code"] for r in await conn.fetch("SELECT code FROM jurisdictions")]
+            rows = await conn.fetch(
+                "SELECT code FROM jurisdictions WHERE status IN ('member', 'partner')"
+            )
+            codes = [r["code"] for r in rows]
         finally:
             await conn.close()
         async with httpx.AsyncClient(base_url=self.target.url("intake"), timeout=30) as http:
@@ -263,8 +281,10 @@ def measure(
     seconds: float,
     connections: int,
     say: Callable[[str], None],
+    intake_pid: int,
 ) -> dict[str, Any]:
-    """`runs` rounds of the three paths and their two baselines, in rotating order."""
+    """`runs` rounds of the three paths and their two baselines, in rotating order; with
+    intake's CPU per request of each path (its process tree, over that path's run only)."""
     dsn = target.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     out: dict[str, list[intake.WrkResult]] = {
         "issue": [],
@@ -273,6 +293,7 @@ def measure(
         "commit": [],
         "bare_inbox": [],
     }
+    cpu_ms: dict[str, list[float]] = {"issue": [], "release": [], "inbox": []}
     with tempfile.TemporaryDirectory(prefix="caseshare-paths-") as tmp:
         work = Path(tmp)
         who = asyncio.run(issuers(target))
@@ -336,6 +357,7 @@ def measure(
                 shift = i % len(names)
                 for name in names[shift:] + names[:shift]:
                     url, lines, toks, cycle = plan[name]
+                    cpu_before = cpu_seconds(intake_pid)
                     if name == "commit":  # the ceiling as every phase measures it
                         result = intake.run_wrk(
                             url,
@@ -359,17 +381,26 @@ def measure(
                         listed=listed if name == "release" else None,
                     )
                     out[name].append(result)
+                    if name in cpu_ms:
+                        used = cpu_seconds(intake_pid) - cpu_before
+                        cpu_ms[name].append(round(1000 * used / result.requests, 2))
                 rates.append(out["release"][-1].rps)
                 say(
                     f"paths round {i + 1}: issue {out['issue'][-1]}, release {out['release'][-1]}"
                     f" vs commit ceiling {out['commit'][-1]}; inbox {out['inbox'][-1]} vs bare"
-                    f" {out['bare_inbox'][-1]}"
+                    f" {out['bare_inbox'][-1]}; intake CPU ms per request"
+                    f" { {k: v[-1] for k, v in cpu_ms.items()} }"
                 )
         finally:
             commit.stop()
             if bare is not None:
                 bare.stop()
-    return {"runs": out, "page_bytes": len(page), "held_per_response": held.per_response}
+    return {
+        "runs": out,
+        "intake_cpu_ms_per_request": cpu_ms,
+        "page_bytes": len(page),
+        "held_per_response": held.per_response,
+    }
 
 
 def _wrk(rs: Sequence[intake.WrkResult], unit: str) -> str:
