@@ -64,8 +64,8 @@ def test_a_release_list_used_up_before_the_end_fails_the_round() -> None:
         paths.check("release", wrk(100, requests=800), listed=801)
 
 
-def test_the_release_pool_covers_twice_the_fastest_rate_seen() -> None:
-    assert paths.pool_needed([50.0, 120.0, 80.0], 8) == 2 * 120 * 8 + paths.POOL_SLACK
+def test_the_release_pool_covers_four_times_the_fastest_rate_seen() -> None:
+    assert paths.pool_needed([50.0, 120.0, 80.0], 8) == 4 * 120 * 8 + paths.POOL_SLACK
     assert paths.pool_needed([], 8) == paths.POOL_SLACK
 
 
