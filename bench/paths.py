@@ -11,7 +11,7 @@ Every figure is driven by wrk with `replay.lua`, which sends the requests a file
   after the warm-up has issued well over a page of requests to the platform.
 - **releasing a held delivery** (`POST /v1/releases/{id}`, decision `release`): each release
   can be decided once, so the state is made first through the API, as in production: every
-  jurisdiction opens a case on the platform about one handle, the platform answers the
+  member and partner opens a case on the platform about one handle, the platform answers the
   originator's (AT's) case with a disclosure about that handle, and the router fans it out,
   holding every recipient but the originator (no release policy). The file lists each held
   release once; a round that reaches its end fails instead of measuring an idle server.
@@ -52,7 +52,8 @@ from bench.stack import Target
 REPLAY = Path(__file__).with_name("replay.lua")
 PLATFORM = workload.PLATFORM
 ORIGINATOR = "AT"
-INBOX_PATH = "/v1/platform/requests?limit=50"
+PAGE = 50
+INBOX_PATH = f"/v1/platform/requests?limit={PAGE}"
 RESPONSE_CONCURRENCY = 8
 POOL_SAFETY = 4.0  # held releases per round: this many times the fastest rate seen x seconds
 POOL_SLACK = 200
@@ -148,13 +149,7 @@ async def _open_case(http: httpx.AsyncClient, token: str, code: str, handle: str
     made = await http.post(
         "/v1/cases",
         headers=workload.bearer(token),
-        json={
-            "reference": f"PATHS-{code}-{handle.rsplit('_', 1)[1]}",
-            "platform": PLATFORM,
-            "legal_basis": "Art. 18 CoE Convention",
-            "offence_categories": ["fraud"],
-            "selectors": [{"kind": "account_handle", "value": handle}],
-        },
+        json=workload.case_body(f"PATHS-{code}-{handle.rsplit('_', 1)[1]}", handle),
     )
     made.raise_for_status()
     case_id: str = made.json()["id"]
@@ -182,7 +177,7 @@ async def inbox_page(target: Target, token: str) -> bytes:
     async with httpx.AsyncClient(base_url=target.url("intake"), timeout=30) as http:
         page = await http.get(INBOX_PATH, headers=workload.bearer(token))
     page.raise_for_status()
-    if len(page.json()["items"]) < 50:
+    if len(page.json()["items"]) < PAGE:
         raise RuntimeError("the platform's inbox holds less than one page of requests")
     return page.content
 
@@ -309,15 +304,18 @@ def measure(
         held = HeldReleases(target)
         try:
             # warm-up: first requests, JWKS, pools; issuing fills the platform's inbox
-            warm = run(
-                target.url("intake"),
-                issue_lines,
-                tokens=who.tokens,
-                connections=4,
-                seconds=2,
-                cycle=True,
-            )
-            check("issue warm-up", warm)
+            issued = 0
+            while issued <= PAGE:
+                warm = run(
+                    target.url("intake"),
+                    issue_lines,
+                    tokens=who.tokens,
+                    connections=4,
+                    seconds=2,
+                    cycle=True,
+                )
+                check("issue warm-up", warm)
+                issued += warm.requests
             platform_token = target.token(f"platform-{PLATFORM}")
             page = asyncio.run(inbox_page(target, platform_token))
             (work / "page.json").write_bytes(page)
