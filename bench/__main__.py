@@ -56,6 +56,7 @@ PHASES = os.environ.get("BENCH_PHASES", "intake,router,e2e,paths,scale").split("
 GROWTH_GOAL = 1.5
 LABEL = os.environ.get("BENCH_LABEL") or None
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
+PROFILES = report.RESULTS / "profiles"
 
 
 def _say(text: str) -> None:
@@ -147,6 +148,9 @@ def bench_paths(t: Target, pids: dict[str, int]) -> dict[str, Any]:
         connections=CONNECTIONS,
         say=_say,
         intake_pid=pids["intake"],
+        profile_prefix=report.RESULTS / "profiles" / f"{LABEL or 'latest'}-paths"
+        if PROFILE
+        else None,
     )
 
 
@@ -191,7 +195,7 @@ def bench_scale(t: Target, pids: dict[str, int]) -> dict[str, Any]:
 
 def _profiles(t: Target, pids: dict[str, int]) -> dict[str, Any]:
     """One extra, unmeasured round of intake and router load under py-spy."""
-    where = report.RESULTS / "profiles"
+    where = PROFILES
     tag = LABEL or "latest"
     found: dict[str, Any] = {}
     tokens = _tokens(t)

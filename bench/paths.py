@@ -46,7 +46,7 @@ import asyncpg
 import httpx
 import psutil
 
-from bench import intake, stats, workload
+from bench import intake, profile, stats, workload
 from bench.stack import Target
 
 REPLAY = Path(__file__).with_name("replay.lua")
@@ -283,9 +283,12 @@ def measure(
     connections: int,
     say: Callable[[str], None],
     intake_pid: int,
+    profile_prefix: Path | None = None,
 ) -> dict[str, Any]:
     """`runs` rounds of the three paths and their two baselines, in rotating order; with
-    intake's CPU per request of each path (its process tree, over that path's run only)."""
+    intake's CPU per request of each path (its process tree, over that path's run only).
+    `profile_prefix`: then one more, unmeasured run of each path with intake under py-spy,
+    the collapsed stacks written to `<prefix>-<path>.txt` and summarised in the result."""
     dsn = target.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     out: dict[str, list[intake.WrkResult]] = {
         "issue": [],
@@ -295,6 +298,7 @@ def measure(
         "bare_inbox": [],
     }
     cpu_ms: dict[str, list[float]] = {"issue": [], "release": [], "inbox": []}
+    profiles: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="caseshare-paths-") as tmp:
         work = Path(tmp)
         who = asyncio.run(issuers(target))
@@ -395,11 +399,30 @@ def measure(
                     f" {out['bare_inbox'][-1]}; intake CPU ms per request"
                     f" { {k: v[-1] for k, v in cpu_ms.items()} }"
                 )
+            if profile_prefix is not None:
+                asyncio.run(held.top_up(pool_needed(rates, seconds)))
+                release_lines, _ = held.take(work / "release-profile.tsv")
+                for name in ("issue", "release", "inbox"):
+                    url, lines, toks, cycle = plan[name]
+                    if name == "release":
+                        lines = release_lines
+                    out_file = Path(f"{profile_prefix}-{name}.txt")
+                    with profile.spy(intake_pid, out_file, seconds=seconds):
+                        run(
+                            url,
+                            lines,
+                            tokens=toks,
+                            connections=connections,
+                            seconds=seconds,
+                            cycle=cycle,
+                        )
+                    profiles[name] = profile.summarize(out_file)
         finally:
             commit.stop()
             if bare is not None:
                 bare.stop()
     return {
+        "profiles": profiles,
         "runs": out,
         "intake_cpu_ms_per_request": cpu_ms,
         "page_bytes": len(page),
