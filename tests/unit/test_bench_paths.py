@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
-from bench import paths, report
+from bench import bare, paths, report
 from bench.intake import WrkResult
 
 
@@ -77,3 +78,17 @@ def test_request_lines_are_one_per_line_tab_separated(tmp_path: Path) -> None:
     assert written.read_text() == (
         'GET\t/v1/platform/requests?limit=50\t1\t\nPOST\t/v1/x\t2\t{"a":1}\n'
     )
+
+
+async def test_the_bare_inbox_sends_the_very_bytes_of_the_page_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = b'{"items":[{"id":"x","selectors":[]}],"next_cursor":null}'
+    (tmp_path / "page.json").write_bytes(page)
+    monkeypatch.setenv("BENCH_BARE_PAGE", str(tmp_path / "page.json"))
+    transport = httpx.ASGITransport(app=bare.create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://bare") as client:
+        answer = await client.get("/v1/platform/requests?limit=50", headers={"Authorization": "x"})
+    assert answer.status_code == 200
+    assert answer.content == page
+    assert answer.headers["content-type"] == "application/json"
