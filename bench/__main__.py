@@ -21,7 +21,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, intake, memory, plot, profile, report, router, scale, stats, workload
+from bench import (
+    e2e,
+    intake,
+    memory,
+    paths,
+    plot,
+    profile,
+    report,
+    router,
+    scale,
+    stats,
+    workload,
+)
 from bench.stack import Target, target
 
 
@@ -40,10 +52,11 @@ E2E_SECONDS = _env("BENCH_E2E_SECONDS", 10)
 # Registered cases at each point of the scale curve (seeded through the database).
 SCALE = [int(float(x)) for x in os.environ.get("BENCH_SCALE", "1e4,1e5,1e6").split(",") if x]
 SCALE_RESPONSES = int(_env("BENCH_SCALE_RESPONSES", 30))
-PHASES = os.environ.get("BENCH_PHASES", "intake,router,e2e,scale").split(",")
+PHASES = os.environ.get("BENCH_PHASES", "intake,router,e2e,paths,scale").split(",")
 GROWTH_GOAL = 1.5
 LABEL = os.environ.get("BENCH_LABEL") or None
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
+PROFILES = report.RESULTS / "profiles"
 
 
 def _say(text: str) -> None:
@@ -125,6 +138,22 @@ def bench_router(t: Target) -> dict[str, Any]:
     return {"runs": runs, "record_bytes": len(record[1])}
 
 
+def bench_paths(t: Target, pids: dict[str, int]) -> dict[str, Any]:
+    """Issuing a request, releasing a held delivery and the platform's inbox page, each beside
+    its baseline in the same round (see bench/paths.py)."""
+    return paths.measure(
+        t,
+        runs=RUNS,
+        seconds=INTAKE_SECONDS,
+        connections=CONNECTIONS,
+        say=_say,
+        intake_pid=pids["intake"],
+        profile_prefix=report.RESULTS / "profiles" / f"{LABEL or 'latest'}-paths"
+        if PROFILE
+        else None,
+    )
+
+
 def bench_e2e(t: Target) -> dict[str, Any]:
     """At each offered load: caseshare's latency, then the broker's own, per round."""
     record = asyncio.run(router.sample_record(t))
@@ -166,7 +195,7 @@ def bench_scale(t: Target, pids: dict[str, int]) -> dict[str, Any]:
 
 def _profiles(t: Target, pids: dict[str, int]) -> dict[str, Any]:
     """One extra, unmeasured round of intake and router load under py-spy."""
-    where = report.RESULTS / "profiles"
+    where = PROFILES
     tag = LABEL or "latest"
     found: dict[str, Any] = {}
     tokens = _tokens(t)
@@ -342,6 +371,7 @@ def _figures(res: dict[str, Any]) -> list[dict[str, Any]]:
         "intake": _intake_figures,
         "router": _router_figures,
         "e2e": _e2e_figures,
+        "paths": lambda res: paths.figures(res["runs"]),
         "scale": _scale_figures,
     }
     return [row for name, make in makers.items() if name in res for row in make(res[name])]
@@ -363,6 +393,8 @@ def main() -> None:
             "intake": bench_intake,
             "router": bench_router,
             "e2e": bench_e2e,
+            # after e2e: the releases this phase decides leave the router work to do
+            "paths": lambda t: bench_paths(t, pids),
             "scale": lambda t: bench_scale(t, pids),
         }
         with memory.Sampler(pids) as overall:
@@ -412,6 +444,11 @@ def main() -> None:
             results["intake_cpu_ms_per_registration"] = round(
                 1000 * cpu["intake"]["intake"] / max(done, 1), 2
             )
+        if "paths" in res:
+            results["paths"] = {
+                **res["paths"],
+                "runs": {k: [vars(r) for r in v] for k, v in res["paths"]["runs"].items()},
+            }
         for name in ("router", "e2e", "scale"):
             if name in res:
                 results[name] = res[name]

@@ -12,6 +12,10 @@ is PostgreSQL's commit on this machine, before anything caseshare does.
 
 Both run with as many uvicorn workers as intake (`INTAKE_WORKERS`), so that a ratio never
 compares several processes with one.
+
+Either also answers `GET /v1/platform/requests` with the bytes of the file `BENCH_BARE_PAGE`
+names (a real inbox page the paths phase fetched), read once at start: the baseline of a read
+is the same server sending the same bytes, with no token, no query and no model to render.
 """
 
 from __future__ import annotations
@@ -22,15 +26,17 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 SCRATCH_DATABASE = "caseshare_bench"
+EMPTY_PAGE = b'{"items":[],"next_cursor":null}'
 POOL_SIZE = 20  # intake's default pool, no overflow
 
 
@@ -76,6 +82,13 @@ def create_app(dsn: str | None = None) -> FastAPI:
                     orjson.dumps(body).decode(),
                 )
         return JSONResponse({"id": str(ident), **body}, status_code=201)
+
+    page_file = os.environ.get("BENCH_BARE_PAGE")
+    page = Path(page_file).read_bytes() if page_file else EMPTY_PAGE
+
+    @app.get("/v1/platform/requests")
+    async def inbox() -> Response:
+        return Response(page, media_type="application/json")
 
     return app
 

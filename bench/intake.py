@@ -44,10 +44,18 @@ def wrk_path() -> str:
 
 
 def run_wrk(
-    url: str, *, tokens: list[str], run_id: str, connections: int, seconds: float
+    url: str,
+    *,
+    tokens: list[str],
+    run_id: str,
+    connections: int,
+    seconds: float,
+    script: Path = SCRIPT,
+    extra_env: dict[str, str] | None = None,
 ) -> WrkResult:
-    """Run wrk once on one thread; every request carries a fresh reference and selector."""
-    env = {**os.environ, "BENCH_TOKENS": ",".join(tokens), "BENCH_RUN": run_id}
+    """Run wrk once on one thread; with the default script every request carries a fresh
+    reference and selector (another script prints the same JSON line of results)."""
+    env = {**os.environ, "BENCH_TOKENS": ",".join(tokens), "BENCH_RUN": run_id, **(extra_env or {})}
     out = subprocess.run(  # noqa: S603 - a fixed program and our own arguments
         [
             wrk_path(),
@@ -57,7 +65,7 @@ def run_wrk(
             "--timeout",
             "10s",
             "-s",
-            str(SCRIPT),
+            str(script),
             url,
         ],
         env=env,
@@ -80,11 +88,12 @@ def run_wrk(
 class BareServer:
     """The baseline app in its own process, like intake is."""
 
-    def __init__(self, dsn: str | None = None) -> None:
+    def __init__(self, dsn: str | None = None, *, extra_env: dict[str, str] | None = None) -> None:
         """`dsn`: also commit each body to PostgreSQL (the commit-ceiling context figure)."""
         self.port = free_port()
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "bench.bare", str(self.port), *([dsn] if dsn else [])],
+            env={**os.environ, **(extra_env or {})},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -40,6 +40,17 @@ def response_body(handle: str) -> dict[str, Any]:
     }
 
 
+def case_body(reference: str, handle: str) -> dict[str, Any]:
+    """An open case on the bench's platform about one account handle."""
+    return {
+        "reference": reference,
+        "platform": PLATFORM,
+        "legal_basis": "Art. 18 CoE Convention",
+        "offence_categories": ["fraud"],
+        "selectors": [{"kind": "account_handle", "value": handle}],
+    }
+
+
 async def seed_cases(http: httpx.AsyncClient, target: Target) -> str:
     """Five open cases, one per recipient, sharing a fresh handle; returns the handle."""
     handle = f"@bench_{uuid.uuid4().hex[:12]}"
@@ -48,13 +59,7 @@ async def seed_cases(http: httpx.AsyncClient, target: Target) -> str:
         made = await http.post(
             "/v1/cases",
             headers=bearer(token),
-            json={
-                "reference": f"BENCH-{code}-{handle[7:]}",
-                "platform": PLATFORM,
-                "legal_basis": "Art. 18 CoE Convention",
-                "offence_categories": ["fraud"],
-                "selectors": [{"kind": "account_handle", "value": handle}],
-            },
+            json=case_body(f"BENCH-{code}-{handle[7:]}", handle),
         )
         made.raise_for_status()
     return handle
