@@ -44,7 +44,7 @@ from services.router.publish import (
 )
 from shared import sealing
 from shared.db import transaction
-from shared.events import JurisdictionExcluded, json_datetime
+from shared.events import JurisdictionsExcluded, json_datetime
 from shared.evidence import Signer
 from shared.kafka import TopicProvisioner
 
@@ -286,8 +286,9 @@ async def _record_exclusions(
     *,
     prefix: str,
 ) -> None:
-    """The exclusions and their events, one INSERT each: most of the ~40 jurisdictions are
-    excluded from every response, so these rows are built as plainly as possible."""
+    """The exclusions, one INSERT, and one summary event for all of them: most of the ~40
+    jurisdictions are excluded from every response, so these rows are built as plainly as
+    possible, and the fan-out log gets one event per response rather than one per row."""
     if not excluded:
         return
     idents = [exclusion_id(response_id, d.jurisdiction) for d in excluded]
@@ -306,26 +307,29 @@ async def _record_exclusions(
             for ident, d in zip(idents, excluded, strict=True)
         ],
     )
-    key, decided_at = str(response_id), json_datetime(now)
-    events = []
-    for ident, d in zip(idents, excluded, strict=True):
-        subject = str(ident)
-        payload = excluded_payload(subject, key, d, decided_at)
-        events.append(outbox.Prepared(JurisdictionExcluded, payload, key, subject, ident))
-    await outbox.add_many(session, events, prefix=prefix)
+    key = str(response_id)
+    payload = exclusions_payload(key, list(zip(idents, excluded, strict=True)), json_datetime(now))
+    event_id = uuid.uuid5(DELIVERY_NAMESPACE, f"exclusions:{response_id}")
+    summary = outbox.Prepared(JurisdictionsExcluded, payload, key, key, event_id)
+    await outbox.add_many(session, [summary], prefix=prefix)
 
 
-def excluded_payload(
-    exclusion_id: str, response_id: str, d: rules.Decision, decided_at: str
+def exclusions_payload(
+    response_id: str, excluded: list[tuple[uuid.UUID, rules.Decision]], decided_at: str
 ) -> dict[str, Any]:
-    """`JurisdictionExcluded(...).model_dump(mode="json")`, without the model (tested equal)."""
+    """`JurisdictionsExcluded(...).model_dump(mode="json")`, without the model (tested equal)."""
     return {
-        "exclusion_id": exclusion_id,
         "response_id": response_id,
-        "jurisdiction": d.jurisdiction,
-        "reason": d.reason.value,
-        "detail": d.detail,
         "decided_at": decided_at,
+        "exclusions": [
+            {
+                "exclusion_id": str(ident),
+                "jurisdiction": d.jurisdiction,
+                "reason": d.reason.value,
+                "detail": d.detail,
+            }
+            for ident, d in excluded
+        ],
     }
 
 
