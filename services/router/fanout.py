@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import DateTime, Integer, Row, Text, bindparam, select, update
+from sqlalchemy import DateTime, Integer, Row, Text, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -352,7 +353,7 @@ _JURISDICTIONS = select(Jurisdiction.code, Jurisdiction.status, Jurisdiction.pub
 _COMPLETE = (
     update(CooperationResponse)
     .where(
-        CooperationResponse.id == bindparam("response"),
+        CooperationResponse.id == any_(bindparam("responses", type_=ARRAY(PG_UUID(as_uuid=True)))),
         CooperationResponse.fanout_state == FanoutState.ROUTED,
     )
     .values(fanout_state=FanoutState.COMPLETED)
@@ -378,20 +379,49 @@ async def process_response(
     policy: Policy,
     lapse_after: timedelta = release_rules.DEFAULT_LAPSE,
 ) -> FanoutResult:
-    """The whole fan-out of one response: what was produced, and who was excluded now.
+    """The whole fan-out of one response: what was produced, and who was excluded now."""
+    return await process_responses(
+        sm,
+        producer,
+        provisioner,
+        response_ids=[response_id],
+        prefix=prefix,
+        policy=policy,
+        lapse_after=lapse_after,
+    )
+
+
+async def process_responses(
+    sm: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    provisioner: TopicProvisioner,
+    *,
+    response_ids: Sequence[uuid.UUID],
+    prefix: str,
+    policy: Policy,
+    lapse_after: timedelta = release_rules.DEFAULT_LAPSE,
+) -> FanoutResult:
+    """The fan-out of several responses as one: every decision recorded in one transaction, in
+    the order given; their inbox records produced as one batch; then one transaction marks
+    them published and the responses completed. A failure anywhere rolls back or replays the
+    whole group, and every step is idempotent, so a replay names the same deliveries.
 
     A first run builds the inbox records from the decisions it has just recorded; only a
-    replay (the response was decided before) reads its pending deliveries back."""
+    replay (a response decided before) reads its pending deliveries back."""
+    records: list[Outgoing] = []
+    excluded = 0
     async with transaction(sm) as session:
-        routed = await decide_and_record(
-            session, response_id=response_id, prefix=prefix, lapse_after=lapse_after
-        )
-        if routed is None:
-            records = await load_outgoing(session, prefix=prefix, pending_of=response_id)
-        else:
-            records = routed.records
+        for response_id in response_ids:
+            routed = await decide_and_record(
+                session, response_id=response_id, prefix=prefix, lapse_after=lapse_after
+            )
+            if routed is None:
+                records += await load_outgoing(session, prefix=prefix, pending_of=response_id)
+            else:
+                records += routed.records
+                excluded += routed.excluded
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
-        await session.execute(_COMPLETE, {"response": response_id})
+        await session.execute(_COMPLETE, {"responses": list(response_ids)})
         await mark_published(session, records=records, policy=policy, prefix=prefix)
-    return FanoutResult(produced=len(records), excluded=routed.excluded if routed else 0)
+    return FanoutResult(produced=len(records), excluded=excluded)
