@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import DateTime, Integer, Row, Text, any_, bindparam, select, update
+from sqlalchemy import DateTime, Integer, Text, any_, bindparam, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -90,12 +90,32 @@ class Routed:
     excluded: int
 
 
+@dataclass(frozen=True)
+class Lookups:
+    """What every response of a batch reads alike, read once per batch (one transaction):
+    the jurisdictions with their statuses and recipient keys, and the hub's signing key."""
+
+    statuses: dict[str, JurisdictionStatus]
+    keys: dict[str, dict[str, Any] | None]
+    signer: Signer
+
+    @classmethod
+    async def load(cls, session: AsyncSession) -> Lookups:
+        juris = (await session.execute(_JURISDICTIONS)).all()
+        return cls(
+            statuses={j.code: JurisdictionStatus(j.status) for j in juris},
+            keys={j.code: j.public_jwk for j in juris},
+            signer=await hub_keys.active_signer(session),
+        )
+
+
 async def decide_and_record(
     session: AsyncSession,
     *,
     response_id: uuid.UUID,
     prefix: str,
     lapse_after: timedelta = release_rules.DEFAULT_LAPSE,
+    lookups: Lookups | None = None,
 ) -> Routed | None:
     """Run the standing rules once and record every decision; returns the inbox records of the
     new deliveries, or None if the response had been decided already (a replay)."""
@@ -104,26 +124,22 @@ async def decide_and_record(
         raise UnknownResponse(f"response {response_id} is not in the registry")
     if resp.fanout_state != FanoutState.RECEIVED:
         return None
-    juris = (await session.execute(_JURISDICTIONS)).all()
-    keys = {j.code: j.public_jwk for j in juris}
+    known = lookups or await Lookups.load(session)
     response = _to_rule_response(resp)
     cases, references = await candidates.load(session, response)
     decisions = rules.decide(
         response,
         cases=cases,
-        jurisdictions={
-            j.code: rules.Jurisdiction(j.code, JurisdictionStatus(j.status)) for j in juris
-        },
+        jurisdictions={code: rules.Jurisdiction(code, st) for code, st in known.statuses.items()},
     )
     now = datetime.now(UTC)
     requester = await releases.requester(session, resp.requesting_case_id)
-    planned = await _plan(session, resp, response, decisions, juris, requester)
+    planned = await _plan(session, resp, response, decisions, known.statuses, requester)
     excluded = [p.decision for p in planned if not p.decision.included]
-    signer = await hub_keys.active_signer(session)
-    platform = await session.get(Platform, resp.platform)
+    platform = await session.get(Platform, resp.platform)  # once a batch: the identity map
     platform_jwk = platform.signing_jwk if platform else None
     deliveries = [
-        _delivery(resp, p, keys.get(p.decision.jurisdiction), now, signer, platform_jwk)
+        _delivery(resp, p, known.keys.get(p.decision.jurisdiction), now, known.signer, platform_jwk)
         for p in planned
         if p.decision.included
     ]
@@ -163,7 +179,7 @@ async def _plan(
     resp: CooperationResponse,
     response: rules.Response,
     decisions: list[rules.Decision],
-    juris: Sequence[Row[Any]],
+    statuses: dict[str, JurisdictionStatus],
     requester: release_rules.Requester | None,
 ) -> list[release_rules.Planned]:
     """Standing decisions -> who receives now, who is held, and which disclosures each gets."""
@@ -171,7 +187,7 @@ async def _plan(
     matched = {d.matched_case_id for d in decisions if d.included and d.matched_case_id}
     return release_rules.plan(
         decisions,
-        statuses={j.code: JurisdictionStatus(j.status) for j in juris},
+        statuses=statuses,
         handling_code=response.handling_code,
         requester=requester,
         disclosure_hashes=hashes,
@@ -411,9 +427,14 @@ async def process_responses(
     records: list[Outgoing] = []
     excluded = 0
     async with transaction(sm) as session:
+        lookups = await Lookups.load(session)
         for response_id in response_ids:
             routed = await decide_and_record(
-                session, response_id=response_id, prefix=prefix, lapse_after=lapse_after
+                session,
+                response_id=response_id,
+                prefix=prefix,
+                lapse_after=lapse_after,
+                lookups=lookups,
             )
             if routed is None:
                 records += await load_outgoing(session, prefix=prefix, pending_of=response_id)
