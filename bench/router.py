@@ -31,10 +31,17 @@ CONCURRENCY = 8
 class RouterRun:
     deliveries: int
     seconds: float
+    submitted_seconds: float = 0.0  # first to last response accepted by intake
 
     @property
     def rate(self) -> float:
         return self.deliveries / self.seconds if self.seconds else 0.0
+
+    @property
+    def submitted_rate(self) -> float:
+        """Intake's acceptance of the responses, counted in their deliveries: no router can be
+        seen to publish faster than the responses arrive."""
+        return self.deliveries / self.submitted_seconds if self.submitted_seconds else 0.0
 
 
 async def fan_out(target: Target, *, responses: int) -> RouterRun:
@@ -50,10 +57,12 @@ async def fan_out(target: Target, *, responses: int) -> RouterRun:
 
         ids = await asyncio.gather(*(one() for _ in range(responses)))
     expect = responses * len(workload.RECIPIENTS)
-    count, seconds = await workload.published_window(target, ids, expect=expect, within=120)
+    count, seconds, submitted = await workload.published_and_received(
+        target, ids, expect=expect, within=120
+    )
     if count < expect:
         raise RuntimeError(f"only {count} of {expect} deliveries published within 120 s")
-    return RouterRun(count, seconds)
+    return RouterRun(count, seconds, submitted)
 
 
 async def sample_record(target: Target) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:

@@ -73,6 +73,17 @@ async def published_window(
 ) -> tuple[int, float]:
     """Wait until `expect` deliveries of these responses are published; returns (count, seconds
     from the first response received to the last delivery published, by the database clock)."""
+    count, seconds, _ = await published_and_received(
+        target, response_ids, expect=expect, within=within
+    )
+    return count, seconds
+
+
+async def published_and_received(
+    target: Target, response_ids: list[str], *, expect: int, within: float
+) -> tuple[int, float, float]:
+    """`published_window`, and the seconds from the first to the last response received: how
+    fast intake accepted them, which bounds how fast any router can be seen to deliver them."""
     engine = create_async_engine(target.database_url, pool_size=1)
     ids = [uuid.UUID(r) for r in response_ids]
     try:
@@ -86,7 +97,9 @@ async def published_window(
                             "SELECT count(*) FILTER (WHERE d.state <> 'pending'),"
                             " extract(epoch FROM max(d.published_at) -"
                             "  (SELECT min(received_at) FROM responses"
-                            "   WHERE id = ANY(:ids)))"
+                            "   WHERE id = ANY(:ids))),"
+                            " (SELECT extract(epoch FROM max(received_at) - min(received_at))"
+                            "  FROM responses WHERE id = ANY(:ids))"
                             " FROM deliveries d WHERE d.response_id = ANY(:ids)"
                         ),
                         {"ids": ids},
@@ -94,7 +107,7 @@ async def published_window(
                 ).one()
                 await conn.commit()
                 if row[0] >= expect or loop.time() > deadline:
-                    return int(row[0]), float(row[1] or 0.0)
+                    return int(row[0]), float(row[1] or 0.0), float(row[2] or 0.0)
                 await asyncio.sleep(0.1)
     finally:
         await engine.dispose()
