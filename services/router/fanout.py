@@ -115,16 +115,60 @@ async def decide_and_record(
     response_id: uuid.UUID,
     prefix: str,
     lapse_after: timedelta = release_rules.DEFAULT_LAPSE,
-    lookups: Lookups | None = None,
 ) -> Routed | None:
     """Run the standing rules once and record every decision; returns the inbox records of the
     new deliveries, or None if the response had been decided already (a replay)."""
-    resp = await session.get(CooperationResponse, response_id, with_for_update=True)
-    if resp is None:
-        raise UnknownResponse(f"response {response_id} is not in the registry")
-    if resp.fanout_state != FanoutState.RECEIVED:
-        return None
-    known = lookups or await Lookups.load(session)
+    [routed] = await decide_and_record_many(
+        session, response_ids=[response_id], prefix=prefix, lapse_after=lapse_after
+    )
+    return routed
+
+
+async def decide_and_record_many(
+    session: AsyncSession,
+    *,
+    response_ids: Sequence[uuid.UUID],
+    prefix: str,
+    lapse_after: timedelta = release_rules.DEFAULT_LAPSE,
+) -> list[Routed | None]:
+    """`decide_and_record` for several responses in one transaction: each decided in the order
+    given, then every row and event of all of them written with one statement per table."""
+    ids = list(dict.fromkeys(response_ids))  # a response fetched twice is decided once
+    # one statement locks them all, in id order, whatever order they are decided in
+    rows = (await session.scalars(_LOCK_RESPONSES, {"ids": ids})).all()
+    locked = {r.id: r for r in rows}
+    for response_id in ids:
+        if response_id not in locked:
+            raise UnknownResponse(f"response {response_id} is not in the registry")
+    known = await Lookups.load(session)
+    decided = {
+        r.id: await _decide(session, r, known, prefix)
+        for r in (locked[i] for i in ids)
+        if r.fanout_state == FanoutState.RECEIVED
+    }
+    await _record(session, list(decided.values()), prefix=prefix, lapse_after=lapse_after)
+    routed = {i: Routed(d.records, len(d.excluded)) for i, d in decided.items()}
+    return [routed.get(i) for i in response_ids]
+
+
+@dataclass(frozen=True)
+class Decided:
+    """One response decided and its deliveries sealed, not yet written."""
+
+    resp: CooperationResponse
+    planned: list[release_rules.Planned]
+    deliveries: list[NewDelivery]
+    excluded: list[rules.Decision]
+    originator: str | None
+    records: list[Outgoing]
+    now: datetime
+
+
+async def _decide(
+    session: AsyncSession, resp: CooperationResponse, known: Lookups, prefix: str
+) -> Decided:
+    """The standing rules over the cases that can change the decision, the release plan, and a
+    sealed delivery for each recipient; reads only."""
     response = _to_rule_response(resp)
     cases, references = await candidates.load(session, response)
     decisions = rules.decide(
@@ -135,7 +179,6 @@ async def decide_and_record(
     now = datetime.now(UTC)
     requester = await releases.requester(session, resp.requesting_case_id)
     planned = await _plan(session, resp, response, decisions, known.statuses, requester)
-    excluded = [p.decision for p in planned if not p.decision.included]
     platform = await session.get(Platform, resp.platform)  # once a batch: the identity map
     platform_jwk = platform.signing_jwk if platform else None
     deliveries = [
@@ -143,35 +186,60 @@ async def decide_and_record(
         for p in planned
         if p.decision.included
     ]
-    await _DELIVERIES.insert(session, [d._asdict() for d in deliveries])
-    await releases.record(
-        session,
-        planned=planned,
-        response=resp,
-        delivery_ids={d.jurisdiction: d.id for d in deliveries},
-        originator=requester.originator if requester else None,
-        now=now,
-        lapse_after=lapse_after,
-        prefix=prefix,
-    )
-    await _record_exclusions(session, resp.id, excluded, now, prefix=prefix)
-    resp.disclosures, resp.fanout_state, resp.routed_at = None, FanoutState.ROUTED, now
-    resp.platform_signature = None
-    await session.flush()
-    await audit.append(
-        session,
-        actor="router",
-        action="routing.decided",
-        subject_type="response",
-        subject_id=str(resp.id),
-        details={"decisions": [_audited(p) for p in planned]},
-    )
     records = [
         outgoing(prefix, d, references[d.case_id], resp)
         for d in deliveries
         if d.state == DeliveryState.PENDING
     ]
-    return Routed(records, len(excluded))
+    return Decided(
+        resp=resp,
+        planned=planned,
+        deliveries=deliveries,
+        excluded=[p.decision for p in planned if not p.decision.included],
+        originator=requester.originator if requester else None,
+        records=records,
+        now=now,
+    )
+
+
+async def _record(
+    session: AsyncSession, decided: list[Decided], *, prefix: str, lapse_after: timedelta
+) -> None:
+    """Write what was decided: deliveries, release rows, exclusions with their summary events,
+    the responses marked routed (their disclosures dropped: only ciphertexts stay), and one
+    audit entry per response; one statement per table for the whole batch."""
+    if not decided:
+        return
+    await _DELIVERIES.insert(session, [d._asdict() for x in decided for d in x.deliveries])
+    for x in decided:  # no statement unless a delivery is held or released
+        await releases.record(
+            session,
+            planned=x.planned,
+            response=x.resp,
+            delivery_ids={d.jurisdiction: d.id for d in x.deliveries},
+            originator=x.originator,
+            now=x.now,
+            lapse_after=lapse_after,
+            prefix=prefix,
+        )
+    await _record_exclusions(session, [(x.resp.id, x.excluded, x.now) for x in decided], prefix)
+    for x in decided:
+        x.resp.disclosures, x.resp.fanout_state, x.resp.routed_at = None, FanoutState.ROUTED, x.now
+        x.resp.platform_signature = None
+    await session.flush()
+    await audit.append_many(
+        session,
+        [
+            {
+                "actor": "router",
+                "action": "routing.decided",
+                "subject_type": "response",
+                "subject_id": str(x.resp.id),
+                "details": {"decisions": [_audited(p) for p in x.planned]},
+            }
+            for x in decided
+        ],
+    )
 
 
 async def _plan(
@@ -297,21 +365,18 @@ _EXCLUSIONS = bulk.RowInserter(
 
 async def _record_exclusions(
     session: AsyncSession,
-    response_id: uuid.UUID,
-    excluded: list[rules.Decision],
-    now: datetime,
-    *,
+    excluded: list[tuple[uuid.UUID, list[rules.Decision], datetime]],
     prefix: str,
 ) -> None:
-    """The exclusions, one INSERT, and one summary event for all of them: most of the ~40
-    jurisdictions are excluded from every response, so these rows are built as plainly as
-    possible, and the fan-out log gets one event per response rather than one per row."""
-    if not excluded:
-        return
-    idents = [exclusion_id(response_id, d.jurisdiction) for d in excluded]
-    await _EXCLUSIONS.insert(
-        session,
-        [
+    """The exclusions of several responses, one INSERT, and one summary event per response:
+    most of the ~40 jurisdictions are excluded from every response, so these rows are built as
+    plainly as possible, and the fan-out log gets one event per response, not one per row."""
+    rows, summaries = [], []
+    for response_id, decisions, now in excluded:
+        if not decisions:
+            continue
+        idents = [exclusion_id(response_id, d.jurisdiction) for d in decisions]
+        rows += [
             {
                 "id": ident,
                 "response_id": response_id,
@@ -321,14 +386,15 @@ async def _record_exclusions(
                 "detail": d.detail,
                 "created_at": now,
             }
-            for ident, d in zip(idents, excluded, strict=True)
-        ],
-    )
-    key = str(response_id)
-    payload = exclusions_payload(key, list(zip(idents, excluded, strict=True)), json_datetime(now))
-    event_id = uuid.uuid5(DELIVERY_NAMESPACE, f"exclusions:{response_id}")
-    summary = outbox.Prepared(JurisdictionsExcluded, payload, key, key, event_id)
-    await outbox.add_many(session, [summary], prefix=prefix)
+            for ident, d in zip(idents, decisions, strict=True)
+        ]
+        key = str(response_id)
+        pairs = list(zip(idents, decisions, strict=True))
+        payload = exclusions_payload(key, pairs, json_datetime(now))
+        event_id = uuid.uuid5(DELIVERY_NAMESPACE, f"exclusions:{response_id}")
+        summaries.append(outbox.Prepared(JurisdictionsExcluded, payload, key, key, event_id))
+    await _EXCLUSIONS.insert(session, rows)
+    await outbox.add_many(session, summaries, prefix=prefix)
 
 
 def exclusions_payload(
@@ -366,6 +432,13 @@ def _audited(p: release_rules.Planned) -> dict[str, Any]:
 
 # Built once: building a statement costs more than running these.
 _JURISDICTIONS = select(Jurisdiction.code, Jurisdiction.status, Jurisdiction.public_jwk)
+_LOCK_RESPONSES = (
+    select(CooperationResponse)
+    .where(CooperationResponse.id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))))
+    .order_by(CooperationResponse.id)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 _COMPLETE = (
     update(CooperationResponse)
     .where(
@@ -426,16 +499,12 @@ async def process_responses(
     replay (a response decided before) reads its pending deliveries back."""
     records: list[Outgoing] = []
     excluded = 0
+    ids = list(dict.fromkeys(response_ids))
     async with transaction(sm) as session:
-        lookups = await Lookups.load(session)
-        for response_id in response_ids:
-            routed = await decide_and_record(
-                session,
-                response_id=response_id,
-                prefix=prefix,
-                lapse_after=lapse_after,
-                lookups=lookups,
-            )
+        decided = await decide_and_record_many(
+            session, response_ids=ids, prefix=prefix, lapse_after=lapse_after
+        )
+        for response_id, routed in zip(ids, decided, strict=True):
             if routed is None:
                 records += await load_outgoing(session, prefix=prefix, pending_of=response_id)
             else:
@@ -443,6 +512,6 @@ async def process_responses(
                 excluded += routed.excluded
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
-        await session.execute(_COMPLETE, {"responses": list(response_ids)})
+        await session.execute(_COMPLETE, {"responses": ids})
         await mark_published(session, records=records, policy=policy, prefix=prefix)
     return FanoutResult(produced=len(records), excluded=excluded)
