@@ -1,8 +1,10 @@
-"""Fan-out of one cooperation response: decide standing, record and seal, publish, confirm.
+"""Fan-out of cooperation responses: decide standing, record and seal, publish, confirm.
 
-Each step is idempotent, so a crash anywhere replays safely: decisions are recorded once per
-response (guarded by its `fanout_state`), delivery ids are derived from (response,
-jurisdiction), and publishing a delivery twice carries the same `ce_id`.
+The responses of one fetch go together (ADR 0008): one transaction decides and records them
+all, one produce batch publishes their inbox records, one transaction confirms them. Each step
+is idempotent, so a crash anywhere replays safely: decisions are recorded once per response
+(guarded by its `fanout_state`), delivery ids are derived from (response, jurisdiction), and
+publishing a delivery twice carries the same `ce_id`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
-from services.registry.deliveries.models import Delivery, Exclusion
+from services.registry.deliveries.models import Delivery
 from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.evidence import keys as hub_keys
 from services.registry.evidence.custody import sealed_claims
@@ -34,7 +36,8 @@ from services.registry.responses.models import CooperationResponse
 from services.registry.responses.rules import HandlingCode
 from services.registry.standing import repository as candidates
 from services.registry.standing import rules
-from services.registry.store import bulk, outbox
+from services.registry.store import bulk
+from services.router import exclusions
 from services.router.publish import (
     Outgoing,
     Policy,
@@ -45,7 +48,6 @@ from services.router.publish import (
 )
 from shared import sealing
 from shared.db import transaction
-from shared.events import JurisdictionsExcluded, json_datetime
 from shared.evidence import Signer
 from shared.kafka import TopicProvisioner
 
@@ -140,12 +142,11 @@ async def decide_and_record_many(
     for response_id in ids:
         if response_id not in locked:
             raise UnknownResponse(f"response {response_id} is not in the registry")
+    fresh = [locked[i] for i in ids if locked[i].fanout_state == FanoutState.RECEIVED]
+    if not fresh:
+        return [None for _ in response_ids]  # a replay: every decision is recorded already
     known = await Lookups.load(session)
-    decided = {
-        r.id: await _decide(session, r, known, prefix)
-        for r in (locked[i] for i in ids)
-        if r.fanout_state == FanoutState.RECEIVED
-    }
+    decided = {r.id: await _decide(session, r, known, prefix) for r in fresh}
     await _record(session, list(decided.values()), prefix=prefix, lapse_after=lapse_after)
     routed = {i: Routed(d.records, len(d.excluded)) for i, d in decided.items()}
     return [routed.get(i) for i in response_ids]
@@ -222,7 +223,16 @@ async def _record(
             lapse_after=lapse_after,
             prefix=prefix,
         )
-    await _record_exclusions(session, [(x.resp.id, x.excluded, x.now) for x in decided], prefix)
+    refused = [
+        exclusions.Refused(
+            response_id=x.resp.id,
+            decided_at=x.now,
+            each=[(exclusion_id(x.resp.id, d.jurisdiction), d) for d in x.excluded],
+            event_id=uuid.uuid5(DELIVERY_NAMESPACE, f"exclusions:{x.resp.id}"),
+        )
+        for x in decided
+    ]
+    await exclusions.record(session, refused, prefix=prefix)
     for x in decided:
         x.resp.disclosures, x.resp.fanout_state, x.resp.routed_at = None, FanoutState.ROUTED, x.now
         x.resp.platform_signature = None
@@ -347,73 +357,6 @@ def _delivery(
         attempts=0,
         created_at=now,
     )
-
-
-_EXCLUSIONS = bulk.RowInserter(
-    Exclusion,
-    columns={
-        "id": PG_UUID(as_uuid=True),
-        "response_id": PG_UUID(as_uuid=True),
-        "jurisdiction": Text(),
-        "case_id": PG_UUID(as_uuid=True),
-        "reason": Text(),
-        "detail": Text(),
-        "created_at": DateTime(timezone=True),
-    },
-)
-
-
-async def _record_exclusions(
-    session: AsyncSession,
-    excluded: list[tuple[uuid.UUID, list[rules.Decision], datetime]],
-    prefix: str,
-) -> None:
-    """The exclusions of several responses, one INSERT, and one summary event per response:
-    most of the ~40 jurisdictions are excluded from every response, so these rows are built as
-    plainly as possible, and the fan-out log gets one event per response, not one per row."""
-    rows, summaries = [], []
-    for response_id, decisions, now in excluded:
-        if not decisions:
-            continue
-        idents = [exclusion_id(response_id, d.jurisdiction) for d in decisions]
-        rows += [
-            {
-                "id": ident,
-                "response_id": response_id,
-                "jurisdiction": d.jurisdiction,
-                "case_id": d.matched_case_id,
-                "reason": d.reason.value,
-                "detail": d.detail,
-                "created_at": now,
-            }
-            for ident, d in zip(idents, decisions, strict=True)
-        ]
-        key = str(response_id)
-        pairs = list(zip(idents, decisions, strict=True))
-        payload = exclusions_payload(key, pairs, json_datetime(now))
-        event_id = uuid.uuid5(DELIVERY_NAMESPACE, f"exclusions:{response_id}")
-        summaries.append(outbox.Prepared(JurisdictionsExcluded, payload, key, key, event_id))
-    await _EXCLUSIONS.insert(session, rows)
-    await outbox.add_many(session, summaries, prefix=prefix)
-
-
-def exclusions_payload(
-    response_id: str, excluded: list[tuple[uuid.UUID, rules.Decision]], decided_at: str
-) -> dict[str, Any]:
-    """`JurisdictionsExcluded(...).model_dump(mode="json")`, without the model (tested equal)."""
-    return {
-        "response_id": response_id,
-        "decided_at": decided_at,
-        "exclusions": [
-            {
-                "exclusion_id": str(ident),
-                "jurisdiction": d.jurisdiction,
-                "reason": d.reason.value,
-                "detail": d.detail,
-            }
-            for ident, d in excluded
-        ],
-    }
 
 
 def _audited(p: release_rules.Planned) -> dict[str, Any]:

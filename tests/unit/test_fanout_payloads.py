@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from services.registry.standing import rules
-from services.router import fanout, publish
+from services.router import exclusions, fanout, publish
 from shared.events import (
     DeliveryPublished,
     ExcludedJurisdiction,
@@ -59,7 +59,7 @@ def test_exclusions_payload_is_the_models_dump(moment: datetime) -> None:
             for ident, d in zip(idents, decisions, strict=True)
         ],
     ).model_dump(mode="json")
-    built = fanout.exclusions_payload(
+    built = exclusions.summary_payload(
         str(response_id), list(zip(idents, decisions, strict=True)), json_datetime(moment)
     )
     assert built == expected
