@@ -102,13 +102,20 @@ def bench_intake(t: Target) -> dict[str, Any]:
     return runs
 
 
-def bench_router(t: Target) -> dict[str, Any]:
+def bench_router(t: Target, pids: dict[str, int]) -> dict[str, Any]:
     """Deliveries/s beside the commit ceiling (measured again in each round, back to back)."""
     asyncio.run(router.fan_out(t, responses=10))  # warm-up: topics, pools, first fan-outs
     record = asyncio.run(router.sample_record(t))
     dsn = t.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     commit = intake.BareServer(dsn)
-    runs: dict[str, list[float]] = {"target": [], "pipelined": [], "batched5": [], "commit": []}
+    runs: dict[str, list[float]] = {
+        "target": [],
+        "pipelined": [],
+        "batched5": [],
+        "commit": [],
+        "submitted": [],
+        "drained": [],
+    }
     try:
         tokens = _tokens(t)
         intake.run_wrk(commit.url, tokens=tokens, run_id=run_id("w"), connections=4, seconds=2)
@@ -128,10 +135,18 @@ def bench_router(t: Target) -> dict[str, Any]:
             runs["commit"].append(ceiling.rps)
             runs["pipelined"].append(pipelined.rate)
             runs["batched5"].append(batched.rate)
+            runs["submitted"].append(fanned.submitted_rate)
+            if "router" in pids:
+                drained = asyncio.run(
+                    router.drain(t, responses=ROUTER_RESPONSES, pid=pids["router"])
+                )
+                runs["drained"].append(drained.rate)
             _say(
                 f"router round {i + 1}: {fanned.rate:.0f} deliveries/s vs commit ceiling "
                 f"{ceiling.rps:.0f}/s; raw produce {pipelined.rate:.0f}/s pipelined, "
-                f"{batched.rate:.0f}/s in acked fives"
+                f"{batched.rate:.0f}/s in acked fives; responses accepted at "
+                f"{fanned.submitted_rate:.0f} deliveries/s; a queue drained at "
+                f"{runs['drained'][-1] if runs['drained'] else 0:.0f}/s"
             )
     finally:
         commit.stop()
@@ -295,6 +310,29 @@ def _router_figures(res: dict[str, Any]) -> list[dict[str, Any]]:
             "context",
             None,
         ),
+        *(
+            [
+                _figure(
+                    "router draining a queue (responses queued while it was stopped) vs ceiling",
+                    f"{med(rr['drained']):.0f}/s",
+                    f"{med(rr['commit']):.0f} commits/s",
+                    stats.ratio(rr["drained"], rr["commit"]),
+                    "context",
+                    None,
+                )
+            ]
+            if rr.get("drained")
+            else []
+        ),
+        # near 1: the router keeps pace with intake, and the rate above is intake's
+        _figure(
+            "router vs intake accepting the same responses (as deliveries/s)",
+            f"{med(rr['target']):.0f}/s",
+            f"{med(rr['submitted']):.0f}/s",
+            stats.ratio(rr["target"], rr["submitted"]),
+            "context",
+            None,
+        ),
     ]
 
 
@@ -391,7 +429,7 @@ def main() -> None:
         failed: dict[str, str] = {}
         phases: dict[str, Callable[[Target], dict[str, Any]]] = {
             "intake": bench_intake,
-            "router": bench_router,
+            "router": lambda t: bench_router(t, pids),
             "e2e": bench_e2e,
             # after e2e: the releases this phase decides leave the router work to do
             "paths": lambda t: bench_paths(t, pids),
@@ -453,7 +491,8 @@ def main() -> None:
             if name in res:
                 results[name] = res[name]
         if "router" in res:
-            made = (ROUTER_RESPONSES * RUNS + 10) * len(workload.RECIPIENTS)  # + warm-up
+            drains = len(res["router"]["runs"].get("drained", []))  # each drains a queue too
+            made = (ROUTER_RESPONSES * (RUNS + drains) + 10) * len(workload.RECIPIENTS)
             results["router_cpu_ms_per_delivery"] = round(
                 1000 * cpu["router"]["router"] / max(made, 1), 2
             )

@@ -10,6 +10,8 @@ of five (the pattern a per-response fan-out must follow, for context).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,10 +33,17 @@ CONCURRENCY = 8
 class RouterRun:
     deliveries: int
     seconds: float
+    submitted_seconds: float = 0.0  # first to last response accepted by intake
 
     @property
     def rate(self) -> float:
         return self.deliveries / self.seconds if self.seconds else 0.0
+
+    @property
+    def submitted_rate(self) -> float:
+        """Intake's acceptance of the responses, counted in their deliveries: no router can be
+        seen to publish faster than the responses arrive."""
+        return self.deliveries / self.submitted_seconds if self.submitted_seconds else 0.0
 
 
 async def fan_out(target: Target, *, responses: int) -> RouterRun:
@@ -50,10 +59,40 @@ async def fan_out(target: Target, *, responses: int) -> RouterRun:
 
         ids = await asyncio.gather(*(one() for _ in range(responses)))
     expect = responses * len(workload.RECIPIENTS)
-    count, seconds = await workload.published_window(target, ids, expect=expect, within=120)
+    count, seconds, submitted = await workload.published_and_received(
+        target, ids, expect=expect, within=120
+    )
     if count < expect:
         raise RuntimeError(f"only {count} of {expect} deliveries published within 120 s")
-    return RouterRun(count, seconds)
+    return RouterRun(count, seconds, submitted)
+
+
+async def drain(target: Target, *, responses: int, pid: int) -> RouterRun:
+    """The router working off a queue: the responses are submitted while its process is
+    stopped (SIGSTOP), then timed from its resumption to the last delivery published. Batches
+    fill as they would behind a backlog, and intake's rate no longer bounds the window."""
+    async with httpx.AsyncClient(base_url=target.url("intake"), timeout=30) as http:
+        handle = await workload.seed_cases(http, target)
+        token = await asyncio.to_thread(target.token, f"platform-{workload.PLATFORM}")
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one() -> str:
+            async with gate:
+                return await workload.submit(http, token, handle)
+
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            ids = await asyncio.gather(*(one() for _ in range(responses)))
+            resumed = await workload.database_now(target)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    expect = responses * len(workload.RECIPIENTS)
+    count, seconds, submitted = await workload.published_and_received(
+        target, ids, expect=expect, within=120, since=resumed
+    )
+    if count < expect:
+        raise RuntimeError(f"only {count} of {expect} deliveries published within 120 s")
+    return RouterRun(count, seconds, submitted)
 
 
 async def sample_record(target: Target) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.stack import Target
@@ -78,6 +79,34 @@ async def published_window(
 ) -> tuple[int, float]:
     """Wait until `expect` deliveries of these responses are published; returns (count, seconds
     from the first response received to the last delivery published, by the database clock)."""
+    count, seconds, _ = await published_and_received(
+        target, response_ids, expect=expect, within=within
+    )
+    return count, seconds
+
+
+async def database_now(target: Target) -> datetime:
+    """The database clock, which the published and received times are written by."""
+    engine = create_async_engine(target.database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            now: datetime = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+            return now
+    finally:
+        await engine.dispose()
+
+
+async def published_and_received(
+    target: Target,
+    response_ids: list[str],
+    *,
+    expect: int,
+    within: float,
+    since: datetime | None = None,
+) -> tuple[int, float, float]:
+    """`published_window` (from `since` instead, when given), and the seconds from the first
+    to the last response received: how fast intake accepted them, which bounds how fast any
+    router can be seen to deliver them."""
     engine = create_async_engine(target.database_url, pool_size=1)
     ids = [uuid.UUID(r) for r in response_ids]
     try:
@@ -89,17 +118,19 @@ async def published_window(
                     await conn.execute(
                         text(
                             "SELECT count(*) FILTER (WHERE d.state <> 'pending'),"
-                            " extract(epoch FROM max(d.published_at) -"
+                            " extract(epoch FROM max(d.published_at) - coalesce(:since,"
                             "  (SELECT min(received_at) FROM responses"
-                            "   WHERE id = ANY(:ids)))"
+                            "   WHERE id = ANY(:ids)))),"
+                            " (SELECT extract(epoch FROM max(received_at) - min(received_at))"
+                            "  FROM responses WHERE id = ANY(:ids))"
                             " FROM deliveries d WHERE d.response_id = ANY(:ids)"
-                        ),
-                        {"ids": ids},
+                        ).bindparams(bindparam("since", type_=DateTime(timezone=True))),
+                        {"ids": ids, "since": since},
                     )
                 ).one()
                 await conn.commit()
                 if row[0] >= expect or loop.time() > deadline:
-                    return int(row[0]), float(row[1] or 0.0)
+                    return int(row[0]), float(row[1] or 0.0), float(row[2] or 0.0)
                 await asyncio.sleep(0.1)
     finally:
         await engine.dispose()

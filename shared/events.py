@@ -203,7 +203,10 @@ class DeliveryAcknowledged(Event):
 
 
 class JurisdictionExcluded(Event):
-    """A jurisdiction was considered for a response and refused, with the reason."""
+    """A jurisdiction was considered for a response and refused, with the reason.
+
+    No longer emitted (since `JurisdictionsExcluded`, one event for all of a decision's
+    refusals); kept so that records already on the topic still validate and stream."""
 
     TYPE = "eu.caseshare.delivery.excluded.v1"
     TOPIC = "deliveries"
@@ -214,6 +217,31 @@ class JurisdictionExcluded(Event):
     reason: str
     detail: str
     decided_at: datetime
+
+
+class ExcludedJurisdiction(BaseModel):
+    """One jurisdiction refused in a `JurisdictionsExcluded`, with the reason."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    exclusion_id: uuid.UUID
+    jurisdiction: str
+    reason: str
+    detail: str
+
+
+class JurisdictionsExcluded(Event):
+    """The jurisdictions refused by one decision about a response, with their reasons: every
+    one considered and refused when the response was routed, or the one a release withheld
+    or let lapse. Replaces one `JurisdictionExcluded` per jurisdiction (about 38 a response),
+    which is no longer emitted; its schema stays for the records already on the topic."""
+
+    TYPE = "eu.caseshare.delivery.jurisdictions-excluded.v1"
+    TOPIC = "deliveries"
+
+    response_id: uuid.UUID
+    decided_at: datetime
+    exclusions: list[ExcludedJurisdiction]
 
 
 class ReleaseDecided(Event):
@@ -539,6 +567,7 @@ _CORE_EVENTS: tuple[type[Event], ...] = (
     DeliveryPublished,
     DeliveryAcknowledged,
     JurisdictionExcluded,
+    JurisdictionsExcluded,
     DeliveryFailed,
     WebhookEndpointChanged,
     WebhookEndpointDisabled,
@@ -549,6 +578,8 @@ _CORE_EVENTS: tuple[type[Event], ...] = (
     PayloadDeleted,
 )
 EVENT_TYPES: dict[str, type[Event]] = {cls.TYPE: cls for cls in (*_CORE_EVENTS, *REQUEST_EVENTS)}
+# No longer emitted; their contracts stay so that records already on a topic still validate.
+RETIRED_EVENTS: tuple[type[Event], ...] = (JurisdictionExcluded,)
 
 
 def json_datetime(value: datetime) -> str:

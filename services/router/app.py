@@ -116,6 +116,8 @@ class Runtime:
             handler=self.handle,
             dlq_topic=topic_name(s.topic_prefix, "dlq"),
             metrics=self.metrics,
+            batch_handler=self.handle_batch,
+            batch_size=s.batch_size,
         )
         for name, coro in (
             ("relay", relay.run(self.stop)),
@@ -150,11 +152,15 @@ class Runtime:
         return responses is not None and responses.busy(within)
 
     async def process(self, response_id: uuid.UUID) -> int:
-        result = await fanout.process_response(
+        return await self.process_many([response_id])
+
+    async def process_many(self, response_ids: list[uuid.UUID]) -> int:
+        """Fan out these responses together (one transaction, one produce batch), in order."""
+        result = await fanout.process_responses(
             self.sm,
             self.producer,
             self.provisioner,
-            response_id=response_id,
+            response_ids=response_ids,
             prefix=self.settings.topic_prefix,
             policy=self.policy,
             lapse_after=timedelta(seconds=self.settings.release_lapse_seconds),
@@ -166,6 +172,14 @@ class Runtime:
     async def handle(self, envelope: Envelope) -> None:
         assert isinstance(envelope.event, ResponseReceived)
         await self.process(envelope.event.response_id)
+
+    async def handle_batch(self, envelopes: list[Envelope]) -> None:
+        """Several responses of one partition, fetched together, fanned out in offset order."""
+        ids = []
+        for envelope in envelopes:
+            assert isinstance(envelope.event, ResponseReceived)
+            ids.append(envelope.event.response_id)
+        await self.process_many(ids)
 
     async def close(self) -> None:
         """Stop fetching, let in-flight work finish (bounded), commit, release everything."""

@@ -3,6 +3,12 @@
 Offsets are committed only after a record was fully handled. A poison record goes to the DLQ
 with the error in its headers and the partition moves on; a transient failure (database or
 broker down) is retried with capped backoff on the same record, so per-key order holds.
+
+With a batch handler, a partition's fetched records are handled in groups of up to
+`batch_size`, in offset order: whatever one fetch returned, never waiting for more (that would
+cost latency at low rates). A group that fails for good (a poison record in it) is handled
+again one record at a time, so only the bad record is dead-lettered; a transient failure
+retries the whole group. Under tracing, records go one at a time, each in its own trace.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ logger = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, DBAPIError, PoolTimeout, KafkaError, OSError, TimeoutError)
 MAX_BACKOFF = 10.0
 Handler = Callable[[Envelope], Awaitable[None]]
+BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -47,9 +54,12 @@ class ResponseConsumer:
         handler: Handler,
         dlq_topic: str,
         metrics: RouterMetrics,
+        batch_handler: BatchHandler | None = None,
+        batch_size: int = 1,
     ) -> None:
         self._consumer, self._producer, self._provisioner = consumer, producer, provisioner
         self._handler, self._dlq, self._metrics = handler, dlq_topic, metrics
+        self._batch_handler, self._batch_size = batch_handler, max(batch_size, 1)
         self._positions: dict[TopicPartition, int] = {}
         self._handled_at = float("-inf")
 
@@ -76,13 +86,55 @@ class ResponseConsumer:
         if records:
             # the first record fetched is the first not yet committed: our backlog starts here
             self._positions[tp] = records[0].offset
-        handle = self._handle_traced if tracing.active() else self._handle
-        for record in records:
-            if stop.is_set() or not await handle(record, stop):
+        for first in range(0, len(records), self._batch_size):
+            group = records[first : first + self._batch_size]
+            handled = 0 if stop.is_set() else await self._handle_group(group, stop)
+            if handled:
+                committed = group[handled - 1].offset + 1
+                self._handled_at = time.monotonic()
+            if handled < len(group):
                 break  # stopping: the rest stays uncommitted and is redelivered
-            committed = record.offset + 1
-            self._handled_at = time.monotonic()
         return tp, committed
+
+    async def _handle_group(
+        self, group: list[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
+    ) -> int:
+        """Handle `group` as one batch; returns how many of its records (in order) are done."""
+        if self._batch_handler is None or len(group) == 1 or tracing.active():
+            return await self._one_by_one(group, stop)
+        envelopes = [_response_received(record) for record in group]
+        if any(e is None for e in envelopes):
+            return await self._one_by_one(group, stop)  # the poison record is parked in order
+        delay = 0.2
+        while True:
+            try:
+                await self._batch_handler([e for e in envelopes if e is not None])
+                self._metrics.consumed.inc(len(group))
+                return len(group)
+            except Exception as exc:
+                if not is_transient(exc):
+                    logger.warning(
+                        "batch failed; handling its records one by one",
+                        extra={"records": len(group), "error": type(exc).__name__},
+                    )
+                    return await self._one_by_one(group, stop)
+                logger.warning(
+                    "transient failure; retrying the batch",
+                    extra={"records": len(group), "error": type(exc).__name__, "delay": delay},
+                )
+            if stop.is_set():
+                return 0
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF)
+
+    async def _one_by_one(
+        self, group: list[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
+    ) -> int:
+        handle = self._handle_traced if tracing.active() else self._handle
+        for done, record in enumerate(group):
+            if stop.is_set() or not await handle(record, stop):
+                return done
+        return len(group)
 
     async def _handle_traced(
         self, record: ConsumerRecord[bytes, bytes], stop: asyncio.Event
@@ -171,3 +223,12 @@ class ResponseConsumer:
 
     def _update_lag(self) -> None:
         self._metrics.lag.set(self.backlog())
+
+
+def _response_received(record: ConsumerRecord[bytes, bytes]) -> Envelope | None:
+    """The record's envelope if it is a well-formed `ResponseReceived`, else None (poison)."""
+    try:
+        envelope = decode(record.value, record.headers)
+    except PoisonMessage:
+        return None
+    return envelope if isinstance(envelope.event, ResponseReceived) else None

@@ -1,8 +1,10 @@
-"""Fan-out of one cooperation response: decide standing, record and seal, publish, confirm.
+"""Fan-out of cooperation responses: decide standing, record and seal, publish, confirm.
 
-Each step is idempotent, so a crash anywhere replays safely: decisions are recorded once per
-response (guarded by its `fanout_state`), delivery ids are derived from (response,
-jurisdiction), and publishing a delivery twice carries the same `ce_id`.
+The responses of one fetch go together (ADR 0008): one transaction decides and records them
+all, one produce batch publishes their inbox records, one transaction confirms them. Each step
+is idempotent, so a crash anywhere replays safely: decisions are recorded once per response
+(guarded by its `fanout_state`), delivery ids are derived from (response, jurisdiction), and
+publishing a delivery twice carries the same `ce_id`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import DateTime, Integer, Row, Text, bindparam, select, update
+from sqlalchemy import DateTime, Integer, Text, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
-from services.registry.deliveries.models import Delivery, Exclusion
+from services.registry.deliveries.models import Delivery
 from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.evidence import keys as hub_keys
 from services.registry.evidence.custody import sealed_claims
@@ -33,7 +36,8 @@ from services.registry.responses.models import CooperationResponse
 from services.registry.responses.rules import HandlingCode
 from services.registry.standing import repository as candidates
 from services.registry.standing import rules
-from services.registry.store import bulk, outbox
+from services.registry.store import bulk
+from services.router import exclusions
 from services.router.publish import (
     Outgoing,
     Policy,
@@ -44,7 +48,6 @@ from services.router.publish import (
 )
 from shared import sealing
 from shared.db import transaction
-from shared.events import JurisdictionExcluded, json_datetime
 from shared.evidence import Signer
 from shared.kafka import TopicProvisioner
 
@@ -89,6 +92,25 @@ class Routed:
     excluded: int
 
 
+@dataclass(frozen=True)
+class Lookups:
+    """What every response of a batch reads alike, read once per batch (one transaction):
+    the jurisdictions with their statuses and recipient keys, and the hub's signing key."""
+
+    statuses: dict[str, JurisdictionStatus]
+    keys: dict[str, dict[str, Any] | None]
+    signer: Signer
+
+    @classmethod
+    async def load(cls, session: AsyncSession) -> Lookups:
+        juris = (await session.execute(_JURISDICTIONS)).all()
+        return cls(
+            statuses={j.code: JurisdictionStatus(j.status) for j in juris},
+            keys={j.code: j.public_jwk for j in juris},
+            signer=await hub_keys.active_signer(session),
+        )
+
+
 async def decide_and_record(
     session: AsyncSession,
     *,
@@ -98,63 +120,136 @@ async def decide_and_record(
 ) -> Routed | None:
     """Run the standing rules once and record every decision; returns the inbox records of the
     new deliveries, or None if the response had been decided already (a replay)."""
-    resp = await session.get(CooperationResponse, response_id, with_for_update=True)
-    if resp is None:
-        raise UnknownResponse(f"response {response_id} is not in the registry")
-    if resp.fanout_state != FanoutState.RECEIVED:
-        return None
-    juris = (await session.execute(_JURISDICTIONS)).all()
-    keys = {j.code: j.public_jwk for j in juris}
+    [routed] = await decide_and_record_many(
+        session, response_ids=[response_id], prefix=prefix, lapse_after=lapse_after
+    )
+    return routed
+
+
+async def decide_and_record_many(
+    session: AsyncSession,
+    *,
+    response_ids: Sequence[uuid.UUID],
+    prefix: str,
+    lapse_after: timedelta = release_rules.DEFAULT_LAPSE,
+) -> list[Routed | None]:
+    """`decide_and_record` for several responses in one transaction: each decided in the order
+    given, then every row and event of all of them written with one statement per table."""
+    ids = list(dict.fromkeys(response_ids))  # a response fetched twice is decided once
+    # one statement locks them all, in id order, whatever order they are decided in
+    rows = (await session.scalars(_LOCK_RESPONSES, {"ids": ids})).all()
+    locked = {r.id: r for r in rows}
+    for response_id in ids:
+        if response_id not in locked:
+            raise UnknownResponse(f"response {response_id} is not in the registry")
+    fresh = [locked[i] for i in ids if locked[i].fanout_state == FanoutState.RECEIVED]
+    if not fresh:
+        return [None for _ in response_ids]  # a replay: every decision is recorded already
+    known = await Lookups.load(session)
+    decided = {r.id: await _decide(session, r, known, prefix) for r in fresh}
+    await _record(session, list(decided.values()), prefix=prefix, lapse_after=lapse_after)
+    routed = {i: Routed(d.records, len(d.excluded)) for i, d in decided.items()}
+    return [routed.get(i) for i in response_ids]
+
+
+@dataclass(frozen=True)
+class Decided:
+    """One response decided and its deliveries sealed, not yet written."""
+
+    resp: CooperationResponse
+    planned: list[release_rules.Planned]
+    deliveries: list[NewDelivery]
+    excluded: list[rules.Decision]
+    originator: str | None
+    records: list[Outgoing]
+    now: datetime
+
+
+async def _decide(
+    session: AsyncSession, resp: CooperationResponse, known: Lookups, prefix: str
+) -> Decided:
+    """The standing rules over the cases that can change the decision, the release plan, and a
+    sealed delivery for each recipient; reads only."""
     response = _to_rule_response(resp)
     cases, references = await candidates.load(session, response)
     decisions = rules.decide(
         response,
         cases=cases,
-        jurisdictions={
-            j.code: rules.Jurisdiction(j.code, JurisdictionStatus(j.status)) for j in juris
-        },
+        jurisdictions={code: rules.Jurisdiction(code, st) for code, st in known.statuses.items()},
     )
     now = datetime.now(UTC)
     requester = await releases.requester(session, resp.requesting_case_id)
-    planned = await _plan(session, resp, response, decisions, juris, requester)
-    excluded = [p.decision for p in planned if not p.decision.included]
-    signer = await hub_keys.active_signer(session)
-    platform = await session.get(Platform, resp.platform)
+    planned = await _plan(session, resp, response, decisions, known.statuses, requester)
+    platform = await session.get(Platform, resp.platform)  # once a batch: the identity map
     platform_jwk = platform.signing_jwk if platform else None
     deliveries = [
-        _delivery(resp, p, keys.get(p.decision.jurisdiction), now, signer, platform_jwk)
+        _delivery(resp, p, known.keys.get(p.decision.jurisdiction), now, known.signer, platform_jwk)
         for p in planned
         if p.decision.included
     ]
-    await _DELIVERIES.insert(session, [d._asdict() for d in deliveries])
-    await releases.record(
-        session,
-        planned=planned,
-        response=resp,
-        delivery_ids={d.jurisdiction: d.id for d in deliveries},
-        originator=requester.originator if requester else None,
-        now=now,
-        lapse_after=lapse_after,
-        prefix=prefix,
-    )
-    await _record_exclusions(session, resp.id, excluded, now, prefix=prefix)
-    resp.disclosures, resp.fanout_state, resp.routed_at = None, FanoutState.ROUTED, now
-    resp.platform_signature = None
-    await session.flush()
-    await audit.append(
-        session,
-        actor="router",
-        action="routing.decided",
-        subject_type="response",
-        subject_id=str(resp.id),
-        details={"decisions": [_audited(p) for p in planned]},
-    )
     records = [
         outgoing(prefix, d, references[d.case_id], resp)
         for d in deliveries
         if d.state == DeliveryState.PENDING
     ]
-    return Routed(records, len(excluded))
+    return Decided(
+        resp=resp,
+        planned=planned,
+        deliveries=deliveries,
+        excluded=[p.decision for p in planned if not p.decision.included],
+        originator=requester.originator if requester else None,
+        records=records,
+        now=now,
+    )
+
+
+async def _record(
+    session: AsyncSession, decided: list[Decided], *, prefix: str, lapse_after: timedelta
+) -> None:
+    """Write what was decided: deliveries, release rows, exclusions with their summary events,
+    the responses marked routed (their disclosures dropped: only ciphertexts stay), and one
+    audit entry per response; one statement per table for the whole batch."""
+    if not decided:
+        return
+    await _DELIVERIES.insert(session, [d._asdict() for x in decided for d in x.deliveries])
+    for x in decided:  # no statement unless a delivery is held or released
+        await releases.record(
+            session,
+            planned=x.planned,
+            response=x.resp,
+            delivery_ids={d.jurisdiction: d.id for d in x.deliveries},
+            originator=x.originator,
+            now=x.now,
+            lapse_after=lapse_after,
+            prefix=prefix,
+        )
+    refused = [
+        exclusions.Refused(
+            response_id=x.resp.id,
+            decided_at=x.now,
+            each=[(exclusion_id(x.resp.id, d.jurisdiction), d) for d in x.excluded],
+            event_id=uuid.uuid5(DELIVERY_NAMESPACE, f"exclusions:{x.resp.id}"),
+        )
+        for x in decided
+    ]
+    await exclusions.record(session, refused, prefix=prefix)
+    for x in decided:
+        x.resp.disclosures, x.resp.fanout_state, x.resp.routed_at = None, FanoutState.ROUTED, x.now
+        x.resp.platform_signature = None
+    await session.flush()
+    await audit.append_many(
+        session,
+        [
+            {
+                "actor": "router",
+                "action": "routing.decided",
+                "subject_type": "response",
+                "subject_id": str(x.resp.id),
+                "details": {"decisions": [_audited(p) for p in x.planned]},
+            }
+            for x in decided
+        ],
+    )
 
 
 async def _plan(
@@ -162,7 +257,7 @@ async def _plan(
     resp: CooperationResponse,
     response: rules.Response,
     decisions: list[rules.Decision],
-    juris: Sequence[Row[Any]],
+    statuses: dict[str, JurisdictionStatus],
     requester: release_rules.Requester | None,
 ) -> list[release_rules.Planned]:
     """Standing decisions -> who receives now, who is held, and which disclosures each gets."""
@@ -170,7 +265,7 @@ async def _plan(
     matched = {d.matched_case_id for d in decisions if d.included and d.matched_case_id}
     return release_rules.plan(
         decisions,
-        statuses={j.code: JurisdictionStatus(j.status) for j in juris},
+        statuses=statuses,
         handling_code=response.handling_code,
         requester=requester,
         disclosure_hashes=hashes,
@@ -264,71 +359,6 @@ def _delivery(
     )
 
 
-_EXCLUSIONS = bulk.RowInserter(
-    Exclusion,
-    columns={
-        "id": PG_UUID(as_uuid=True),
-        "response_id": PG_UUID(as_uuid=True),
-        "jurisdiction": Text(),
-        "case_id": PG_UUID(as_uuid=True),
-        "reason": Text(),
-        "detail": Text(),
-        "created_at": DateTime(timezone=True),
-    },
-)
-
-
-async def _record_exclusions(
-    session: AsyncSession,
-    response_id: uuid.UUID,
-    excluded: list[rules.Decision],
-    now: datetime,
-    *,
-    prefix: str,
-) -> None:
-    """The exclusions and their events, one INSERT each: most of the ~40 jurisdictions are
-    excluded from every response, so these rows are built as plainly as possible."""
-    if not excluded:
-        return
-    idents = [exclusion_id(response_id, d.jurisdiction) for d in excluded]
-    await _EXCLUSIONS.insert(
-        session,
-        [
-            {
-                "id": ident,
-                "response_id": response_id,
-                "jurisdiction": d.jurisdiction,
-                "case_id": d.matched_case_id,
-                "reason": d.reason.value,
-                "detail": d.detail,
-                "created_at": now,
-            }
-            for ident, d in zip(idents, excluded, strict=True)
-        ],
-    )
-    key, decided_at = str(response_id), json_datetime(now)
-    events = []
-    for ident, d in zip(idents, excluded, strict=True):
-        subject = str(ident)
-        payload = excluded_payload(subject, key, d, decided_at)
-        events.append(outbox.Prepared(JurisdictionExcluded, payload, key, subject, ident))
-    await outbox.add_many(session, events, prefix=prefix)
-
-
-def excluded_payload(
-    exclusion_id: str, response_id: str, d: rules.Decision, decided_at: str
-) -> dict[str, Any]:
-    """`JurisdictionExcluded(...).model_dump(mode="json")`, without the model (tested equal)."""
-    return {
-        "exclusion_id": exclusion_id,
-        "response_id": response_id,
-        "jurisdiction": d.jurisdiction,
-        "reason": d.reason.value,
-        "detail": d.detail,
-        "decided_at": decided_at,
-    }
-
-
 def _audited(p: release_rules.Planned) -> dict[str, Any]:
     """One routing decision as the audit log keeps it: who, yes or no, why, on which case,
     and for a recipient whether it receives now or waits for the originator, and why."""
@@ -345,10 +375,17 @@ def _audited(p: release_rules.Planned) -> dict[str, Any]:
 
 # Built once: building a statement costs more than running these.
 _JURISDICTIONS = select(Jurisdiction.code, Jurisdiction.status, Jurisdiction.public_jwk)
+_LOCK_RESPONSES = (
+    select(CooperationResponse)
+    .where(CooperationResponse.id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))))
+    .order_by(CooperationResponse.id)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
 _COMPLETE = (
     update(CooperationResponse)
     .where(
-        CooperationResponse.id == bindparam("response"),
+        CooperationResponse.id == any_(bindparam("responses", type_=ARRAY(PG_UUID(as_uuid=True)))),
         CooperationResponse.fanout_state == FanoutState.ROUTED,
     )
     .values(fanout_state=FanoutState.COMPLETED)
@@ -374,20 +411,50 @@ async def process_response(
     policy: Policy,
     lapse_after: timedelta = release_rules.DEFAULT_LAPSE,
 ) -> FanoutResult:
-    """The whole fan-out of one response: what was produced, and who was excluded now.
+    """The whole fan-out of one response: what was produced, and who was excluded now."""
+    return await process_responses(
+        sm,
+        producer,
+        provisioner,
+        response_ids=[response_id],
+        prefix=prefix,
+        policy=policy,
+        lapse_after=lapse_after,
+    )
+
+
+async def process_responses(
+    sm: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+    provisioner: TopicProvisioner,
+    *,
+    response_ids: Sequence[uuid.UUID],
+    prefix: str,
+    policy: Policy,
+    lapse_after: timedelta = release_rules.DEFAULT_LAPSE,
+) -> FanoutResult:
+    """The fan-out of several responses as one: every decision recorded in one transaction, in
+    the order given; their inbox records produced as one batch; then one transaction marks
+    them published and the responses completed. A failure anywhere rolls back or replays the
+    whole group, and every step is idempotent, so a replay names the same deliveries.
 
     A first run builds the inbox records from the decisions it has just recorded; only a
-    replay (the response was decided before) reads its pending deliveries back."""
+    replay (a response decided before) reads its pending deliveries back."""
+    records: list[Outgoing] = []
+    excluded = 0
+    ids = list(dict.fromkeys(response_ids))
     async with transaction(sm) as session:
-        routed = await decide_and_record(
-            session, response_id=response_id, prefix=prefix, lapse_after=lapse_after
+        decided = await decide_and_record_many(
+            session, response_ids=ids, prefix=prefix, lapse_after=lapse_after
         )
-        if routed is None:
-            records = await load_outgoing(session, prefix=prefix, pending_of=response_id)
-        else:
-            records = routed.records
+        for response_id, routed in zip(ids, decided, strict=True):
+            if routed is None:
+                records += await load_outgoing(session, prefix=prefix, pending_of=response_id)
+            else:
+                records += routed.records
+                excluded += routed.excluded
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
-        await session.execute(_COMPLETE, {"response": response_id})
+        await session.execute(_COMPLETE, {"responses": ids})
         await mark_published(session, records=records, policy=policy, prefix=prefix)
-    return FanoutResult(produced=len(records), excluded=routed.excluded if routed else 0)
+    return FanoutResult(produced=len(records), excluded=excluded)

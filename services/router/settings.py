@@ -26,6 +26,9 @@ class RouterSettings(CommonSettings, DatabaseSettings, KafkaSettings, WebhookSet
         default=10000, alias="ROUTER_SESSION_TIMEOUT_MS", ge=6000, le=300000
     )
     relay_batch: int = Field(default=500, alias="RELAY_BATCH", ge=1, le=5000)
+    # Responses fanned out together (one transaction, one produce batch), from what one fetch
+    # of a partition returned: never waited for, so a lone response goes alone at once.
+    batch_size: int = Field(default=32, alias="ROUTER_BATCH_SIZE", ge=1, le=500)
     replay_window_seconds: float = Field(default=3600, alias="ROUTER_REPLAY_WINDOW_SECONDS", ge=0)
     # Published outbox events older than this are deleted; never shorter than the replay window.
     outbox_retention_seconds: float = Field(

@@ -73,8 +73,10 @@ CHANNELS: dict[Topic, str] = {
     ),
     "deliveries": (
         "The fan-out log: each delivery published, acknowledged or failed, each release"
-        " decided (released, withheld, lapsed), and each jurisdiction considered and refused,"
-        " with the reason; recalls, deletion confirmations and payloads deleted by retention;"
+        " decided (released, withheld, lapsed), and the jurisdictions each decision refused,"
+        " with the reasons, in one event per decision (`JurisdictionExcluded`, one record per"
+        " jurisdiction, is retired: records of it may still be on the topic); recalls,"
+        " deletion confirmations and payloads deleted by retention;"
         " webhook endpoints registered, approved, deleted or disabled after failing."
     ),
     "dlq": (

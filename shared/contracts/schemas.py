@@ -15,7 +15,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from shared.events import EVENT_TYPES, REQUEST_EVENTS, Event
+from shared.events import EVENT_TYPES, REQUEST_EVENTS, RETIRED_EVENTS, Event
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_BASE = "https://caseshare.eu/schemas/"
@@ -53,6 +53,9 @@ ROUTING: dict[str, Routing] = {
     "eu.caseshare.delivery.published.v1": Routing(key="response_id", subject="delivery_id"),
     "eu.caseshare.delivery.acknowledged.v1": Routing(key="response_id", subject="delivery_id"),
     "eu.caseshare.delivery.excluded.v1": Routing(key="response_id", subject="exclusion_id"),
+    "eu.caseshare.delivery.jurisdictions-excluded.v1": Routing(
+        key="response_id", subject="response_id"
+    ),
     "eu.caseshare.delivery.failed.v1": Routing(key="response_id", subject="delivery_id"),
     "eu.caseshare.webhook.endpoint-changed.v1": Routing(key="endpoint_id", subject="endpoint_id"),
     "eu.caseshare.webhook.endpoint-disabled.v1": Routing(key="endpoint_id", subject="endpoint_id"),
@@ -90,7 +93,7 @@ def is_rfc3339(value: object) -> bool:
 @cache
 def _event_schema(ce_type: str) -> dict[str, Any]:
     model: type[Event] = EVENT_TYPES[ce_type]
-    body = model.model_json_schema(mode="serialization")
+    body = _inlined(model.model_json_schema(mode="serialization"))
     return {
         "$schema": DIALECT,
         "$id": schema_id(ce_type),
@@ -102,7 +105,29 @@ def _event_schema(ce_type: str) -> dict[str, Any]:
         "x-topic-families": list(model.channels()),
         "x-kafka-key": ROUTING[ce_type].key,
         "x-ce-subject": ROUTING[ce_type].subject,
+        # retired: still valid on the topic (records already there), never emitted again
+        "deprecated": model in RETIRED_EVENTS,
     }
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its nested models (`$defs`) written in place: the same schema is
+    embedded in the AsyncAPI document, where a `#/$defs/...` reference would point at the
+    document's root instead. Event payloads nest no model in itself, so this terminates."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(copy.deepcopy(defs[ref.removeprefix("#/$defs/")]))
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = walk(schema)
+    return inlined
 
 
 def event_schema(ce_type: str) -> dict[str, Any]:

@@ -61,6 +61,7 @@ DELIBERATE_DEFAULTS = {
     "ROUTER_RECONCILE_INTERVAL_SECONDS": "the reconciler's pass every 2 s bounds healing time",
     "ROUTER_SESSION_TIMEOUT_MS": "10 s: a dead router's partitions move within that",
     "RELAY_BATCH": "500 outbox events per produce batch",
+    "ROUTER_BATCH_SIZE": "32 responses per fan-out batch, from what one fetch returned",
     "KAFKA_SSL_CERTFILE": "the hub's services authenticate with SCRAM, not a certificate",
     "KAFKA_SSL_KEYFILE": "as KAFKA_SSL_CERTFILE",
     "KAFKA_SSL_KEY_PASSWORD": "as KAFKA_SSL_CERTFILE",

@@ -39,7 +39,12 @@ from services.registry.store.models import OutboxEvent
 from services.registry.web.stream import GAP_GRACE_SECONDS, OutboxTail
 from services.router import fanout, publish
 from shared.db import transaction
-from shared.events import ResponseReceived
+from shared.events import (
+    ExcludedJurisdiction,
+    JurisdictionExcluded,
+    JurisdictionsExcluded,
+    ResponseReceived,
+)
 from shared.state import state_of
 from tests import factories
 from tests.registry_api import COORDINATOR, Registry, read_events, running, serving, settings_for
@@ -380,8 +385,10 @@ async def test_stream_filters_by_response_and_carries_metadata_only(
     start = await outbox_head(sessionmaker)
     world = await build_world(sessionmaker, ctx)
     async with transaction(sessionmaker) as session:
+        # one event a row, but a summary of exclusions streams one `delivery.excluded` each
+        each = func.coalesce(func.jsonb_array_length(OutboxEvent.payload["exclusions"]), 1)
         expected = await session.scalar(
-            select(func.count())
+            select(func.sum(each))
             .select_from(OutboxEvent)
             .where(
                 OutboxEvent.id > start,
@@ -433,6 +440,50 @@ async def test_tail_picks_up_an_event_that_commits_after_a_later_one(
         late = await tail.poll(session)
     assert [e.data["data"]["response_id"] for e in late] == [str(slow.response_id)]
     assert not tail.gaps
+
+
+async def test_a_summary_of_exclusions_streams_as_one_event_per_jurisdiction(
+    sessionmaker: async_sessionmaker[AsyncSession], topic_prefix: str
+) -> None:
+    response_id, now = uuid.uuid4(), datetime.now(UTC)
+    refused = [
+        ExcludedJurisdiction(
+            exclusion_id=uuid.uuid4(), jurisdiction=code, reason="no_open_case", detail=code
+        )
+        for code in ("US", "NO", "CH")
+    ]
+    summary = JurisdictionsExcluded(response_id=response_id, decided_at=now, exclusions=refused)
+    old = JurisdictionExcluded(  # a record from before the summary, still on the topic
+        exclusion_id=uuid.uuid4(),
+        response_id=response_id,
+        jurisdiction="GB",
+        reason="no_open_case",
+        detail="GB",
+        decided_at=now,
+    )
+    tail = OutboxTail(
+        prefix=topic_prefix, last_id=await outbox_head(sessionmaker), response_id=response_id
+    )
+    key = str(response_id)
+    async with transaction(sessionmaker) as session:
+        outbox.add(session, summary, key=key, subject=key, prefix=topic_prefix)
+        outbox.add(
+            session, old, key=key, subject=None, prefix=topic_prefix, event_id=old.exclusion_id
+        )
+    async with transaction(sessionmaker) as session:
+        seen = await tail.poll(session)
+    assert [e.name for e in seen] == ["delivery.excluded"] * 4
+    each = [
+        JurisdictionExcluded(response_id=response_id, decided_at=now, **dict(item))
+        for item in refused
+    ]
+    assert [e.data["data"] for e in seen] == [x.model_dump(mode="json") for x in (*each, old)]
+    assert [e.data["event_id"] for e in seen] == [str(x.exclusion_id) for x in (*each, old)]
+    assert {e.data["type"] for e in seen} == {JurisdictionExcluded.TYPE}
+    # a viewer resuming from any but the summary's last event gets the whole summary again
+    row = seen[2].outbox_id
+    assert [e.outbox_id for e in seen[:3]] == [row - 1, row - 1, row]
+    assert seen[3].outbox_id > row
 
 
 def test_gaps_are_forgotten_after_their_grace_period() -> None:

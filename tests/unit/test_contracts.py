@@ -8,13 +8,14 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, TypeVar, get_args, get_origin
 
 import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from pydantic import BaseModel
 
 from shared.contracts import (
     ROUTING,
@@ -34,6 +35,7 @@ from shared.kafka import encode
 from shared.problems import install_problem_handlers
 
 Headers = list[tuple[str, bytes]]
+M = TypeVar("M", bound=BaseModel)
 SAMPLES: dict[Any, Callable[[], Any]] = {
     uuid.UUID: uuid.uuid4,
     datetime: lambda: datetime.now(UTC),
@@ -43,13 +45,16 @@ SAMPLES: dict[Any, Callable[[], Any]] = {
 }
 
 
-def sample(model: type[Event]) -> Event:
-    """An instance with every field set (optional ones too), so every branch is exercised."""
+def sample(model: type[M]) -> M:
+    """An instance with every field set (optional ones too, nested models too), so every
+    branch is exercised."""
     values = {}
     for name, field in model.model_fields.items():
         annotation = field.annotation
         if get_origin(annotation) is list:
-            values[name] = [SAMPLES[get_args(annotation)[0]]()]
+            item = get_args(annotation)[0]
+            nested = isinstance(item, type) and issubclass(item, BaseModel)
+            values[name] = [sample(item) if nested else SAMPLES[item]()]
             continue
         kinds = getattr(annotation, "__args__", (annotation,))
         values[name] = SAMPLES[next(k for k in kinds if k is not type(None))]()

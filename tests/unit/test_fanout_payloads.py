@@ -9,8 +9,13 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from services.registry.standing import rules
-from services.router import fanout, publish
-from shared.events import DeliveryPublished, JurisdictionExcluded, json_datetime
+from services.router import exclusions, fanout, publish
+from shared.events import (
+    DeliveryPublished,
+    ExcludedJurisdiction,
+    JurisdictionsExcluded,
+    json_datetime,
+)
 
 MOMENTS = [
     datetime.now(UTC),
@@ -34,22 +39,34 @@ def test_json_datetime_writes_what_the_models_write(moment: datetime) -> None:
 
 
 @pytest.mark.parametrize("moment", MOMENTS)
-def test_excluded_payload_is_the_models_dump(moment: datetime) -> None:
-    ident, response_id = uuid.uuid4(), uuid.uuid4()
-    decision = rules.Decision(
-        "DE", False, rules.Reason.SCOPE_MISMATCH, uuid.uuid4(), "DE is excluded because ..."
-    )
-    expected = JurisdictionExcluded(
-        exclusion_id=ident,
+def test_exclusions_payload_is_the_models_dump(moment: datetime) -> None:
+    response_id = uuid.uuid4()
+    decisions = [
+        rules.Decision(code, False, reason, case, f"{code} is excluded because ...")
+        for code, reason, case in [
+            ("DE", rules.Reason.SCOPE_MISMATCH, uuid.uuid4()),
+            ("US", rules.Reason.NO_OPEN_CASE, None),
+        ]
+    ]
+    idents = [fanout.exclusion_id(response_id, d.jurisdiction) for d in decisions]
+    expected = JurisdictionsExcluded(
         response_id=response_id,
-        jurisdiction="DE",
-        reason="scope_mismatch",
-        detail="DE is excluded because ...",
         decided_at=moment,
+        exclusions=[
+            ExcludedJurisdiction(
+                exclusion_id=ident, jurisdiction=d.jurisdiction, reason=d.reason, detail=d.detail
+            )
+            for ident, d in zip(idents, decisions, strict=True)
+        ],
     ).model_dump(mode="json")
-    built = fanout.excluded_payload(str(ident), str(response_id), decision, json_datetime(moment))
+    built = exclusions.summary_payload(
+        str(response_id), list(zip(idents, decisions, strict=True)), json_datetime(moment)
+    )
     assert built == expected
     assert list(built) == list(expected)
+    assert [list(item) for item in built["exclusions"]] == [
+        list(item) for item in expected["exclusions"]
+    ]
 
 
 def test_published_payload_is_the_models_dump() -> None:

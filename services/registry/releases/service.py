@@ -44,7 +44,12 @@ from services.registry.responses.rules import HandlingCode
 from services.registry.standing.rules import Reason
 from services.registry.store import bulk, outbox
 from shared.errors import NotFound
-from shared.events import JurisdictionExcluded, ReleaseDecided, ReleaseRequested
+from shared.events import (
+    ExcludedJurisdiction,
+    JurisdictionsExcluded,
+    ReleaseDecided,
+    ReleaseRequested,
+)
 
 RELEASE_SUBJECT = "release"
 RELEASE_NAMESPACE = uuid.UUID("3b0f6f5e-9d0a-4f7c-8a51-6c2d7e9b4a10")
@@ -358,15 +363,20 @@ def _exclude(
             created_at=now,
         )
     )
-    event = JurisdictionExcluded(
-        exclusion_id=ident,
+    event = JurisdictionsExcluded(
         response_id=delivery.response_id,
-        jurisdiction=delivery.jurisdiction,
-        reason=reason.value,
-        detail=detail,
         decided_at=now,
+        exclusions=[
+            ExcludedJurisdiction(
+                exclusion_id=ident,
+                jurisdiction=delivery.jurisdiction,
+                reason=reason.value,
+                detail=detail,
+            )
+        ],
     )
-    outbox.add(session, event, key=str(delivery.response_id), subject=str(ident), prefix=prefix)
+    key = str(delivery.response_id)
+    outbox.add(session, event, key=key, subject=key, prefix=prefix, event_id=ident)
 
 
 async def lapse_due(session: AsyncSession, *, now: datetime, prefix: str) -> int:

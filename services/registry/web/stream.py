@@ -45,6 +45,7 @@ from shared.events import (
     DeliveryPublished,
     Event,
     JurisdictionExcluded,
+    JurisdictionsExcluded,
     ReleaseDecided,
     ResponseRecalled,
     ResponseReceived,
@@ -59,6 +60,8 @@ STREAMED: dict[str, tuple[str, type[Event]]] = {
     DeliveryPublished.TYPE: ("delivery.published", DeliveryPublished),
     DeliveryAcknowledged.TYPE: ("delivery.acknowledged", DeliveryAcknowledged),
     JurisdictionExcluded.TYPE: ("delivery.excluded", JurisdictionExcluded),
+    # one outbox row for a decision's exclusions, streamed as one `delivery.excluded` each
+    JurisdictionsExcluded.TYPE: ("delivery.excluded", JurisdictionsExcluded),
     DeliveryFailed.TYPE: ("delivery.failed", DeliveryFailed),
     ReleaseDecided.TYPE: ("release.decided", ReleaseDecided),
     ResponseRecalled.TYPE: ("response.recalled", ResponseRecalled),
@@ -118,7 +121,7 @@ class OutboxTail:
         if self.response_id is not None:
             query = query.where(OutboxEvent.payload["response_id"].astext == str(self.response_id))
         rows = (await session.execute(query.order_by(OutboxEvent.id))).tuples()
-        return [e for e in (_event(*row) for row in rows) if e is not None]
+        return [e for row in rows for e in _events(*row)]
 
     def advance(self, visible: Sequence[int]) -> None:
         """Move past `visible`, remembering skipped ids as gaps until their grace runs out."""
@@ -134,17 +137,48 @@ class OutboxTail:
             self.gaps = dict(sorted(self.gaps.items())[-MAX_GAPS:])
 
 
-def _event(
+def _events(
     outbox_id: int, event_id: uuid.UUID, event_type: str, payload: dict[str, Any]
-) -> StreamEvent | None:
+) -> list[StreamEvent]:
+    """What viewers see of one outbox row: its event, or for a summary of exclusions one
+    `delivery.excluded` per jurisdiction, exactly as when each had an outbox row of its own."""
+    if event_type == JurisdictionsExcluded.TYPE:
+        return _exclusions(outbox_id, payload)
     name, model = STREAMED[event_type]
     try:
         event = model.model_validate(payload)
     except ValidationError:
         logger.warning("outbox payload off contract; not streamed", extra={"outbox_id": outbox_id})
-        return None
+        return []
     body = {"event_id": str(event_id), "type": event_type, "data": event.model_dump(mode="json")}
-    return StreamEvent(outbox_id=outbox_id, name=name, data=body)
+    return [StreamEvent(outbox_id=outbox_id, name=name, data=body)]
+
+
+def _exclusions(outbox_id: int, payload: dict[str, Any]) -> list[StreamEvent]:
+    """A summary row as the `delivery.excluded` events it stands for, each under its exclusion
+    id. All but the last carry the id before the row's: a viewer that reconnects in the middle
+    resumes before the row and gets all of it again (the repeats carry the same event ids)."""
+    try:
+        summary = JurisdictionsExcluded.model_validate(payload)
+    except ValidationError:
+        logger.warning("outbox payload off contract; not streamed", extra={"outbox_id": outbox_id})
+        return []
+    name, _ = STREAMED[JurisdictionExcluded.TYPE]
+    last = len(summary.exclusions) - 1
+    return [
+        StreamEvent(
+            outbox_id=outbox_id if i == last else outbox_id - 1,
+            name=name,
+            data={
+                "event_id": str(item.exclusion_id),
+                "type": JurisdictionExcluded.TYPE,
+                "data": JurisdictionExcluded(
+                    response_id=summary.response_id, decided_at=summary.decided_at, **dict(item)
+                ).model_dump(mode="json"),
+            },
+        )
+        for i, item in enumerate(summary.exclusions)
+    ]
 
 
 async def head(session: AsyncSession) -> int:
