@@ -50,6 +50,9 @@ async def register_case(
     async def register(session: AsyncSession) -> CaseOut:
         return await cases.register(session, actor=actor, data=data, ctx=ctx)
 
+    async def register_alone() -> CaseOut:
+        return await cases.register_alone(sm, actor=actor, data=data, ctx=ctx)
+
     status, body, replayed = await idempotency.create_once(
         sm,
         client_id=actor.client_id,
@@ -58,6 +61,7 @@ async def register_case(
         data=data,
         status=201,
         create=register,
+        create_alone=register_alone,
     )
     return created_response(status, body, replayed=replayed, location=f"/v1/cases/{body['id']}")
 
