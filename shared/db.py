@@ -101,3 +101,20 @@ async def transaction(
     """One transaction per request or message, owned by the caller (STYLE.md rule 4)."""
     async with sessionmaker() as session, session.begin():
         yield session
+
+
+@asynccontextmanager
+async def single_statements(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[Any]:
+    """A pooled asyncpg connection outside any explicit transaction, for a use case whose
+    writes are one statement (a server-side function): the statement is its transaction, so
+    there is no BEGIN or COMMIT to wait for. Anything that needs several statements to
+    commit together belongs in `transaction`.
+
+    Checking the connection out and back sends nothing: the driver adapter only ever starts
+    a transaction on its own first statement, and autocommit keeps it from doing that.
+    """
+    engine = sessionmaker.kw["bind"]
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        raw = await conn.get_raw_connection()
+        yield raw.driver_connection

@@ -18,6 +18,7 @@ from services.intake.deps import (
     PlatformDep,
     SessionmakerDep,
 )
+from services.intake.state import IntakeState
 from services.registry.cases import service as cases
 from services.registry.cases.rules import CaseStatus
 from services.registry.cases.schemas import CaseCreate, CaseOut, CaseStatusUpdate
@@ -30,6 +31,7 @@ from services.registry.store import idempotency
 from shared.db import transaction
 from shared.errors import ValidationFailed
 from shared.schemas import MAX_PAGE, Page
+from shared.state import state_of
 from shared.web import created_response
 
 router = APIRouter(prefix="/v1")
@@ -41,14 +43,19 @@ async def register_case(
     data: CaseCreate,
     request: Request,
     actor: CaseWriterDep,
-    sm: SessionmakerDep,
-    ctx: ContextDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Register a case for the caller's jurisdiction; links to matching cases are reported."""
+    # Intake's hottest route reads the sessionmaker and context from the state itself: each
+    # dependency FastAPI solves costs about as much as reading them (ADR 0009, BENCHMARKS.md).
+    state = state_of(request, IntakeState)
+    sm, ctx = state.sessionmaker, state.context
 
     async def register(session: AsyncSession) -> CaseOut:
         return await cases.register(session, actor=actor, data=data, ctx=ctx)
+
+    async def register_alone() -> CaseOut:
+        return await cases.register_alone(sm, actor=actor, data=data, ctx=ctx)
 
     status, body, replayed = await idempotency.create_once(
         sm,
@@ -58,6 +65,7 @@ async def register_case(
         data=data,
         status=201,
         create=register,
+        create_alone=register_alone,
     )
     return created_response(status, body, replayed=replayed, location=f"/v1/cases/{body['id']}")
 

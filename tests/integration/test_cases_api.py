@@ -8,20 +8,25 @@ does so as a jurisdiction no other test here opens cases for.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import orjson
 import pytest
-from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import event, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from caseshare.stack.embedded import EmbeddedPostgres
+from services.intake.state import IntakeState
+from services.registry.audit import service as audit
 from services.registry.audit.models import AuditEntry, QueuedAuditEntry
 from services.registry.cases.models import Case, CaseLink, CaseSelector
 from services.registry.cases.selectors import SelectorKind
 from services.registry.reference.models import Jurisdiction
 from services.registry.store.models import IdempotencyKey, OutboxEvent
+from shared.state import state_of
 from tests import databases, factories
 from tests.intake_api import Intake, running, settings_for
 
@@ -257,3 +262,95 @@ async def test_registering_and_reading_never_hop_to_a_worker_thread(
     assert (await intake.client.get(f"/v1/cases/{case['id']}", headers=headers)).status_code == 200
     assert (await intake.client.get("/v1/inbox", headers=headers)).status_code == 200
     assert hops == []
+
+
+@contextmanager
+def statements_sent(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Every statement sent on `engine`'s connections while open, each one a round trip to
+    PostgreSQL: through SQLAlchemy, and straight on the driver (asyncpg's query logger sees
+    raw calls, and the BEGIN and COMMIT of the driver's transactions)."""
+    sent: list[str] = []
+    drivers: list[Any] = []
+
+    def through_sqlalchemy(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    def on_the_driver(record: Any) -> None:
+        sent.append(record.query)
+
+    def checked_out(_dbapi: Any, _record: Any, proxy: Any) -> None:
+        proxy.driver_connection.add_query_logger(on_the_driver)
+        drivers.append(proxy.driver_connection)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
+    event.listen(engine.sync_engine.pool, "checkout", checked_out)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", through_sqlalchemy)
+        event.remove(engine.sync_engine.pool, "checkout", checked_out)
+        for driver in drivers:
+            driver.remove_query_logger(on_the_driver)
+
+
+async def test_a_registration_without_a_hit_is_one_round_trip(intake: Intake) -> None:
+    """References, locks, case, selectors, cross-match, outbox and audit in one statement that
+    is its own transaction: no BEGIN, no COMMIT. It was eight round trips."""
+    engine = state_of(intake.app, IntakeState).engine
+    await opened(intake, "FR")  # the connection has prepared its statements
+    with statements_sent(engine) as sent:
+        case = await opened(intake, "FR")
+    assert len(sent) == 1, sent
+    assert "register_case(" in sent[0]
+    with statements_sent(engine) as sent:  # a refusal, too, is the one statement
+        assert_problem(await register(intake, "FR", platform="myspace"), 422, "unknown platform")
+    assert len(sent) == 1, sent
+    read = await intake.client.get(f"/v1/cases/{case['id']}", headers=intake.authority("FR"))
+    assert read.json() == case
+
+
+async def test_one_statement_writes_what_a_transaction_writes(
+    intake: Intake, db: AsyncEngine
+) -> None:
+    """The same registration alone (one statement) and under an Idempotency-Key (in a
+    transaction, beside the key): the same event and audit rows, in the same order, for the
+    relay and the chain."""
+    pending = {"coordinating_jurisdiction": "FR"}  # two events: coordination and registration
+    alone = await opened(intake, "KR", **pending)
+    headers = {**intake.authority("KR"), "Idempotency-Key": uuid.uuid4().hex}
+    body = factories.case(**pending).model_dump(mode="json")
+    answer = await intake.client.post("/v1/cases", json=body, headers=headers)
+    assert answer.status_code == 201, answer.text
+    async with AsyncSession(db) as session, session.begin():
+        await audit.drain(session)
+
+    async def written(case: dict[str, Any]) -> str:
+        """The case's outbox rows and chained audit entries, its own values blanked."""
+        async with db.connect() as conn:
+            events = await conn.execute(
+                select(
+                    OutboxEvent.topic,
+                    OutboxEvent.key,
+                    OutboxEvent.event_type,
+                    OutboxEvent.subject,
+                    OutboxEvent.payload,
+                )
+                .where(OutboxEvent.key == case["id"])
+                .order_by(OutboxEvent.id)
+            )
+            entries = await conn.execute(
+                select(AuditEntry.actor, AuditEntry.action, AuditEntry.details)
+                .where(AuditEntry.subject_id == case["id"])
+                .order_by(AuditEntry.seq)
+            )
+            rows = [list(row) for row in events] + [list(row) for row in entries]
+        assert [row[1] for row in rows[2:]] == ["case.registered"]
+        assert rows[2][2].pop("token_id")
+        text = orjson.dumps(rows, option=orjson.OPT_SORT_KEYS).decode()
+        for own in ("id", "reference", "created_at"):
+            text = text.replace(case[own], own.upper())
+        return text
+
+    mine = await written(alone)
+    assert "coordination.requested" in mine.split("case.registered")[0]
+    assert mine == await written(answer.json())

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from services.intake import app as intake_app
 from services.intake.settings import IntakeSettings
@@ -50,3 +52,30 @@ def test_created_response_renders_with_orjson() -> None:
     )
     assert isinstance(answer, FastJSONResponse)
     assert answer.headers["Idempotent-Replayed"] == "true"
+
+
+def _solved(dependant: Dependant) -> list[str]:
+    """Every dependency FastAPI calls for a route, depth first."""
+    return [
+        name
+        for sub in dependant.dependencies
+        for name in (*_solved(sub), getattr(sub.call, "__name__", type(sub.call).__name__))
+    ]
+
+
+def test_registration_solves_only_its_callers_chain() -> None:
+    """Intake's hottest route: the token, its scope check and the write guard, nothing else
+    (each solved dependency costs about 8 us a request; the state is read in the route)."""
+    app = intake_app.create_app(IntakeSettings.model_validate({"SELECTOR_HMAC_KEY": "k" * 32}))
+    (route,) = (
+        ctx.original_route
+        for ctx in iter_route_contexts(app.routes)
+        if str(ctx.path) == "/v1/cases"
+        and isinstance(ctx.original_route, APIRoute)
+        and "POST" in ctx.original_route.methods
+    )
+    assert _solved(route.dependant) == [
+        "OAuth2ClientCredentialsBearer",
+        "authenticate",
+        "_writer",
+    ]

@@ -99,14 +99,20 @@ async def append(
 
 async def append_many(session: AsyncSession, entries: Sequence[Mapping[str, Any]]) -> list[str]:
     """Queue several entries with one INSERT; they are chained in this order. Returns each
-    entry's content digest, in order.
+    entry's content digest, in order."""
+    rows, digests = queued_rows(entries)
+    await insert_rows(session, rows)
+    return digests
+
+
+def queued_rows(entries: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The queue rows of `entries` (details as JSON-ready dicts) and their content digests:
+    for `insert_rows`, or for a server-side function that inserts them itself.
 
     Each entry's details are checked against the canonical form now, so an entry that could
     never be hashed (a float, a lone surrogate) fails its own transaction rather than the
     sequencer's.
     """
-    if not entries:
-        return []
     at = datetime.now(UTC)
     bound = _request_token.get()
     rows, digests = [], []
@@ -123,9 +129,16 @@ async def append_many(session: AsyncSession, entries: Sequence[Mapping[str, Any]
             "details": body,
         }
         digests.append(audit_chain.content_digest(**row))
-        rows.append({**row, "details": orjson.dumps(body).decode()})
-    await _QUEUE.insert(session, rows)
-    return digests
+        rows.append(row)
+    return rows, digests
+
+
+async def insert_rows(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows made by `queued_rows`, in their order."""
+    if rows:
+        await _QUEUE.insert(
+            session, [{**row, "details": orjson.dumps(row["details"]).decode()} for row in rows]
+        )
 
 
 async def sequence(session: AsyncSession, *, wait: bool = True, limit: int = SEQUENCE_BATCH) -> int:

@@ -58,8 +58,9 @@ class CoordinationOut(Strict):
     updated_at: datetime
 
 
-def request(session: AsyncSession, case: CaseOut, ctx: Context) -> None:
-    """Tell the named member that a case waits for its consent (registration audits it)."""
+def request(case: CaseOut) -> outbox.Pending:
+    """The event that tells the named member a case waits for its consent; registration
+    queues it before its own event, and audits both in one entry."""
     assert case.coordinating_jurisdiction is not None
     event = CoordinationRequested(
         case_id=case.id,
@@ -68,14 +69,8 @@ def request(session: AsyncSession, case: CaseOut, ctx: Context) -> None:
         platform=case.platform,
         requested_at=case.created_at,
     )
-    outbox.add(
-        session,
-        event,
-        key=str(case.id),
-        subject=str(case.id),
-        prefix=ctx.topic_prefix,
-        jurisdiction=case.coordinating_jurisdiction,
-    )
+    key = str(case.id)
+    return outbox.Pending(event, key=key, subject=key, jurisdiction=case.coordinating_jurisdiction)
 
 
 def _out(case: Case) -> CoordinationOut:

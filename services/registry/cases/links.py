@@ -54,7 +54,24 @@ async def cross_match(
     found = await repository.open_matches(
         session, hashes=hashes, platform=platform, opener=opened_by
     )
-    for other_id, other_opener, _ in sorted(found, key=lambda row: row[0]):
+    matches = [(other_id, other_opener) for other_id, other_opener, _ in found]
+    await link(
+        session, case_id=case_id, opened_by=opened_by, matches=matches, platform=platform, ctx=ctx
+    )
+
+
+async def link(
+    session: AsyncSession,
+    *,
+    case_id: uuid.UUID,
+    opened_by: str,
+    matches: Collection[tuple[uuid.UUID, str]],
+    platform: str,
+    ctx: Context,
+) -> None:
+    """Link the case to each matching (case id, opener) and tell both openers of the hit;
+    registration finds its matches in its own round trip and starts here."""
+    for other_id, other_opener in sorted(matches):
         a, b = sorted((case_id, other_id))
         link_id = uuid.uuid5(a, str(b))
         if await session.get(CaseLink, link_id) is not None:

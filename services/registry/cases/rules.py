@@ -6,11 +6,12 @@ whether it may go ahead, so every refusal is testable without a database.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 
-from services.registry.reference.rules import JurisdictionStatus
+from services.registry.reference.rules import JURISDICTION_STATUSES, JurisdictionStatus
 from shared.errors import ValidationFailed
 
 
@@ -108,7 +109,7 @@ class References:
     opener_status: str | None
     coordinator_status: str | None
     platform_exists: bool
-    lead_platform: str | None
+    lead_on_platform: bool  # the lead case exists and is on the registration's platform
 
 
 def check_references(
@@ -142,5 +143,41 @@ def check_references(
             )
     if not refs.platform_exists:
         raise ValidationFailed(f"unknown platform {platform!r}")
-    if lead_case_id is not None and refs.lead_platform != platform:
+    if lead_case_id is not None and not refs.lead_on_platform:
         raise ValidationFailed("lead_case_id must name an existing case on the same platform")
+
+
+_STATUSES: tuple[str | None, ...] = (None, *JURISDICTION_STATUSES)
+# Every state the references of a registration can be found in: a finite set, so the rule
+# above can be asked in advance which of them it accepts.
+_EVERY_REFERENCES = tuple(
+    References(*combination)
+    for combination in itertools.product(_STATUSES, _STATUSES, (False, True), (False, True))
+)
+_SOME_LEAD = uuid.UUID(int=0)
+
+
+def accepted_references(
+    opener_code: str, coordinator_code: str | None, *, lead_given: bool
+) -> tuple[References, ...]:
+    """The reference states `check_references` accepts for a registration of this shape.
+
+    The database compares what it reads with these before it writes anything, in the same
+    round trip, and hands back what it read when they differ, for `check_references` to word
+    the refusal: the rule stays here, once. The platform's name and the lead case's id only
+    appear in the rule's messages, so a placeholder stands in for them.
+    """
+    accepted = []
+    for refs in _EVERY_REFERENCES:
+        try:
+            check_references(
+                opener_code=opener_code,
+                coordinator_code=coordinator_code,
+                platform="-",
+                lead_case_id=_SOME_LEAD if lead_given else None,
+                refs=refs,
+            )
+        except ValidationFailed:
+            continue
+        accepted.append(refs)
+    return tuple(accepted)

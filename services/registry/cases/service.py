@@ -1,7 +1,8 @@
 """Case use cases: register (with cross-matching), read, list, change status.
 
-Every function takes the caller's session and runs inside the caller's transaction; the
-opener always comes from the authenticated principal, never from the request body.
+Every function takes the caller's session and runs inside the caller's transaction, but
+`register_alone`, whose one statement is its own transaction; the opener always comes from the
+authenticated principal, never from the request body.
 """
 
 from __future__ import annotations
@@ -11,137 +12,95 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
-from services.registry.cases import coordination, links, repository, rules, selectors
+from services.registry.cases import links, registration, repository, rules
 from services.registry.cases.models import Case, CaseSelector
 from services.registry.cases.rules import CaseStatus, CoordinationState, ReleasePolicy
 from services.registry.cases.schemas import CaseCreate, CaseOut, SelectorOut
 from services.registry.context import Actor, Context, encode_cursor, keyset_page
-from services.registry.store import locks, outbox
+from services.registry.store import outbox
+from shared.db import single_statements, transaction
 from shared.errors import NotFound, PreconditionFailed, ValidationFailed
-from shared.events import CaseRegistered, CaseStatusChanged
-
-
-def _hashed_selectors(ctx: Context, data: CaseCreate) -> dict[tuple[str, str], str]:
-    """(kind, hash) -> masked form; invalid selectors are refused with their position."""
-    out: dict[tuple[str, str], str] = {}
-    for index, sel in enumerate(data.selectors):
-        try:
-            normalised = selectors.normalise(sel.kind, sel.value)
-        except selectors.InvalidSelector as exc:
-            raise ValidationFailed(f"selectors[{index}]: {exc}") from exc
-        digest = selectors.selector_hash(ctx.hmac_key, sel.kind, normalised)
-        out[(sel.kind.value, digest)] = selectors.mask(sel.kind, normalised)
-    return out
+from shared.events import CaseStatusChanged
 
 
 async def register(
     session: AsyncSession, *, actor: Actor, data: CaseCreate, ctx: Context
 ) -> CaseOut:
-    """Register a case, its selectors, links to matching cases, audit entry and events.
+    """Register a case, its selectors, links to matching cases, audit entry and events, in
+    the caller's transaction.
 
     The answer is built from what was inserted rather than read back: every column is known.
     """
-    refs = await repository.references(
-        session,
-        opener=actor.jurisdiction,
-        coordinator=data.coordinating_jurisdiction,
-        platform=data.platform,
-        lead_case_id=data.lead_case_id,
-    )
+    try:
+        out, plan = registration.plan(actor, data, ctx)
+    except ValidationFailed:
+        # the references are refused before the selectors, as they always were
+        _refuse(
+            actor, data, await repository.references(session, registration.reading(actor, data))
+        )
+        raise
+    result = await repository.register(session, plan)
+    if result.outcome is repository.Outcome.MATCHED:
+        await links.link(
+            session,
+            case_id=out.id,
+            opened_by=out.opened_by,
+            matches=result.matches,
+            platform=out.platform,
+            ctx=ctx,
+        )
+        await outbox.insert_rows(session, plan.outbox)
+        await audit.insert_rows(session, plan.audit)
+        return out
+    return _registered_or_refused(actor, data, result, out)
+
+
+async def register_alone(
+    sm: async_sessionmaker[AsyncSession], *, actor: Actor, data: CaseCreate, ctx: Context
+) -> CaseOut:
+    """`register` as a transaction of its own, in one round trip when no open case of another
+    jurisdiction shares a selector. A hit, whose links must commit with the case, and a
+    refused selector go through `register` in a transaction instead; the first try wrote
+    nothing."""
+    try:
+        out, plan = registration.plan(actor, data, ctx)
+    except ValidationFailed:
+        plan = None
+    if plan is not None:
+        async with single_statements(sm) as conn:
+            result = await repository.register_alone(conn, plan)
+        if result.outcome is not repository.Outcome.HIT:
+            return _registered_or_refused(actor, data, result, out)
+    async with transaction(sm) as session:
+        return await register(session, actor=actor, data=data, ctx=ctx)
+
+
+def _registered_or_refused(
+    actor: Actor, data: CaseCreate, result: repository.Result, out: CaseOut
+) -> CaseOut:
+    if result.outcome is repository.Outcome.REFUSED:
+        _refuse(actor, data, result.refs)
+        raise RuntimeError("register_case refused references that the rule accepts")
+    if result.outcome is repository.Outcome.DUPLICATE:
+        raise ValidationFailed(
+            f"{actor.jurisdiction} already registered reference {data.reference!r}"
+        )
+    if result.outcome is not repository.Outcome.REGISTERED:
+        raise RuntimeError(f"register_case answered {result.outcome}")
+    return out
+
+
+def _refuse(actor: Actor, data: CaseCreate, refs: rules.References) -> None:
+    """Raise the rule's refusal of these references, if it refuses them."""
     rules.check_references(
         opener_code=actor.jurisdiction,
         coordinator_code=data.coordinating_jurisdiction,
         platform=data.platform,
         lead_case_id=data.lead_case_id,
         refs=refs,
-    )
-    hashed = _hashed_selectors(ctx, data)
-    await locks.hold(
-        session,
-        [f"reference:{actor.jurisdiction}:{data.reference}"]
-        + [f"selector:{data.platform}:{digest}" for _, digest in hashed],
-    )
-    out = _new_case(actor, data, hashed)
-    row = out.model_dump(exclude={"selectors"}) | {"created_by_client": actor.client_id}
-    rows = [(kind, digest, masked) for (kind, digest), masked in hashed.items()]
-    if not await repository.insert_case(session, row, rows):
-        raise ValidationFailed(
-            f"{actor.jurisdiction} already registered reference {data.reference!r}"
-        )
-    if out.status is CaseStatus.OPEN:
-        await links.cross_match(
-            session,
-            case_id=out.id,
-            opened_by=out.opened_by,
-            hashes={digest for _, digest in hashed},
-            platform=out.platform,
-            ctx=ctx,
-        )
-    else:
-        coordination.request(session, out, ctx)
-    await outbox.add_many(
-        session,
-        [outbox.Pending(_registered(out), key=str(out.id), subject=str(out.id))],
-        prefix=ctx.topic_prefix,
-    )
-    await audit.append(
-        session,
-        actor=actor.client_id,
-        action="case.registered",
-        subject_type="case",
-        subject_id=str(out.id),
-        details={
-            "opened_by": out.opened_by,
-            "platform": out.platform,
-            "selectors": len(hashed),
-            "coordinator": out.coordinating_jurisdiction,
-            "status": out.status.value,
-            "release_policy": out.release_policy.value,
-        },
-    )
-    return out
-
-
-def _new_case(actor: Actor, data: CaseCreate, hashed: dict[tuple[str, str], str]) -> CaseOut:
-    """The case about to be inserted, as its opener will see it."""
-    now = datetime.now(UTC)
-    status, coordination_state = rules.initial_status(data.coordinating_jurisdiction)
-    return CaseOut(
-        id=uuid.uuid4(),
-        reference=data.reference,
-        opened_by=actor.jurisdiction,
-        platform=data.platform,
-        coordinating_jurisdiction=data.coordinating_jurisdiction,
-        lead_case_id=data.lead_case_id,
-        offence_categories=list(data.offence_categories),
-        legal_basis=data.legal_basis,
-        selectors=[
-            SelectorOut(kind=selectors.SelectorKind(kind), masked=masked)
-            for (kind, _), masked in hashed.items()
-        ],
-        status=status,
-        emergency=data.emergency,
-        release_policy=data.release_policy,
-        coordination_state=coordination_state,
-        version=1,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def _registered(out: CaseOut) -> CaseRegistered:
-    return CaseRegistered(
-        case_id=out.id,
-        reference=out.reference,
-        opened_by=out.opened_by,
-        platform=out.platform,
-        coordinating_jurisdiction=out.coordinating_jurisdiction,
-        lead_case_id=out.lead_case_id,
-        emergency=out.emergency,
-        registered_at=out.created_at,
     )
 
 

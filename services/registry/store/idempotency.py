@@ -89,8 +89,14 @@ async def create_once(
     data: BaseModel,
     status: int,
     create: Callable[[AsyncSession], Awaitable[BaseModel]],
+    create_alone: Callable[[], Awaitable[BaseModel]] | None = None,
 ) -> tuple[int, dict[str, Any], bool]:
-    """A POST's whole transaction: `create` runs once per (client, key); retries replay it."""
+    """A POST's whole transaction: `create` runs once per (client, key); retries replay it.
+
+    Without a key there is nothing to claim alongside, and `create_alone`, if given, runs
+    instead: a use case that owns its (single-statement) transaction."""
+    if key is None and create_alone is not None:
+        return status, (await create_alone()).model_dump(mode="json"), False
     # The body is only fingerprinted under a key; most POSTs carry none.
     body = None if key is None else data.model_dump(mode="json")
     async with transaction(sm) as session:

@@ -9,15 +9,14 @@ sees the first's rows.
 
 Locks are taken in ascending lock-id order, so two transactions wanting overlapping sets can
 never wait on each other in a cycle; a collision of two keys on one id only serialises more.
+Registration takes them inside its server-side function (`register_case`, migration 0015),
+in the order `idents` gives.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 # The two-integer advisory lock space is separate from the one-bigint space the audit chain
 # uses; this first integer names "registration keys" within it.
@@ -29,16 +28,6 @@ def lock_id(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big", signed=True)
 
 
-# One statement for any number of keys: a function scan over an array yields its elements in
-# order, so the locks are still taken one by one in ascending order.
-_HOLD = text(
-    "SELECT count(pg_advisory_xact_lock(:space, ident))"
-    " FROM unnest(CAST(:idents AS integer[])) AS ident"
-)
-
-
-async def hold(session: AsyncSession, keys: Iterable[str]) -> None:
-    """Block until this transaction holds the lock of every key; released at commit/rollback."""
-    idents = sorted({lock_id(key) for key in keys})
-    if idents:
-        await session.execute(_HOLD, {"space": REGISTRATION_SPACE, "idents": idents})
+def idents(keys: Iterable[str]) -> list[int]:
+    """The lock ids of `keys`, once each, in the ascending order they must be taken in."""
+    return sorted({lock_id(key) for key in keys})

@@ -48,12 +48,14 @@ def add(
 
 @dataclass(frozen=True)
 class Pending:
-    """One event to queue with `add_many`: the event, its record key and CloudEvents subject."""
+    """One event to queue with `add_many`: the event, its record key and CloudEvents subject,
+    and the jurisdiction whose inbox it goes to, if it is an inbox event."""
 
     event: Event
     key: str
     subject: str | None
     event_id: uuid.UUID | None = None
+    jurisdiction: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,22 @@ async def add_many(
     session: AsyncSession, items: Sequence[Pending | Prepared], *, prefix: str
 ) -> None:
     """Queue many events in one INSERT executed once (a fan-out writes dozens at once)."""
-    if not items:
-        return
+    await insert_rows(session, rows(items, prefix=prefix))
+
+
+def rows(items: Sequence[Pending | Prepared], *, prefix: str) -> list[dict[str, Any]]:
+    """The outbox rows of `items`, in order, payloads as JSON-ready dicts: for `insert_rows`,
+    or for a server-side function that inserts them itself (case registration)."""
     traceparent = tracing.current_traceparent()
-    await _INSERTER.insert(session, [_row(item, prefix, traceparent) for item in items])
+    return [_row(item, prefix, traceparent) for item in items]
+
+
+async def insert_rows(session: AsyncSession, built: Sequence[dict[str, Any]]) -> None:
+    """Insert rows made by `rows`, in their order."""
+    if built:
+        await _INSERTER.insert(
+            session, [{**row, "payload": orjson.dumps(row["payload"]).decode()} for row in built]
+        )
 
 
 _INSERTER = bulk.RowInserter(
@@ -95,16 +109,18 @@ _INSERTER = bulk.RowInserter(
 
 
 def _row(item: Pending | Prepared, prefix: str, traceparent: str | None) -> dict[str, Any]:
+    jurisdiction = None
     if isinstance(item, Pending):
         event_type, payload = type(item.event), item.event.model_dump(mode="json")
+        jurisdiction = item.jurisdiction
     else:
         event_type, payload = item.event_type, item.payload
     return {
         "event_id": item.event_id or uuid.uuid4(),
-        "topic": topic_name(prefix, event_type.TOPIC),
+        "topic": topic_name(prefix, event_type.TOPIC, jurisdiction),
         "key": item.key,
         "event_type": event_type.TYPE,
         "subject": item.subject,
-        "payload": orjson.dumps(payload).decode(),
+        "payload": payload,
         "traceparent": traceparent,
     }
