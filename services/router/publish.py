@@ -85,7 +85,12 @@ async def load_outgoing(
         .join(CooperationResponse, CooperationResponse.id == Delivery.response_id)
     )
     if delivery_ids is not None:
-        query = query.where(Delivery.id.in_(delivery_ids))
+        # an array, not IN (...): one statement text for any number of ids, where each length
+        # of an IN list is a statement of its own that every pooled connection prepares and
+        # keeps (the release sweep's bursts grew the router by ~15 MiB that way)
+        query = query.where(
+            Delivery.id == any_(bindparam("delivery_ids", list(delivery_ids), type_=ARRAY(UUID)))
+        )
     if pending_of is not None:
         query = query.where(
             Delivery.response_id == pending_of, Delivery.state == DeliveryState.PENDING

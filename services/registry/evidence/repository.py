@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import BindParameter, String, any_, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.cases.models import Case
@@ -14,12 +16,19 @@ from services.registry.deliveries.models import Delivery
 from services.registry.evidence.models import DeletionRequest, EvidenceRecord
 
 
+def _array(name: str, values: list[Any], kind: Any) -> BindParameter[Any]:
+    """A list bound as one array, for `= ANY(...)`: unlike IN, one statement text for any
+    length, so pooled connections do not prepare and keep one statement per length."""
+    return bindparam(name, values, type_=ARRAY(kind))
+
+
 async def records_of_response(
     session: AsyncSession, response_id: uuid.UUID, *, jurisdictions: frozenset[str]
 ) -> Sequence[EvidenceRecord]:
     """The response's own records and those of its deliveries to `jurisdictions`, in order."""
     named = select(Delivery.id).where(
-        Delivery.response_id == response_id, Delivery.jurisdiction.in_(jurisdictions)
+        Delivery.response_id == response_id,
+        Delivery.jurisdiction == any_(_array("jurisdictions", sorted(jurisdictions), String)),
     )
     query = (
         select(EvidenceRecord)
@@ -59,7 +68,13 @@ async def openers(session: AsyncSession, case_ids: set[uuid.UUID]) -> set[str]:
     """The jurisdictions that opened these cases."""
     if not case_ids:
         return set()
-    return set((await session.scalars(select(Case.opened_by).where(Case.id.in_(case_ids)))).all())
+    return set(
+        (
+            await session.scalars(
+                select(Case.opened_by).where(Case.id == any_(_array("cases", list(case_ids), UUID)))
+            )
+        ).all()
+    )
 
 
 async def deliveries_of(
@@ -77,7 +92,9 @@ async def deletions_of(
     if not delivery_ids:
         return {}
     rows = await session.scalars(
-        select(DeletionRequest).where(DeletionRequest.delivery_id.in_(delivery_ids))
+        select(DeletionRequest).where(
+            DeletionRequest.delivery_id == any_(_array("deliveries", list(delivery_ids), UUID))
+        )
     )
     return {row.delivery_id: row for row in rows}
 

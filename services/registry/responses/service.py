@@ -6,7 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.registry.audit import service as audit
@@ -46,7 +48,10 @@ async def _check_cases(session: AsyncSession, platform: str, ids: set[uuid.UUID]
     found = set(
         (
             await session.scalars(
-                select(Case.id).where(Case.id.in_(ids), Case.platform == platform)
+                select(Case.id).where(
+                    Case.id == any_(bindparam("ids", list(ids), type_=ARRAY(PG_UUID))),
+                    Case.platform == platform,
+                )
             )
         ).all()
     )
