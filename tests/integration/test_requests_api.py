@@ -441,7 +441,9 @@ async def test_the_platform_inbox_is_newest_first_and_paginated(
         )
         seen += [r["id"] for r in page.json()["items"]]
         cursor = page.json()["next_cursor"]
-        assert cursor
+        # another page follows while ours are not all seen (other tests' older requests may
+        # follow ours, or none: then the last page has no cursor)
+        assert cursor or len(seen) == 3
     assert seen == [r["id"] for r in reversed(made)]
 
 
