@@ -118,6 +118,7 @@ class Runtime:
             metrics=self.metrics,
             batch_handler=self.handle_batch,
             batch_size=s.batch_size,
+            batch_deliveries=s.batch_deliveries,
         )
         for name, coro in (
             ("relay", relay.run(self.stop)),
@@ -152,9 +153,9 @@ class Runtime:
         return responses is not None and responses.busy(within)
 
     async def process(self, response_id: uuid.UUID) -> int:
-        return await self.process_many([response_id])
+        return (await self.process_many([response_id])).produced
 
-    async def process_many(self, response_ids: list[uuid.UUID]) -> int:
+    async def process_many(self, response_ids: list[uuid.UUID]) -> fanout.FanoutResult:
         """Fan out these responses together (one transaction, one produce batch), in order."""
         result = await fanout.process_responses(
             self.sm,
@@ -167,19 +168,20 @@ class Runtime:
         )
         self.metrics.delivered.inc(result.produced)
         self.metrics.excluded.inc(result.excluded)
-        return result.produced
+        return result
 
     async def handle(self, envelope: Envelope) -> None:
         assert isinstance(envelope.event, ResponseReceived)
         await self.process(envelope.event.response_id)
 
-    async def handle_batch(self, envelopes: list[Envelope]) -> None:
-        """Several responses of one partition, fetched together, fanned out in offset order."""
+    async def handle_batch(self, envelopes: list[Envelope]) -> int:
+        """Several responses of one partition, fetched together, fanned out in offset order;
+        returns the deliveries sealed, by which the consumer sizes its next batch."""
         ids = []
         for envelope in envelopes:
             assert isinstance(envelope.event, ResponseReceived)
             ids.append(envelope.event.response_id)
-        await self.process_many(ids)
+        return (await self.process_many(ids)).sealed
 
     async def close(self) -> None:
         """Stop fetching, let in-flight work finish (bounded), commit, release everything."""

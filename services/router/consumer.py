@@ -9,6 +9,8 @@ With a batch handler, a partition's fetched records are handled in groups of up 
 cost latency at low rates). A group that fails for good (a poison record in it) is handled
 again one record at a time, so only the bad record is dead-lettered; a transient failure
 retries the whole group. Under tracing, records go one at a time, each in its own trace.
+A group is also cut to about `batch_deliveries` sealed deliveries, by the deliveries per
+response of the batch before: a batch holds all it seals until it is produced.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ logger = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, DBAPIError, PoolTimeout, KafkaError, OSError, TimeoutError)
 MAX_BACKOFF = 10.0
 Handler = Callable[[Envelope], Awaitable[None]]
-BatchHandler = Callable[[list[Envelope]], Awaitable[None]]
+# returns the deliveries the batch sealed (0 for a replay), to size the next one
+BatchHandler = Callable[[list[Envelope]], Awaitable[int]]
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -56,10 +59,13 @@ class ResponseConsumer:
         metrics: RouterMetrics,
         batch_handler: BatchHandler | None = None,
         batch_size: int = 1,
+        batch_deliveries: int | None = None,
     ) -> None:
         self._consumer, self._producer, self._provisioner = consumer, producer, provisioner
         self._handler, self._dlq, self._metrics = handler, dlq_topic, metrics
         self._batch_handler, self._batch_size = batch_handler, max(batch_size, 1)
+        self._batch_deliveries = batch_deliveries
+        self._per_response = 0.0  # deliveries sealed per response by the last batch
         self._positions: dict[TopicPartition, int] = {}
         self._handled_at = float("-inf")
 
@@ -86,15 +92,25 @@ class ResponseConsumer:
         if records:
             # the first record fetched is the first not yet committed: our backlog starts here
             self._positions[tp] = records[0].offset
-        for first in range(0, len(records), self._batch_size):
-            group = records[first : first + self._batch_size]
+        first = 0
+        while first < len(records):
+            group = records[first : first + self.group_size()]
             handled = 0 if stop.is_set() else await self._handle_group(group, stop)
             if handled:
                 committed = group[handled - 1].offset + 1
                 self._handled_at = time.monotonic()
             if handled < len(group):
                 break  # stopping: the rest stays uncommitted and is redelivered
+            first += len(group)
         return tp, committed
+
+    def group_size(self) -> int:
+        """Responses to take as the next batch: the bound, or fewer if the last batch sealed
+        so many deliveries per response that this one would pass `batch_deliveries`."""
+        if self._batch_deliveries is None or self._per_response <= 0:
+            return self._batch_size
+        fit = int(self._batch_deliveries // self._per_response)
+        return max(1, min(self._batch_size, fit))
 
     async def _handle_group(
         self, group: list[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
@@ -108,8 +124,10 @@ class ResponseConsumer:
         delay = 0.2
         while True:
             try:
-                await self._batch_handler([e for e in envelopes if e is not None])
+                sealed = await self._batch_handler([e for e in envelopes if e is not None])
                 self._metrics.consumed.inc(len(group))
+                if sealed:  # a replay seals nothing and says nothing of the next batch
+                    self._per_response = sealed / len(group)
                 return len(group)
             except Exception as exc:
                 if not is_transient(exc):

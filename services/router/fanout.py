@@ -85,11 +85,12 @@ def _to_rule_response(resp: CooperationResponse) -> rules.Response:
 
 @dataclass(frozen=True)
 class Routed:
-    """What a first decision produced: the inbox records to publish, and how many were
-    excluded."""
+    """What a first decision produced: the inbox records to publish, how many were excluded,
+    and how many deliveries were sealed (held ones included)."""
 
     records: list[Outgoing]
     excluded: int
+    sealed: int = 0
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ async def decide_and_record_many(
     known = await Lookups.load(session)
     decided = {r.id: await _decide(session, r, known, prefix) for r in fresh}
     await _record(session, list(decided.values()), prefix=prefix, lapse_after=lapse_after)
-    routed = {i: Routed(d.records, len(d.excluded)) for i, d in decided.items()}
+    routed = {i: Routed(d.records, len(d.excluded), len(d.deliveries)) for i, d in decided.items()}
     return [routed.get(i) for i in response_ids]
 
 
@@ -395,10 +396,12 @@ _COMPLETE = (
 
 @dataclass(frozen=True)
 class FanoutResult:
-    """Counts for the metrics: deliveries produced, jurisdictions newly excluded."""
+    """Counts for the metrics: deliveries produced, jurisdictions newly excluded; and the
+    deliveries sealed (held ones too), which size the consumer's next batch."""
 
     produced: int
     excluded: int
+    sealed: int = 0
 
 
 async def process_response(
@@ -441,7 +444,7 @@ async def process_responses(
     A first run builds the inbox records from the decisions it has just recorded; only a
     replay (a response decided before) reads its pending deliveries back."""
     records: list[Outgoing] = []
-    excluded = 0
+    excluded = sealed = 0
     ids = list(dict.fromkeys(response_ids))
     async with transaction(sm) as session:
         decided = await decide_and_record_many(
@@ -453,8 +456,9 @@ async def process_responses(
             else:
                 records += routed.records
                 excluded += routed.excluded
+                sealed += routed.sealed
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
         await session.execute(_COMPLETE, {"responses": ids})
         await mark_published(session, records=records, policy=policy, prefix=prefix)
-    return FanoutResult(produced=len(records), excluded=excluded)
+    return FanoutResult(produced=len(records), excluded=excluded, sealed=sealed)

@@ -29,6 +29,10 @@ class RouterSettings(CommonSettings, DatabaseSettings, KafkaSettings, WebhookSet
     # Responses fanned out together (one transaction, one produce batch), from what one fetch
     # of a partition returned: never waited for, so a lone response goes alone at once.
     batch_size: int = Field(default=32, alias="ROUTER_BATCH_SIZE", ge=1, le=500)
+    # ... and fewer when responses have many recipients: a batch holds every delivery it seals
+    # (held ones too) until it is produced, so its size follows the deliveries per response of
+    # the batch before, to keep about this many in memory at once.
+    batch_deliveries: int = Field(default=256, alias="ROUTER_BATCH_DELIVERIES", ge=1, le=10000)
     replay_window_seconds: float = Field(default=3600, alias="ROUTER_REPLAY_WINDOW_SECONDS", ge=0)
     # Published outbox events older than this are deleted; never shorter than the replay window.
     outbox_retention_seconds: float = Field(

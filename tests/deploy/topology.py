@@ -62,6 +62,7 @@ DELIBERATE_DEFAULTS = {
     "ROUTER_SESSION_TIMEOUT_MS": "10 s: a dead router's partitions move within that",
     "RELAY_BATCH": "500 outbox events per produce batch",
     "ROUTER_BATCH_SIZE": "32 responses per fan-out batch, from what one fetch returned",
+    "ROUTER_BATCH_DELIVERIES": "about 256 sealed deliveries held by a fan-out batch at once",
     "KAFKA_SSL_CERTFILE": "the hub's services authenticate with SCRAM, not a certificate",
     "KAFKA_SSL_KEYFILE": "as KAFKA_SSL_CERTFILE",
     "KAFKA_SSL_KEY_PASSWORD": "as KAFKA_SSL_CERTFILE",

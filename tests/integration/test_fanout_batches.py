@@ -94,25 +94,31 @@ def _tp(records: list[ConsumerRecord[bytes, bytes]]) -> TopicPartition:
 
 
 def _consumer(
-    kafka: Kafka, sm: async_sessionmaker[AsyncSession], ctx: Context, *, size: int
+    kafka: Kafka,
+    sm: async_sessionmaker[AsyncSession],
+    ctx: Context,
+    *,
+    size: int,
+    deliveries: int | None = None,
 ) -> tuple[ResponseConsumer, list[list[uuid.UUID]]]:
     """The router's consumer over the real fan-out, remembering each batch it was handed."""
     producer, provisioner = kafka
     batches: list[list[uuid.UUID]] = []
 
-    async def run(ids: list[uuid.UUID]) -> None:
-        await fanout.process_responses(
+    async def run(ids: list[uuid.UUID]) -> int:
+        result = await fanout.process_responses(
             sm, producer, provisioner, response_ids=ids, prefix=ctx.topic_prefix, policy=POLICY
         )
+        return result.sealed
 
     async def one(envelope: Envelope) -> None:
         assert isinstance(envelope.event, ResponseReceived)
         await run([envelope.event.response_id])
 
-    async def many(envelopes: list[Envelope]) -> None:
+    async def many(envelopes: list[Envelope]) -> int:
         ids = [e.event.response_id for e in envelopes if isinstance(e.event, ResponseReceived)]
         batches.append(ids)
-        await run(ids)
+        return await run(ids)
 
     consumer = ResponseConsumer(
         None,  # `_partition` never touches the Kafka consumer
@@ -123,6 +129,7 @@ def _consumer(
         metrics=RouterMetrics(),
         batch_handler=many,
         batch_size=size,
+        batch_deliveries=deliveries,
     )
     return consumer, batches
 
@@ -246,6 +253,29 @@ async def test_no_batch_is_larger_than_the_bound_and_order_is_kept(
     assert await _states(sessionmaker, ids) == ["completed"] * 5
 
 
+async def test_batches_shrink_to_the_delivery_budget_once_responses_prove_large(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ctx: Context,
+    kafka: Kafka,
+    broker: EmbeddedTansu,
+) -> None:
+    ids = await _responses(sessionmaker, ctx, 7)
+    source = f"{ctx.topic_prefix}.responses.v1"
+    records = await _records(kafka, broker.bootstrap, source, list(ids))
+    budget = 2 * len(RECIPIENTS)  # room for the deliveries of two responses
+    consumer, batches = _consumer(kafka, sessionmaker, ctx, size=4, deliveries=budget)
+    assert consumer.group_size() == 4  # nothing sealed yet: the bound
+
+    _, committed = await consumer._partition(_tp(records), records, asyncio.Event())
+
+    assert committed == records[-1].offset + 1
+    # the first batch sealed len(RECIPIENTS) per response, so the next take only two; the
+    # last one alone takes the single path
+    assert batches == [ids[0:4], ids[4:6]]
+    assert consumer.group_size() == 2
+    assert await _states(sessionmaker, ids) == ["completed"] * 7
+
+
 async def test_a_stopping_consumer_commits_only_whole_batches(
     sessionmaker: async_sessionmaker[AsyncSession],
     ctx: Context,
@@ -260,9 +290,10 @@ async def test_a_stopping_consumer_commits_only_whole_batches(
     handler = consumer._batch_handler
     assert handler is not None
 
-    async def then_stop(envelopes: list[Envelope]) -> None:
-        await handler(envelopes)
+    async def then_stop(envelopes: list[Envelope]) -> int:
+        sealed = await handler(envelopes)
         stop.set()  # SIGTERM while the first batch was in flight
+        return sealed
 
     consumer._batch_handler = then_stop
     _, committed = await consumer._partition(_tp(records), records, stop)
