@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import BindParameter, String, any_, bindparam, func, or_, select
+from sqlalchemy import String, any_, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,19 +15,16 @@ from services.registry.deliveries.models import Delivery
 from services.registry.evidence.models import DeletionRequest, EvidenceRecord
 
 
-def _array(name: str, values: list[Any], kind: Any) -> BindParameter[Any]:
-    """A list bound as one array, for `= ANY(...)`: unlike IN, one statement text for any
-    length, so pooled connections do not prepare and keep one statement per length."""
-    return bindparam(name, values, type_=ARRAY(kind))
-
-
 async def records_of_response(
     session: AsyncSession, response_id: uuid.UUID, *, jurisdictions: frozenset[str]
 ) -> Sequence[EvidenceRecord]:
     """The response's own records and those of its deliveries to `jurisdictions`, in order."""
+    # lists as one array (= ANY), not IN (...): one statement text for any length, so pooled
+    # connections do not prepare and keep a statement per length
     named = select(Delivery.id).where(
         Delivery.response_id == response_id,
-        Delivery.jurisdiction == any_(_array("jurisdictions", sorted(jurisdictions), String)),
+        Delivery.jurisdiction
+        == any_(bindparam("jurisdictions", sorted(jurisdictions), type_=ARRAY(String))),
     )
     query = (
         select(EvidenceRecord)
@@ -71,7 +67,9 @@ async def openers(session: AsyncSession, case_ids: set[uuid.UUID]) -> set[str]:
     return set(
         (
             await session.scalars(
-                select(Case.opened_by).where(Case.id == any_(_array("cases", list(case_ids), UUID)))
+                select(Case.opened_by).where(
+                    Case.id == any_(bindparam("cases", list(case_ids), type_=ARRAY(UUID)))
+                )
             )
         ).all()
     )
@@ -93,7 +91,8 @@ async def deletions_of(
         return {}
     rows = await session.scalars(
         select(DeletionRequest).where(
-            DeletionRequest.delivery_id == any_(_array("deliveries", list(delivery_ids), UUID))
+            DeletionRequest.delivery_id
+            == any_(bindparam("deliveries", list(delivery_ids), type_=ARRAY(UUID)))
         )
     )
     return {row.delivery_id: row for row in rows}
