@@ -23,6 +23,7 @@ from services.registry.context import Context
 from services.registry.reference import seed
 from shared.db import create_engine, create_sessionmaker, transaction
 from shared.keywrap import KeyRing
+from tests import kafka_utils
 
 HMAC_KEY = "test-selector-key-" + "k" * 32
 
@@ -88,6 +89,13 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         finally:
             await sess.close()
             await outer.rollback()
+
+
+@pytest.fixture
+async def kafka(broker: EmbeddedTansu) -> AsyncIterator[kafka_utils.Kafka]:
+    """A producer and topic provisioner as the router holds them (three partitions a topic)."""
+    async with kafka_utils.producing(broker.bootstrap) as started:
+        yield started
 
 
 @pytest.fixture

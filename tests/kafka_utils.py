@@ -1,12 +1,33 @@
-"""Reading topics in tests the way an integrator would: from the beginning, without a group."""
+"""Reading topics in tests the way an integrator would: from the beginning, without a group;
+and producing to them as the router does."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.kafka import TopicProvisioner, make_producer
+
+Kafka = tuple[AIOKafkaProducer, TopicProvisioner]
+
+
+@contextlib.asynccontextmanager
+async def producing(bootstrap: str, *, partitions: int = 3) -> AsyncIterator[Kafka]:
+    """A started producer and topic provisioner (new topics get `partitions`), stopped after."""
+    producer = make_producer(bootstrap, client_id="test")
+    provisioner = TopicProvisioner(bootstrap, partitions=partitions)
+    await producer.start()
+    await provisioner.start()
+    try:
+        yield producer, provisioner
+    finally:
+        await producer.stop()
+        await provisioner.close()
 
 
 async def existing_topics(bootstrap: str) -> set[str]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import ConsumerRecord
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -69,31 +68,19 @@ from shared.events import (
     ResponseReceived,
     topic_name,
 )
-from shared.kafka import TopicProvisioner, encode, make_producer, now
+from shared.kafka import encode, now
 from shared.keywrap import KeyRing
 from tests import factories
-from tests.kafka_utils import existing_topics, read_topic
+from tests.kafka_utils import Kafka, existing_topics, read_topic
 
 pytestmark = pytest.mark.integration
 # no wait for an acknowledgement, so the reconciler finds the unacknowledged delivery due at once
 IMPATIENT = publish.Policy(timedelta(0), timedelta(0))
-Kafka = tuple[AIOKafkaProducer, TopicProvisioner]
 WEBHOOK_RING = KeyRing.generate()
 
 
 def actor(code: str) -> Actor:
     return Actor(client_id=f"authority-{code.lower()}", jurisdiction=code)
-
-
-@pytest.fixture
-async def kafka(broker: EmbeddedTansu) -> AsyncIterator[Kafka]:
-    producer = make_producer(broker.bootstrap, client_id="contract-test")
-    provisioner = TopicProvisioner(broker.bootstrap, partitions=3)
-    await producer.start()
-    await provisioner.start()
-    yield producer, provisioner
-    await producer.stop()
-    await provisioner.close()
 
 
 async def _cases_and_a_response(sm: async_sessionmaker[AsyncSession], ctx: Context) -> uuid.UUID:

@@ -27,7 +27,7 @@ from services.router import fanout, publish
 from shared import sealing
 from shared.db import transaction
 from shared.events import topic_name
-from shared.kafka import TopicProvisioner, decode, make_producer
+from shared.kafka import decode
 from tests import factories
 from tests.kafka_utils import read_topic
 
@@ -42,17 +42,6 @@ async def _codes(sm: async_sessionmaker[AsyncSession]) -> set[str]:
 
 def actor(code: str) -> Actor:
     return Actor(client_id=f"authority-{code.lower()}", jurisdiction=code)
-
-
-@pytest.fixture
-async def kafka(broker: EmbeddedTansu) -> AsyncIterator[tuple[object, TopicProvisioner]]:
-    producer = make_producer(broker.bootstrap, client_id="test")
-    provisioner = TopicProvisioner(broker.bootstrap, partitions=3)
-    await producer.start()
-    await provisioner.start()
-    yield producer, provisioner
-    await producer.stop()
-    await provisioner.close()
 
 
 @pytest.fixture

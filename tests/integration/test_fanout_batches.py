@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
@@ -27,25 +25,13 @@ from services.router.consumer import ResponseConsumer
 from services.router.metrics import RouterMetrics
 from shared.db import transaction
 from shared.events import ResponseReceived, topic_name
-from shared.kafka import Envelope, TopicProvisioner, decode, encode, make_producer
+from shared.kafka import Envelope, decode, encode
 from tests import factories
-from tests.kafka_utils import read_topic
+from tests.kafka_utils import Kafka, read_topic
 
 pytestmark = pytest.mark.integration
 POLICY = publish.Policy(timedelta(seconds=60), timedelta(seconds=600))
 RECIPIENTS = ("FR", "DE")
-Kafka = tuple[Any, TopicProvisioner]
-
-
-@pytest.fixture
-async def kafka(broker: EmbeddedTansu) -> AsyncIterator[Kafka]:
-    producer = make_producer(broker.bootstrap, client_id="test")
-    provisioner = TopicProvisioner(broker.bootstrap, partitions=3)
-    await producer.start()
-    await provisioner.start()
-    yield producer, provisioner
-    await producer.stop()
-    await provisioner.close()
 
 
 async def _responses(sm: async_sessionmaker[AsyncSession], ctx: Context, n: int) -> list[uuid.UUID]:

@@ -23,8 +23,8 @@ from services.router.metrics import RouterMetrics
 from services.router.reconciler import Reconciler
 from shared.db import transaction
 from shared.events import DeliveryFailed, topic_name
-from shared.kafka import TopicProvisioner, decode, make_producer
-from tests import factories
+from shared.kafka import decode
+from tests import factories, kafka_utils
 from tests.kafka_utils import read_topic
 
 pytestmark = pytest.mark.integration
@@ -38,14 +38,10 @@ def test_backoff_doubles_from_the_ack_timeout_and_is_capped() -> None:
 
 
 @pytest.fixture
-async def kafka(broker: EmbeddedTansu) -> AsyncIterator[tuple[object, TopicProvisioner]]:
-    producer = make_producer(broker.bootstrap, client_id="test")
-    provisioner = TopicProvisioner(broker.bootstrap, partitions=1)
-    await producer.start()
-    await provisioner.start()
-    yield producer, provisioner
-    await producer.stop()
-    await provisioner.close()
+async def kafka(broker: EmbeddedTansu) -> AsyncIterator[kafka_utils.Kafka]:
+    """One partition a topic, as these tests have always run."""
+    async with kafka_utils.producing(broker.bootstrap, partitions=1) as started:
+        yield started
 
 
 async def test_unacknowledged_delivery_is_republished_then_failed(

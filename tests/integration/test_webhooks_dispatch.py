@@ -36,9 +36,9 @@ from services.router.metrics import RouterMetrics
 from services.router.webhooks import WebhookDispatcher
 from shared.db import transaction
 from shared.events import CaseLinkFound, ResponseDelivered, WebhookEndpointDisabled
-from shared.kafka import TopicProvisioner, make_producer
+from shared.kafka import TopicProvisioner
 from shared.keywrap import KeyRing
-from tests import factories
+from tests import factories, kafka_utils
 from tests.webhook_receiver import Receiver, delete_every_endpoint
 
 pytestmark = pytest.mark.integration
@@ -60,14 +60,10 @@ class Clock:
 
 
 @pytest.fixture
-async def kafka(broker: EmbeddedTansu) -> AsyncIterator[tuple[AIOKafkaProducer, TopicProvisioner]]:
-    producer = make_producer(broker.bootstrap, client_id="webhook-test")
-    provisioner = TopicProvisioner(broker.bootstrap, partitions=1)
-    await producer.start()
-    await provisioner.start()
-    yield producer, provisioner
-    await producer.stop()
-    await provisioner.close()
+async def kafka(broker: EmbeddedTansu) -> AsyncIterator[kafka_utils.Kafka]:
+    """One partition a topic, as these tests have always run."""
+    async with kafka_utils.producing(broker.bootstrap, partitions=1) as started:
+        yield started
 
 
 @pytest.fixture
