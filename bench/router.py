@@ -48,29 +48,22 @@ class RouterRun:
 
 async def fan_out(target: Target, *, responses: int) -> RouterRun:
     """Submit `responses` at once (bounded concurrency) and time until all are delivered."""
-    async with httpx.AsyncClient(base_url=target.url("intake"), timeout=30) as http:
-        handle = await workload.seed_cases(http, target)
-        token = await asyncio.to_thread(target.token, f"platform-{workload.PLATFORM}")
-        gate = asyncio.Semaphore(CONCURRENCY)
-
-        async def one() -> str:
-            async with gate:
-                return await workload.submit(http, token, handle)
-
-        ids = await asyncio.gather(*(one() for _ in range(responses)))
-    expect = responses * len(workload.RECIPIENTS)
-    count, seconds, submitted = await workload.published_and_received(
-        target, ids, expect=expect, within=120
-    )
-    if count < expect:
-        raise RuntimeError(f"only {count} of {expect} deliveries published within 120 s")
-    return RouterRun(count, seconds, submitted)
+    return await _submit_and_time(target, responses=responses)
 
 
 async def drain(target: Target, *, responses: int, pid: int) -> RouterRun:
     """The router working off a queue: the responses are submitted while its process is
     stopped (SIGSTOP), then timed from its resumption to the last delivery published. Batches
     fill as they would behind a backlog, and intake's rate no longer bounds the window."""
+    return await _submit_and_time(target, responses=responses, paused=pid)
+
+
+async def _submit_and_time(
+    target: Target, *, responses: int, paused: int | None = None
+) -> RouterRun:
+    """Seed the recipients' cases, submit the responses (with the `paused` process stopped
+    meanwhile, timed from its resumption) and wait until every delivery is published."""
+    resumed = None
     async with httpx.AsyncClient(base_url=target.url("intake"), timeout=30) as http:
         handle = await workload.seed_cases(http, target)
         token = await asyncio.to_thread(target.token, f"platform-{workload.PLATFORM}")
@@ -80,12 +73,15 @@ async def drain(target: Target, *, responses: int, pid: int) -> RouterRun:
             async with gate:
                 return await workload.submit(http, token, handle)
 
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        if paused is None:
             ids = await asyncio.gather(*(one() for _ in range(responses)))
-            resumed = await workload.database_now(target)
-        finally:
-            os.kill(pid, signal.SIGCONT)
+        else:
+            os.kill(paused, signal.SIGSTOP)
+            try:
+                ids = await asyncio.gather(*(one() for _ in range(responses)))
+                resumed = await workload.database_now(target)
+            finally:
+                os.kill(paused, signal.SIGCONT)
     expect = responses * len(workload.RECIPIENTS)
     count, seconds, submitted = await workload.published_and_received(
         target, ids, expect=expect, within=120, since=resumed
