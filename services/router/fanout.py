@@ -90,7 +90,7 @@ class Routed:
 
     records: list[Outgoing]
     excluded: int
-    sealed: int = 0
+    sealed: int
 
 
 @dataclass(frozen=True)
@@ -401,7 +401,7 @@ class FanoutResult:
 
     produced: int
     excluded: int
-    sealed: int = 0
+    sealed: int
 
 
 async def process_response(
