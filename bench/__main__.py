@@ -45,6 +45,9 @@ RUNS = int(_env("BENCH_RUNS", 3))
 INTAKE_SECONDS = _env("BENCH_INTAKE_SECONDS", 8)
 CONNECTIONS = int(_env("BENCH_CONNECTIONS", 16))
 ROUTER_RESPONSES = int(_env("BENCH_ROUTER_RESPONSES", 100))
+# A drained queue is the router's capacity figure: long enough that the first batch after the
+# resumption (and its fetch wait) is a small share of the window.
+ROUTER_DRAIN_RESPONSES = int(_env("BENCH_ROUTER_DRAIN_RESPONSES", 300))
 # The two offered loads: 5 responses/s (a latency) and 50/s (near the router's capacity).
 E2E_RATES = [float(x) for x in os.environ.get("BENCH_E2E_RATES", "5,50").split(",") if x]
 E2E_P99_GOALS = {5.0: 2.0, 50.0: 3.0}
@@ -138,7 +141,7 @@ def bench_router(t: Target, pids: dict[str, int]) -> dict[str, Any]:
             runs["submitted"].append(fanned.submitted_rate)
             if "router" in pids:
                 drained = asyncio.run(
-                    router.drain(t, responses=ROUTER_RESPONSES, pid=pids["router"])
+                    router.drain(t, responses=ROUTER_DRAIN_RESPONSES, pid=pids["router"])
                 )
                 runs["drained"].append(drained.rate)
             _say(
@@ -284,18 +287,39 @@ def _intake_figures(res: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _router_figures(res: dict[str, Any]) -> list[dict[str, Any]]:
     rr, med = res["runs"], stats.median
-    vs_ceiling = stats.ratio(rr["target"], rr["commit"])
-    return [
+    # The target is the router's own capacity: a queue drained with full batches. Fed at
+    # intake's pace, the window also measures how fast intake accepts the responses; that row
+    # stays as context, and stands in for the target when the bench did not start the router
+    # itself (BENCH_USE_RUNNING) and so cannot pause it.
+    drained = bool(rr.get("drained"))
+    fed = stats.ratio(rr["target"], rr["commit"])
+    rows = []
+    if drained:
+        vs_ceiling = stats.ratio(rr["drained"], rr["commit"])
+        rows.append(
+            _figure(
+                "router deliveries/s vs commit ceiling (draining a queue, 5 recipients)",
+                f"{med(rr['drained']):.0f}/s",
+                f"{med(rr['commit']):.0f} commits/s",
+                vs_ceiling,
+                "≥ 1.0",
+                vs_ceiling["median"] >= 1.0,
+            )
+        )
+    rows.append(
         _figure(
-            "router deliveries/s vs commit ceiling (5 recipients)",
+            "router deliveries/s vs commit ceiling, fed at intake's pace (5 recipients)",
             f"{med(rr['target']):.0f}/s",
             f"{med(rr['commit']):.0f} commits/s",
-            vs_ceiling,
-            "≥ 1.0",
-            vs_ceiling["median"] >= 1.0,
-        ),
+            fed,
+            "context" if drained else "≥ 1.0",
+            None if drained else fed["median"] >= 1.0,
+        )
+    )
+    return [
+        *rows,
         _figure(
-            "router vs raw produce, all in flight",
+            "router fed at intake's pace vs raw produce, all in flight",
             f"{med(rr['target']):.0f}/s",
             f"{med(rr['pipelined']):.0f}/s",
             stats.ratio(rr["target"], rr["pipelined"]),
@@ -303,30 +327,16 @@ def _router_figures(res: dict[str, Any]) -> list[dict[str, Any]]:
             None,
         ),
         _figure(
-            "router vs raw produce in acked fives",
+            "router fed at intake's pace vs raw produce in acked fives",
             f"{med(rr['target']):.0f}/s",
             f"{med(rr['batched5']):.0f}/s",
             stats.ratio(rr["target"], rr["batched5"]),
             "context",
             None,
         ),
-        *(
-            [
-                _figure(
-                    "router draining a queue (responses queued while it was stopped) vs ceiling",
-                    f"{med(rr['drained']):.0f}/s",
-                    f"{med(rr['commit']):.0f} commits/s",
-                    stats.ratio(rr["drained"], rr["commit"]),
-                    "context",
-                    None,
-                )
-            ]
-            if rr.get("drained")
-            else []
-        ),
-        # near 1: the router keeps pace with intake, and the rate above is intake's
+        # near 1: the router keeps pace with intake, and the fed rate above is intake's
         _figure(
-            "router vs intake accepting the same responses (as deliveries/s)",
+            "router fed at intake's pace vs intake accepting the same responses (as deliveries/s)",
             f"{med(rr['target']):.0f}/s",
             f"{med(rr['submitted']):.0f}/s",
             stats.ratio(rr["target"], rr["submitted"]),
@@ -457,6 +467,7 @@ def main() -> None:
                 "intake_seconds": INTAKE_SECONDS,
                 "connections": CONNECTIONS,
                 "router_responses": ROUTER_RESPONSES,
+                "router_drain_responses": ROUTER_DRAIN_RESPONSES,
                 "e2e_rates": E2E_RATES,
                 "e2e_seconds": E2E_SECONDS,
                 "scale": SCALE,
@@ -492,7 +503,9 @@ def main() -> None:
                 results[name] = res[name]
         if "router" in res:
             drains = len(res["router"]["runs"].get("drained", []))  # each drains a queue too
-            made = (ROUTER_RESPONSES * (RUNS + drains) + 10) * len(workload.RECIPIENTS)
+            made = (ROUTER_RESPONSES * RUNS + ROUTER_DRAIN_RESPONSES * drains + 10) * len(
+                workload.RECIPIENTS
+            )
             results["router_cpu_ms_per_delivery"] = round(
                 1000 * cpu["router"]["router"] / max(made, 1), 2
             )
