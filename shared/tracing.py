@@ -4,8 +4,9 @@ Kafka and the router to the inbox topic. Off unless OTEL_EXPORTER_OTLP_ENDPOINT 
 Tracing is process-wide by nature (the current span is a context variable, and the asyncpg and
 aiokafka instrumentations patch the libraries' classes), so `configure` runs once, in a
 process's entry point before its app is built, and `Tracing.shutdown` undoes it. While it is
-off nothing is patched and nothing is wrapped: the hot path pays one `is None` test per
-outbox batch, record or app, never a no-op span per call.
+off nothing is patched, nothing is wrapped and OpenTelemetry is not even imported (about 4 MiB
+of every process): the hot path pays one `is None` test per outbox batch, record or app,
+never a no-op span per call.
 
 How a trace crosses processes: the outbox row keeps the `traceparent` of the transaction that
 queued it (`current_traceparent`); the relay publishes under that parent, and the aiokafka
@@ -19,21 +20,16 @@ import contextlib
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
-from opentelemetry import propagate, trace
-from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
-from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
+if TYPE_CHECKING:  # imported at run time only by `configure`: off, OpenTelemetry is not loaded
+    from fastapi import FastAPI
+    from opentelemetry import trace
+    from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+        BaseInstrumentor,
+    )
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +69,12 @@ def configure(
         return None
     if _active is not None:
         raise RuntimeError("tracing is already configured in this process")
+    from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
     provider = TracerProvider(resource=Resource.create({"service.name": f"caseshare-{service}"}))
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -104,6 +106,8 @@ def instrument_app(app: FastAPI) -> None:
     """Server spans for every request of `app`, named by route template; nothing when off."""
     if _active is None:
         return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=_active.provider,
@@ -117,6 +121,8 @@ def current_traceparent() -> str | None:
     up later (the outbox); None when tracing is off or no span is current."""
     if _active is None:
         return None
+    from opentelemetry import propagate
+
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent")
@@ -135,6 +141,8 @@ def continued(
     if _active is None:
         yield
         return
+    from opentelemetry import propagate
+
     carrier: dict[str, str] = {}
     if traceparent:
         carrier["traceparent"] = traceparent

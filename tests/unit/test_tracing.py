@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import aiokafka
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -21,6 +24,19 @@ def test_without_an_endpoint_nothing_is_configured_or_patched() -> None:
     with tracing.continued("route response", traceparent=PARENT):
         assert tracing.current_traceparent() is None
     assert aiokafka.AIOKafkaProducer.send is send
+
+
+def test_while_off_the_services_do_not_load_the_sdk_or_its_instrumentations() -> None:
+    # about 4 MiB and a hundred modules in every process; FastAPI itself loads only the API
+    probe = (
+        "import sys, services.intake.app, services.registry.app, services.router.app\n"
+        "print(sorted(m for m in sys.modules if m.startswith(("
+        "'opentelemetry.sdk', 'opentelemetry.instrumentation', 'opentelemetry.exporter'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"
 
 
 def test_records_carry_a_traceparent_of_their_own_while_tracing_is_off() -> None:
