@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
+from services.registry.cases.models import Case
 from services.registry.deliveries.models import Delivery
 from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.evidence import keys as hub_keys
@@ -147,7 +148,7 @@ async def decide_and_record_many(
     if not fresh:
         return [None for _ in response_ids]  # a replay: every decision is recorded already
     known = await Lookups.load(session)
-    decided = {r.id: await _decide(session, r, known, prefix) for r in fresh}
+    decided = {d.resp.id: d for d in await _decide(session, fresh, known, prefix)}
     await _record(session, list(decided.values()), prefix=prefix, lapse_after=lapse_after)
     routed = {i: Routed(d.records, len(d.excluded), len(d.deliveries)) for i, d in decided.items()}
     return [routed.get(i) for i in response_ids]
@@ -167,41 +168,90 @@ class Decided:
 
 
 async def _decide(
-    session: AsyncSession, resp: CooperationResponse, known: Lookups, prefix: str
-) -> Decided:
-    """The standing rules over the cases that can change the decision, the release plan, and a
-    sealed delivery for each recipient; reads only."""
-    response = _to_rule_response(resp)
-    cases, references = await candidates.load(session, response)
-    decisions = rules.decide(
-        response,
-        cases=cases,
-        jurisdictions={code: rules.Jurisdiction(code, st) for code, st in known.statuses.items()},
-    )
-    now = datetime.now(UTC)
-    requester = await releases.requester(session, resp.requesting_case_id)
-    planned = await _plan(session, resp, response, decisions, known.statuses, requester)
-    platform = await session.get(Platform, resp.platform)  # once a batch: the identity map
-    platform_jwk = platform.signing_jwk if platform else None
-    deliveries = [
-        _delivery(resp, p, known.keys.get(p.decision.jurisdiction), now, known.signer, platform_jwk)
-        for p in planned
-        if p.decision.included
+    session: AsyncSession, fresh: list[CooperationResponse], known: Lookups, prefix: str
+) -> list[Decided]:
+    """The standing rules over the cases that can change each decision, the release plans, and
+    a sealed delivery for each recipient; reads only, one statement per kind of read for the
+    whole batch (the candidate cases, the requesting cases, the minimisation's selectors)."""
+    responses = [_to_rule_response(r) for r in fresh]
+    loaded = await candidates.load_many(session, responses)
+    jurisdictions = {code: rules.Jurisdiction(code, st) for code, st in known.statuses.items()}
+    decisions = [
+        rules.decide(response, cases=cases, jurisdictions=jurisdictions)
+        for response, (cases, _) in zip(responses, loaded, strict=True)
     ]
-    records = [
-        outgoing(prefix, d, references[d.case_id], resp)
-        for d in deliveries
-        if d.state == DeliveryState.PENDING
+    requesting = await _requesting_cases(session, fresh)
+    hashes = await _case_hashes(session, fresh, decisions)
+    out = []
+    for resp, response, (_, references), decided, case_hashes in zip(
+        fresh, responses, loaded, decisions, hashes, strict=True
+    ):
+        now = datetime.now(UTC)
+        requester = await releases.requester(session, resp.requesting_case_id)
+        planned = release_rules.plan(
+            decided,
+            statuses=known.statuses,
+            handling_code=response.handling_code,
+            requester=requester,
+            disclosure_hashes=resp.disclosure_selector_hashes,
+            case_hashes=case_hashes,
+        )
+        platform = await session.get(Platform, resp.platform)
+        platform_jwk = platform.signing_jwk if platform else None
+        deliveries = [
+            _delivery(
+                resp, p, known.keys.get(p.decision.jurisdiction), now, known.signer, platform_jwk
+            )
+            for p in planned
+            if p.decision.included
+        ]
+        records = [
+            outgoing(prefix, d, references[d.case_id], resp)
+            for d in deliveries
+            if d.state == DeliveryState.PENDING
+        ]
+        out.append(
+            Decided(
+                resp=resp,
+                planned=planned,
+                deliveries=deliveries,
+                excluded=[p.decision for p in planned if not p.decision.included],
+                originator=requester.originator if requester else None,
+                records=records,
+                now=now,
+            )
+        )
+    del requesting  # held until here: the session's identity map keeps only weak references
+    return out
+
+
+async def _requesting_cases(session: AsyncSession, fresh: list[CooperationResponse]) -> list[Case]:
+    """The batch's requesting cases, read in one statement into the session, where
+    `releases.requester` finds them without a statement of its own; the caller holds the
+    returned list while it asks."""
+    ids = sorted({r.requesting_case_id for r in fresh if r.requesting_case_id is not None})
+    if not ids:
+        return []
+    return list((await session.scalars(_CASES, {"ids": ids})).all())
+
+
+async def _case_hashes(
+    session: AsyncSession, fresh: list[CooperationResponse], decisions: list[list[rules.Decision]]
+) -> list[dict[uuid.UUID, frozenset[str]]]:
+    """For each response, its matched cases' selectors that some of its disclosures concern
+    (what minimisation keeps per recipient): one read for the whole batch, over every matched
+    case and every disclosure's selector, then cut to each response's own."""
+    wanted = [{h for h in (r.disclosure_selector_hashes or ()) if h} for r in fresh]
+    matched = [
+        {d.matched_case_id for d in decided if d.included and d.matched_case_id}
+        for decided in decisions
     ]
-    return Decided(
-        resp=resp,
-        planned=planned,
-        deliveries=deliveries,
-        excluded=[p.decision for p in planned if not p.decision.included],
-        originator=requester.originator if requester else None,
-        records=records,
-        now=now,
-    )
+    read = await releases.case_hashes(session, set().union(*matched), set().union(*wanted))
+    out = []
+    for among, cases in zip(wanted, matched, strict=True):
+        cut = {c: read.get(c, frozenset()) & among for c in cases}
+        out.append({c: hashes for c, hashes in cut.items() if hashes})
+    return out
 
 
 async def _record(
@@ -213,17 +263,21 @@ async def _record(
     if not decided:
         return
     await _DELIVERIES.insert(session, [d._asdict() for x in decided for d in x.deliveries])
-    for x in decided:  # no statement unless a delivery is held or released
-        await releases.record(
-            session,
-            planned=x.planned,
-            response=x.resp,
-            delivery_ids={d.jurisdiction: d.id for d in x.deliveries},
-            originator=x.originator,
-            now=x.now,
-            lapse_after=lapse_after,
-            prefix=prefix,
-        )
+    await releases.record_many(  # no statement unless a delivery is held or released
+        session,
+        [
+            releases.Recorded(
+                planned=x.planned,
+                response=x.resp,
+                delivery_ids={d.jurisdiction: d.id for d in x.deliveries},
+                originator=x.originator,
+                now=x.now,
+            )
+            for x in decided
+        ],
+        lapse_after=lapse_after,
+        prefix=prefix,
+    )
     refused = [
         exclusions.Refused(
             response_id=x.resp.id,
@@ -250,27 +304,6 @@ async def _record(
             }
             for x in decided
         ],
-    )
-
-
-async def _plan(
-    session: AsyncSession,
-    resp: CooperationResponse,
-    response: rules.Response,
-    decisions: list[rules.Decision],
-    statuses: dict[str, JurisdictionStatus],
-    requester: release_rules.Requester | None,
-) -> list[release_rules.Planned]:
-    """Standing decisions -> who receives now, who is held, and which disclosures each gets."""
-    hashes = resp.disclosure_selector_hashes
-    matched = {d.matched_case_id for d in decisions if d.included and d.matched_case_id}
-    return release_rules.plan(
-        decisions,
-        statuses=statuses,
-        handling_code=response.handling_code,
-        requester=requester,
-        disclosure_hashes=hashes,
-        case_hashes=await releases.case_hashes(session, matched, hashes or ()),
     )
 
 
@@ -376,6 +409,7 @@ def _audited(p: release_rules.Planned) -> dict[str, Any]:
 
 # Built once: building a statement costs more than running these.
 _JURISDICTIONS = select(Jurisdiction.code, Jurisdiction.status, Jurisdiction.public_jwk)
+_CASES = select(Case).where(Case.id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))))
 _LOCK_RESPONSES = (
     select(CooperationResponse)
     .where(CooperationResponse.id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))))
