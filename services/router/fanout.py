@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import DateTime, Integer, Text, any_, bindparam, select, update
+from sqlalchemy import DateTime, Integer, Text, any_, bindparam, literal_column, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -96,21 +96,50 @@ class Routed:
 
 @dataclass(frozen=True)
 class Lookups:
-    """What every response of a batch reads alike, read once per batch (one transaction):
-    the jurisdictions with their statuses and recipient keys, and the hub's signing key."""
+    """What every response of a batch reads alike: the jurisdictions with their statuses and
+    recipient keys, the platforms' signing keys, and the hub's signing key. Kept from batch to
+    batch while the batch's first statement says they are unchanged (`version`, a digest of
+    the jurisdictions and platforms, and the active hub kid): any change is seen by the next
+    batch, as a read per batch would see it."""
 
+    version: str
     statuses: dict[str, JurisdictionStatus]
+    jurisdictions: dict[str, rules.Jurisdiction]
     keys: dict[str, dict[str, Any] | None]
+    platform_keys: dict[str, dict[str, Any] | None]
     signer: Signer
 
     @classmethod
-    async def load(cls, session: AsyncSession) -> Lookups:
+    async def load(cls, session: AsyncSession, *, version: str) -> Lookups:
         juris = (await session.execute(_JURISDICTIONS)).all()
+        statuses = {j.code: JurisdictionStatus(j.status) for j in juris}
         return cls(
-            statuses={j.code: JurisdictionStatus(j.status) for j in juris},
+            version=version,
+            statuses=statuses,
+            jurisdictions={code: rules.Jurisdiction(code, st) for code, st in statuses.items()},
             keys={j.code: j.public_jwk for j in juris},
+            platform_keys=dict((await session.execute(_PLATFORM_KEYS)).tuples().all()),
             signer=await hub_keys.active_signer(session),
         )
+
+
+class _Kept:
+    """The last batch's lookups. Keyed by content (the version digest, the kid), so a value
+    kept from another database or a rolled-back change can only miss, never be wrong."""
+
+    lookups: Lookups | None = None
+
+
+async def _lookups(session: AsyncSession, *, version: str, kid: str | None) -> Lookups:
+    """The batch's lookups: the kept ones while current, else read again (the signer alone
+    when only the hub key rotated)."""
+    known = _Kept.lookups
+    if known is None or known.version != version:
+        known = await Lookups.load(session, version=version)
+    elif known.signer.kid != kid:
+        known = replace(known, signer=await hub_keys.active_signer(session))
+    _Kept.lookups = known
+    return known
 
 
 async def decide_and_record(
@@ -137,21 +166,35 @@ async def decide_and_record_many(
 ) -> list[Routed | None]:
     """`decide_and_record` for several responses in one transaction: each decided in the order
     given, then every row and event of all of them written with one statement per table."""
+    routed, _ = await _decide_and_record_many(
+        session, response_ids=response_ids, prefix=prefix, lapse_after=lapse_after
+    )
+    return routed
+
+
+async def _decide_and_record_many(
+    session: AsyncSession,
+    *,
+    response_ids: Sequence[uuid.UUID],
+    prefix: str,
+    lapse_after: timedelta,
+) -> tuple[list[Routed | None], Signer | None]:
+    """`decide_and_record_many`, and the hub key it signed with (None for a replay)."""
     ids = list(dict.fromkeys(response_ids))  # a response fetched twice is decided once
     # one statement locks them all, in id order, whatever order they are decided in
-    rows = (await session.scalars(_LOCK_RESPONSES, {"ids": ids})).all()
-    locked = {r.id: r for r in rows}
+    rows = (await session.execute(_LOCK_RESPONSES, {"ids": ids})).all()
+    locked = {r.CooperationResponse.id: r.CooperationResponse for r in rows}
     for response_id in ids:
         if response_id not in locked:
             raise UnknownResponse(f"response {response_id} is not in the registry")
     fresh = [locked[i] for i in ids if locked[i].fanout_state == FanoutState.RECEIVED]
     if not fresh:
-        return [None for _ in response_ids]  # a replay: every decision is recorded already
-    known = await Lookups.load(session)
+        return [None for _ in response_ids], None  # a replay: every decision is recorded
+    known = await _lookups(session, version=rows[0].version, kid=rows[0].kid)
     decided = {d.resp.id: d for d in await _decide(session, fresh, known, prefix)}
     await _record(session, list(decided.values()), prefix=prefix, lapse_after=lapse_after)
     routed = {i: Routed(d.records, len(d.excluded), len(d.deliveries)) for i, d in decided.items()}
-    return [routed.get(i) for i in response_ids]
+    return [routed.get(i) for i in response_ids], known.signer
 
 
 @dataclass(frozen=True)
@@ -175,9 +218,8 @@ async def _decide(
     whole batch (the candidate cases, the requesting cases, the minimisation's selectors)."""
     responses = [_to_rule_response(r) for r in fresh]
     loaded = await candidates.load_many(session, responses)
-    jurisdictions = {code: rules.Jurisdiction(code, st) for code, st in known.statuses.items()}
     decisions = [
-        rules.decide(response, cases=cases, jurisdictions=jurisdictions)
+        rules.decide(response, cases=cases, jurisdictions=known.jurisdictions)
         for response, (cases, _) in zip(responses, loaded, strict=True)
     ]
     requesting = await _requesting_cases(session, fresh)
@@ -196,8 +238,7 @@ async def _decide(
             disclosure_hashes=resp.disclosure_selector_hashes,
             case_hashes=case_hashes,
         )
-        platform = await session.get(Platform, resp.platform)
-        platform_jwk = platform.signing_jwk if platform else None
+        platform_jwk = known.platform_keys.get(resp.platform)
         deliveries = [
             _delivery(
                 resp, p, known.keys.get(p.decision.jurisdiction), now, known.signer, platform_jwk
@@ -410,8 +451,22 @@ def _audited(p: release_rules.Planned) -> dict[str, Any]:
 # Built once: building a statement costs more than running these.
 _JURISDICTIONS = select(Jurisdiction.code, Jurisdiction.status, Jurisdiction.public_jwk)
 _CASES = select(Case).where(Case.id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))))
+_PLATFORM_KEYS = select(Platform.slug, Platform.signing_jwk)
+# Whether the lookups changed, read by the statement that locks the batch's responses (one
+# round trip for both): a digest of what `Lookups` holds of jurisdictions and platforms.
+_LOOKUPS_VERSION = literal_column(
+    "(SELECT md5(string_agg(concat_ws(' ', code, status, public_jwk), ',' ORDER BY code))"
+    " FROM jurisdictions)"
+    " || (SELECT md5(string_agg(concat_ws(' ', slug, signing_jwk), ',' ORDER BY slug))"
+    " FROM platforms)",
+    type_=Text,
+)
 _LOCK_RESPONSES = (
-    select(CooperationResponse)
+    select(
+        CooperationResponse,
+        _LOOKUPS_VERSION.label("version"),
+        hub_keys.ACTIVE_KID.label("kid"),
+    )
     .where(CooperationResponse.id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))))
     .order_by(CooperationResponse.id)
     .with_for_update()
@@ -481,7 +536,7 @@ async def process_responses(
     excluded = sealed = 0
     ids = list(dict.fromkeys(response_ids))
     async with transaction(sm) as session:
-        decided = await decide_and_record_many(
+        decided, signer = await _decide_and_record_many(
             session, response_ids=ids, prefix=prefix, lapse_after=lapse_after
         )
         for response_id, routed in zip(ids, decided, strict=True):
@@ -494,5 +549,7 @@ async def process_responses(
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
         await session.execute(_COMPLETE, {"responses": ids})
-        await mark_published(session, records=records, policy=policy, prefix=prefix)
+        # the key the decisions were signed with: a rotation since is seen by the next batch,
+        # and evidence signed by a key retired a moment ago verifies (its public half stays)
+        await mark_published(session, records=records, policy=policy, prefix=prefix, signer=signer)
     return FanoutResult(produced=len(records), excluded=excluded, sealed=sealed)

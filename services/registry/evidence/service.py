@@ -89,11 +89,14 @@ async def record(session: AsyncSession, fact: Fact) -> uuid.UUID:
     return ident
 
 
-async def record_many(session: AsyncSession, facts: Sequence[Fact]) -> list[uuid.UUID]:
-    """Sign several facts at once (one key look-up, at most one audit INSERT)."""
+async def record_many(
+    session: AsyncSession, facts: Sequence[Fact], *, signer: signing.Signer | None = None
+) -> list[uuid.UUID]:
+    """Sign several facts at once (one key look-up, at most one audit INSERT); no look-up with
+    a `signer` the caller found active a moment ago (the router's fan-out, once a batch)."""
     if not facts:
         return []
-    signer = await keys.active_signer(session)
+    signer = signer or await keys.active_signer(session)
     ids = [uuid.uuid4() for _ in facts]
     unlinked = [(ident, f) for ident, f in zip(ids, facts, strict=True) if f.audit_digest is None]
     queued = await audit.append_many(
