@@ -215,18 +215,18 @@ async def _decide(
 ) -> list[Decided]:
     """The standing rules over the cases that can change each decision, the release plans, and
     a sealed delivery for each recipient; reads only, one statement per kind of read for the
-    whole batch (the candidate cases, the requesting cases, the minimisation's selectors)."""
+    whole batch (the candidate cases with their disclosed selectors, the requesting cases)."""
     responses = [_to_rule_response(r) for r in fresh]
-    loaded = await candidates.load_many(session, responses)
+    wanted = [{h for h in (r.disclosure_selector_hashes or ()) if h} for r in fresh]
+    loaded = await candidates.load_many(session, responses, disclosed=set().union(*wanted))
     decisions = [
-        rules.decide(response, cases=cases, jurisdictions=known.jurisdictions)
-        for response, (cases, _) in zip(responses, loaded, strict=True)
+        rules.decide(response, cases=found.cases, jurisdictions=known.jurisdictions)
+        for response, found in zip(responses, loaded, strict=True)
     ]
     requesting = await _requesting_cases(session, fresh)
-    hashes = await _case_hashes(session, fresh, decisions)
     out = []
-    for resp, response, (_, references), decided, case_hashes in zip(
-        fresh, responses, loaded, decisions, hashes, strict=True
+    for resp, response, found, decided, among in zip(
+        fresh, responses, loaded, decisions, wanted, strict=True
     ):
         now = datetime.now(UTC)
         requester = await releases.requester(session, resp.requesting_case_id)
@@ -236,7 +236,7 @@ async def _decide(
             handling_code=response.handling_code,
             requester=requester,
             disclosure_hashes=resp.disclosure_selector_hashes,
-            case_hashes=case_hashes,
+            case_hashes=_case_hashes(decided, found.disclosed, among),
         )
         platform_jwk = known.platform_keys.get(resp.platform)
         deliveries = [
@@ -247,7 +247,7 @@ async def _decide(
             if p.decision.included
         ]
         records = [
-            outgoing(prefix, d, references[d.case_id], resp)
+            outgoing(prefix, d, found.references[d.case_id], resp)
             for d in deliveries
             if d.state == DeliveryState.PENDING
         ]
@@ -276,23 +276,14 @@ async def _requesting_cases(session: AsyncSession, fresh: list[CooperationRespon
     return list((await session.scalars(_CASES, {"ids": ids})).all())
 
 
-async def _case_hashes(
-    session: AsyncSession, fresh: list[CooperationResponse], decisions: list[list[rules.Decision]]
-) -> list[dict[uuid.UUID, frozenset[str]]]:
-    """For each response, its matched cases' selectors that some of its disclosures concern
-    (what minimisation keeps per recipient): one read for the whole batch, over every matched
-    case and every disclosure's selector, then cut to each response's own."""
-    wanted = [{h for h in (r.disclosure_selector_hashes or ()) if h} for r in fresh]
-    matched = [
-        {d.matched_case_id for d in decided if d.included and d.matched_case_id}
-        for decided in decisions
-    ]
-    read = await releases.case_hashes(session, set().union(*matched), set().union(*wanted))
-    out = []
-    for among, cases in zip(wanted, matched, strict=True):
-        cut = {c: read.get(c, frozenset()) & among for c in cases}
-        out.append({c: hashes for c, hashes in cut.items() if hashes})
-    return out
+def _case_hashes(
+    decided: list[rules.Decision], disclosed: dict[uuid.UUID, frozenset[str]], among: set[str]
+) -> dict[uuid.UUID, frozenset[str]]:
+    """The matched cases' selectors that some of this response's disclosures concern (what
+    minimisation keeps per recipient), from what the candidates' statement read."""
+    matched = {d.matched_case_id for d in decided if d.included and d.matched_case_id}
+    cut = {c: disclosed.get(c, frozenset()) & among for c in matched}
+    return {c: hashes for c, hashes in cut.items() if hashes}
 
 
 async def _record(

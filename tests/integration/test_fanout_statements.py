@@ -105,6 +105,7 @@ async def test_a_batch_runs_each_statement_once_however_many_responses(
         result = await _fan_out(sessionmaker, kafka, ctx, four)
     assert (result.sealed, result.produced) == (4 * 2, 4)  # DE's wait for FR's release
     assert together == alone
+    assert _reads_of(together, "case_selectors") == []  # minimisation's come with the cases
 
 
 def _reads_of(seen: Counter[str], *tables: str) -> list[str]:

@@ -10,7 +10,7 @@ publication path as every other delivery, so it keeps its delivery id as ce_id.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -75,13 +75,6 @@ async def requester(session: AsyncSession, case_id: uuid.UUID | None) -> Request
         coordinator=case.coordinating_jurisdiction if accepted else None,
         policy=ReleasePolicy(case.release_policy),
     )
-
-
-async def case_hashes(
-    session: AsyncSession, case_ids: Collection[uuid.UUID], among: Collection[str | None]
-) -> dict[uuid.UUID, frozenset[str]]:
-    """The matched cases' selectors that some disclosure concerns."""
-    return await repository.selector_hashes(session, case_ids, {h for h in among if h})
 
 
 _RELEASES = bulk.RowInserter(

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Sequence, Set
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, String, any_, bindparam, func, select, true, union
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -22,22 +22,32 @@ from services.registry.reference.models import Jurisdiction
 from services.registry.standing import rules
 
 
+class Candidates(NamedTuple):
+    """One response's relevant cases, each one's reference, and each one's selectors among
+    the batch's disclosed ones (what minimisation needs of the cases a response reaches)."""
+
+    cases: list[rules.Case]
+    references: dict[uuid.UUID, str]
+    disclosed: dict[uuid.UUID, frozenset[str]]
+
+
 async def load(
     session: AsyncSession, response: rules.Response
 ) -> tuple[list[rules.Case], dict[uuid.UUID, str]]:
     """`rules.relevant(response, every case)`, and each loaded case's reference."""
     [loaded] = await load_many(session, [response])
-    return loaded
+    return loaded.cases, loaded.references
 
 
 async def load_many(
-    session: AsyncSession, responses: Sequence[rules.Response]
-) -> list[tuple[list[rules.Case], dict[uuid.UUID, str]]]:
+    session: AsyncSession, responses: Sequence[rules.Response], *, disclosed: Set[str] = frozenset()
+) -> list[Candidates]:
     """`load` for each of several responses, in one statement for them all: it reads what any
     of them needs (each part of the statement takes the union of their inputs), and
     `rules.relevant` then cuts that to each response's own cases. A response's relevant cases
     are all among what the union reads, each opener's lowest open case on its platform too,
-    so the cut equals what a statement of its own would have read."""
+    so the cut equals what a statement of its own would have read. The same statement reads
+    each case's selectors among `disclosed`, so minimisation needs no read of its own."""
     if not responses:
         return []
     hashes: set[str] = set()
@@ -53,6 +63,7 @@ async def load_many(
         "hashes": sorted(hashes),
         "named": sorted(named),
         "leads": sorted(leads),
+        "disclosed": sorted(disclosed),
     }
     rows = (await session.execute(_statement(), params)).all()
     read = [
@@ -69,7 +80,13 @@ async def load_many(
     ]
     cut = [rules.relevant(response, read) for response in responses]
     references = {row.id: row.reference for row in rows}
-    return [(cases, {c.id: references[c.id] for c in cases}) for cases in cut]
+    among = {row.id: frozenset(row.disclosed) for row in rows}
+    return [
+        Candidates(
+            cases, {c.id: references[c.id] for c in cases}, {c.id: among[c.id] for c in cases}
+        )
+        for cases in cut
+    ]
 
 
 @functools.cache
@@ -113,6 +130,15 @@ def _statement() -> Select[Any]:
         select(shared.c.value_hash).where(shared.c.case_id == Case.id).scalar_subquery(),
         type_=ARRAY(String),
     )
+    disclosed = func.array(
+        select(CaseSelector.value_hash)
+        .where(
+            CaseSelector.case_id == Case.id,
+            CaseSelector.value_hash == any_(bindparam("disclosed", type_=ARRAY(String))),
+        )
+        .scalar_subquery(),
+        type_=ARRAY(String),
+    )
     return select(
         Case.id,
         Case.reference,
@@ -122,4 +148,5 @@ def _statement() -> Select[Any]:
         Case.coordinating_jurisdiction,
         Case.lead_case_id,
         hashes.label("hashes"),
+        disclosed.label("disclosed"),
     ).where(Case.id.in_(wanted))
