@@ -102,7 +102,7 @@ class Lookups:
     the jurisdictions and platforms, and the active hub kid): any change is seen by the next
     batch, as a read per batch would see it."""
 
-    version: str
+    version: str | None  # None: no jurisdictions nor platforms at all
     statuses: dict[str, JurisdictionStatus]
     jurisdictions: dict[str, rules.Jurisdiction]
     keys: dict[str, dict[str, Any] | None]
@@ -110,7 +110,7 @@ class Lookups:
     signer: Signer
 
     @classmethod
-    async def load(cls, session: AsyncSession, *, version: str) -> Lookups:
+    async def load(cls, session: AsyncSession, *, version: str | None) -> Lookups:
         juris = (await session.execute(_JURISDICTIONS)).all()
         statuses = {j.code: JurisdictionStatus(j.status) for j in juris}
         return cls(
@@ -130,7 +130,7 @@ class _Kept:
     lookups: Lookups | None = None
 
 
-async def _lookups(session: AsyncSession, *, version: str, kid: str | None) -> Lookups:
+async def _lookups(session: AsyncSession, *, version: str | None, kid: str | None) -> Lookups:
     """The batch's lookups: the kept ones while current, else read again (the signer alone
     when only the hub key rotated)."""
     known = _Kept.lookups
