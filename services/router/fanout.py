@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 from typing import cast as cast_type
@@ -25,7 +25,6 @@ from sqlalchemy import (
     Text,
     any_,
     bindparam,
-    literal_column,
     null,
     select,
     update,
@@ -41,8 +40,6 @@ from services.registry.deliveries.models import Delivery
 from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.evidence import keys as hub_keys
 from services.registry.evidence.custody import sealed_claims
-from services.registry.reference.models import Jurisdiction, Platform
-from services.registry.reference.rules import JurisdictionStatus
 from services.registry.releases import rules as release_rules
 from services.registry.releases import service as releases
 from services.registry.releases.rules import ReleaseState
@@ -51,7 +48,7 @@ from services.registry.responses.rules import HandlingCode
 from services.registry.standing import repository as candidates
 from services.registry.standing import rules
 from services.registry.store import bulk
-from services.router import exclusions
+from services.router import exclusions, lookups
 from services.router.publish import (
     Outgoing,
     Policy,
@@ -107,54 +104,6 @@ class Routed:
     sealed: int
 
 
-@dataclass(frozen=True)
-class Lookups:
-    """What every response of a batch reads alike: the jurisdictions with their statuses and
-    recipient keys, the platforms' signing keys, and the hub's signing key. Kept from batch to
-    batch while the batch's first statement says they are unchanged (`version`, a digest of
-    the jurisdictions and platforms, and the active hub kid): any change is seen by the next
-    batch, as a read per batch would see it."""
-
-    version: str | None  # None: no jurisdictions nor platforms at all
-    statuses: dict[str, JurisdictionStatus]
-    jurisdictions: dict[str, rules.Jurisdiction]
-    keys: dict[str, dict[str, Any] | None]
-    platform_keys: dict[str, dict[str, Any] | None]
-    signer: Signer
-
-    @classmethod
-    async def load(cls, session: AsyncSession, *, version: str | None) -> Lookups:
-        juris = (await session.execute(_JURISDICTIONS)).all()
-        statuses = {j.code: JurisdictionStatus(j.status) for j in juris}
-        return cls(
-            version=version,
-            statuses=statuses,
-            jurisdictions={code: rules.Jurisdiction(code, st) for code, st in statuses.items()},
-            keys={j.code: j.public_jwk for j in juris},
-            platform_keys=dict((await session.execute(_PLATFORM_KEYS)).tuples().all()),
-            signer=await hub_keys.active_signer(session),
-        )
-
-
-class _Kept:
-    """The last batch's lookups. Keyed by content (the version digest, the kid), so a value
-    kept from another database or a rolled-back change can only miss, never be wrong."""
-
-    lookups: Lookups | None = None
-
-
-async def _lookups(session: AsyncSession, *, version: str | None, kid: str | None) -> Lookups:
-    """The batch's lookups: the kept ones while current, else read again (the signer alone
-    when only the hub key rotated)."""
-    known = _Kept.lookups
-    if known is None or known.version != version:
-        known = await Lookups.load(session, version=version)
-    elif known.signer.kid != kid:
-        known = replace(known, signer=await hub_keys.active_signer(session))
-    _Kept.lookups = known
-    return known
-
-
 async def decide_and_record(
     session: AsyncSession,
     *,
@@ -203,7 +152,7 @@ async def _decide_and_record_many(
     fresh = [locked[i] for i in ids if locked[i].fanout_state == FanoutState.RECEIVED]
     if not fresh:
         return [None for _ in response_ids], None  # a replay: every decision is recorded
-    known = await _lookups(session, version=rows[0].version, kid=rows[0].kid)
+    known = await lookups.current(session, version=rows[0].version, kid=rows[0].kid)
     decided = {d.resp.id: d for d in await _decide(session, fresh, known, prefix)}
     await _record(session, list(decided.values()), prefix=prefix, lapse_after=lapse_after)
     routed = {i: Routed(d.records, len(d.excluded), len(d.deliveries)) for i, d in decided.items()}
@@ -224,7 +173,7 @@ class Decided:
 
 
 async def _decide(
-    session: AsyncSession, fresh: list[CooperationResponse], known: Lookups, prefix: str
+    session: AsyncSession, fresh: list[CooperationResponse], known: lookups.Lookups, prefix: str
 ) -> list[Decided]:
     """The standing rules over the cases that can change each decision, the release plans, and
     a sealed delivery for each recipient; reads only, one statement per kind of read for the
@@ -454,22 +403,11 @@ def _audited(p: release_rules.Planned) -> dict[str, Any]:
 
 
 # Built once: building a statement costs more than running these.
-_JURISDICTIONS = select(Jurisdiction.code, Jurisdiction.status, Jurisdiction.public_jwk)
 _CASES = select(Case).where(Case.id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))))
-_PLATFORM_KEYS = select(Platform.slug, Platform.signing_jwk)
-# Whether the lookups changed, read by the statement that locks the batch's responses (one
-# round trip for both): a digest of what `Lookups` holds of jurisdictions and platforms.
-_LOOKUPS_VERSION = literal_column(
-    "(SELECT md5(string_agg(concat_ws(' ', code, status, public_jwk), ',' ORDER BY code))"
-    " FROM jurisdictions)"
-    " || (SELECT md5(string_agg(concat_ws(' ', slug, signing_jwk), ',' ORDER BY slug))"
-    " FROM platforms)",
-    type_=Text,
-)
 _LOCK_RESPONSES = (
     select(
         CooperationResponse,
-        _LOOKUPS_VERSION.label("version"),
+        lookups.VERSION.label("version"),
         hub_keys.ACTIVE_KID.label("kid"),
     )
     .where(CooperationResponse.id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))))
