@@ -15,20 +15,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
+from typing import cast as cast_type
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import DateTime, Integer, Text, any_, bindparam, select, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.registry.audit import service as audit
+from services.registry.cases.models import Case
 from services.registry.deliveries.models import Delivery
 from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.evidence import keys as hub_keys
 from services.registry.evidence.custody import sealed_claims
-from services.registry.reference.models import Jurisdiction, Platform
-from services.registry.reference.rules import JurisdictionStatus
 from services.registry.releases import rules as release_rules
 from services.registry.releases import service as releases
 from services.registry.releases.rules import ReleaseState
@@ -37,7 +48,7 @@ from services.registry.responses.rules import HandlingCode
 from services.registry.standing import repository as candidates
 from services.registry.standing import rules
 from services.registry.store import bulk
-from services.router import exclusions
+from services.router import exclusions, lookups
 from services.router.publish import (
     Outgoing,
     Policy,
@@ -93,25 +104,6 @@ class Routed:
     sealed: int
 
 
-@dataclass(frozen=True)
-class Lookups:
-    """What every response of a batch reads alike, read once per batch (one transaction):
-    the jurisdictions with their statuses and recipient keys, and the hub's signing key."""
-
-    statuses: dict[str, JurisdictionStatus]
-    keys: dict[str, dict[str, Any] | None]
-    signer: Signer
-
-    @classmethod
-    async def load(cls, session: AsyncSession) -> Lookups:
-        juris = (await session.execute(_JURISDICTIONS)).all()
-        return cls(
-            statuses={j.code: JurisdictionStatus(j.status) for j in juris},
-            keys={j.code: j.public_jwk for j in juris},
-            signer=await hub_keys.active_signer(session),
-        )
-
-
 async def decide_and_record(
     session: AsyncSession,
     *,
@@ -136,21 +128,35 @@ async def decide_and_record_many(
 ) -> list[Routed | None]:
     """`decide_and_record` for several responses in one transaction: each decided in the order
     given, then every row and event of all of them written with one statement per table."""
+    routed, _ = await _decide_and_record_many(
+        session, response_ids=response_ids, prefix=prefix, lapse_after=lapse_after
+    )
+    return routed
+
+
+async def _decide_and_record_many(
+    session: AsyncSession,
+    *,
+    response_ids: Sequence[uuid.UUID],
+    prefix: str,
+    lapse_after: timedelta,
+) -> tuple[list[Routed | None], Signer | None]:
+    """`decide_and_record_many`, and the hub key it signed with (None for a replay)."""
     ids = list(dict.fromkeys(response_ids))  # a response fetched twice is decided once
     # one statement locks them all, in id order, whatever order they are decided in
-    rows = (await session.scalars(_LOCK_RESPONSES, {"ids": ids})).all()
-    locked = {r.id: r for r in rows}
+    rows = (await session.execute(_LOCK_RESPONSES, {"ids": ids})).all()
+    locked = {r.CooperationResponse.id: r.CooperationResponse for r in rows}
     for response_id in ids:
         if response_id not in locked:
             raise UnknownResponse(f"response {response_id} is not in the registry")
     fresh = [locked[i] for i in ids if locked[i].fanout_state == FanoutState.RECEIVED]
     if not fresh:
-        return [None for _ in response_ids]  # a replay: every decision is recorded already
-    known = await Lookups.load(session)
-    decided = {r.id: await _decide(session, r, known, prefix) for r in fresh}
+        return [None for _ in response_ids], None  # a replay: every decision is recorded
+    known = await lookups.current(session, version=rows[0].version, kid=rows[0].kid)
+    decided = {d.resp.id: d for d in await _decide(session, fresh, known, prefix)}
     await _record(session, list(decided.values()), prefix=prefix, lapse_after=lapse_after)
     routed = {i: Routed(d.records, len(d.excluded), len(d.deliveries)) for i, d in decided.items()}
-    return [routed.get(i) for i in response_ids]
+    return [routed.get(i) for i in response_ids], known.signer
 
 
 @dataclass(frozen=True)
@@ -167,41 +173,79 @@ class Decided:
 
 
 async def _decide(
-    session: AsyncSession, resp: CooperationResponse, known: Lookups, prefix: str
-) -> Decided:
-    """The standing rules over the cases that can change the decision, the release plan, and a
-    sealed delivery for each recipient; reads only."""
-    response = _to_rule_response(resp)
-    cases, references = await candidates.load(session, response)
-    decisions = rules.decide(
-        response,
-        cases=cases,
-        jurisdictions={code: rules.Jurisdiction(code, st) for code, st in known.statuses.items()},
-    )
-    now = datetime.now(UTC)
-    requester = await releases.requester(session, resp.requesting_case_id)
-    planned = await _plan(session, resp, response, decisions, known.statuses, requester)
-    platform = await session.get(Platform, resp.platform)  # once a batch: the identity map
-    platform_jwk = platform.signing_jwk if platform else None
-    deliveries = [
-        _delivery(resp, p, known.keys.get(p.decision.jurisdiction), now, known.signer, platform_jwk)
-        for p in planned
-        if p.decision.included
+    session: AsyncSession, fresh: list[CooperationResponse], known: lookups.Lookups, prefix: str
+) -> list[Decided]:
+    """The standing rules over the cases that can change each decision, the release plans, and
+    a sealed delivery for each recipient; reads only, one statement per kind of read for the
+    whole batch (the candidate cases with their disclosed selectors, the requesting cases)."""
+    responses = [_to_rule_response(r) for r in fresh]
+    wanted = [{h for h in (r.disclosure_selector_hashes or ()) if h} for r in fresh]
+    loaded = await candidates.load_many(session, responses, disclosed=set().union(*wanted))
+    decisions = [
+        rules.decide(response, cases=found.cases, jurisdictions=known.jurisdictions)
+        for response, found in zip(responses, loaded, strict=True)
     ]
-    records = [
-        outgoing(prefix, d, references[d.case_id], resp)
-        for d in deliveries
-        if d.state == DeliveryState.PENDING
-    ]
-    return Decided(
-        resp=resp,
-        planned=planned,
-        deliveries=deliveries,
-        excluded=[p.decision for p in planned if not p.decision.included],
-        originator=requester.originator if requester else None,
-        records=records,
-        now=now,
-    )
+    requesting = await _requesting_cases(session, fresh)
+    out = []
+    for resp, response, found, decided, among in zip(
+        fresh, responses, loaded, decisions, wanted, strict=True
+    ):
+        now = datetime.now(UTC)
+        requester = await releases.requester(session, resp.requesting_case_id)
+        planned = release_rules.plan(
+            decided,
+            statuses=known.statuses,
+            handling_code=response.handling_code,
+            requester=requester,
+            disclosure_hashes=resp.disclosure_selector_hashes,
+            case_hashes=_case_hashes(decided, found.disclosed, among),
+        )
+        platform_jwk = known.platform_keys.get(resp.platform)
+        deliveries = [
+            _delivery(
+                resp, p, known.keys.get(p.decision.jurisdiction), now, known.signer, platform_jwk
+            )
+            for p in planned
+            if p.decision.included
+        ]
+        records = [
+            outgoing(prefix, d, found.references[d.case_id], resp)
+            for d in deliveries
+            if d.state == DeliveryState.PENDING
+        ]
+        out.append(
+            Decided(
+                resp=resp,
+                planned=planned,
+                deliveries=deliveries,
+                excluded=[p.decision for p in planned if not p.decision.included],
+                originator=requester.originator if requester else None,
+                records=records,
+                now=now,
+            )
+        )
+    del requesting  # held until here: the session's identity map keeps only weak references
+    return out
+
+
+async def _requesting_cases(session: AsyncSession, fresh: list[CooperationResponse]) -> list[Case]:
+    """The batch's requesting cases, read in one statement into the session, where
+    `releases.requester` finds them without a statement of its own; the caller holds the
+    returned list while it asks."""
+    ids = sorted({r.requesting_case_id for r in fresh if r.requesting_case_id is not None})
+    if not ids:
+        return []
+    return list((await session.scalars(_CASES, {"ids": ids})).all())
+
+
+def _case_hashes(
+    decided: list[rules.Decision], disclosed: dict[uuid.UUID, frozenset[str]], among: set[str]
+) -> dict[uuid.UUID, frozenset[str]]:
+    """The matched cases' selectors that some of this response's disclosures concern (what
+    minimisation keeps per recipient), from what the candidates' statement read."""
+    matched = {d.matched_case_id for d in decided if d.included and d.matched_case_id}
+    cut = {c: disclosed.get(c, frozenset()) & among for c in matched}
+    return {c: hashes for c, hashes in cut.items() if hashes}
 
 
 async def _record(
@@ -213,17 +257,21 @@ async def _record(
     if not decided:
         return
     await _DELIVERIES.insert(session, [d._asdict() for x in decided for d in x.deliveries])
-    for x in decided:  # no statement unless a delivery is held or released
-        await releases.record(
-            session,
-            planned=x.planned,
-            response=x.resp,
-            delivery_ids={d.jurisdiction: d.id for d in x.deliveries},
-            originator=x.originator,
-            now=x.now,
-            lapse_after=lapse_after,
-            prefix=prefix,
-        )
+    await releases.record_many(  # no statement unless a delivery is held or released
+        session,
+        [
+            releases.Recorded(
+                planned=x.planned,
+                response=x.resp,
+                delivery_ids={d.jurisdiction: d.id for d in x.deliveries},
+                originator=x.originator,
+                now=x.now,
+            )
+            for x in decided
+        ],
+        lapse_after=lapse_after,
+        prefix=prefix,
+    )
     refused = [
         exclusions.Refused(
             response_id=x.resp.id,
@@ -234,10 +282,11 @@ async def _record(
         for x in decided
     ]
     await exclusions.record(session, refused, prefix=prefix)
-    for x in decided:
-        x.resp.disclosures, x.resp.fanout_state, x.resp.routed_at = None, FanoutState.ROUTED, x.now
-        x.resp.platform_signature = None
-    await session.flush()
+    await session.execute(_ROUTED, [{"response": x.resp.id, "at": x.now} for x in decided])
+    for x in decided:  # the session's objects as the statement left the rows
+        routed = {"fanout_state": FanoutState.ROUTED, "routed_at": x.now}
+        for name, value in {"disclosures": None, "platform_signature": None, **routed}.items():
+            set_committed_value(x.resp, name, value)
     await audit.append_many(
         session,
         [
@@ -250,27 +299,6 @@ async def _record(
             }
             for x in decided
         ],
-    )
-
-
-async def _plan(
-    session: AsyncSession,
-    resp: CooperationResponse,
-    response: rules.Response,
-    decisions: list[rules.Decision],
-    statuses: dict[str, JurisdictionStatus],
-    requester: release_rules.Requester | None,
-) -> list[release_rules.Planned]:
-    """Standing decisions -> who receives now, who is held, and which disclosures each gets."""
-    hashes = resp.disclosure_selector_hashes
-    matched = {d.matched_case_id for d in decisions if d.included and d.matched_case_id}
-    return release_rules.plan(
-        decisions,
-        statuses=statuses,
-        handling_code=response.handling_code,
-        requester=requester,
-        disclosure_hashes=hashes,
-        case_hashes=await releases.case_hashes(session, matched, hashes or ()),
     )
 
 
@@ -375,14 +403,33 @@ def _audited(p: release_rules.Planned) -> dict[str, Any]:
 
 
 # Built once: building a statement costs more than running these.
-_JURISDICTIONS = select(Jurisdiction.code, Jurisdiction.status, Jurisdiction.public_jwk)
+_CASES = select(Case).where(Case.id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))))
 _LOCK_RESPONSES = (
-    select(CooperationResponse)
+    select(
+        CooperationResponse,
+        lookups.VERSION.label("version"),
+        hub_keys.ACTIVE_KID.label("kid"),
+    )
     .where(CooperationResponse.id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))))
     .order_by(CooperationResponse.id)
     .with_for_update()
     .execution_options(populate_existing=True)
 )
+# The responses routed, their disclosures and the platform's signature over them dropped: one
+# statement executed for the batch (the unit of work spent more on tracking the objects).
+_RESPONSES = cast_type(Table, CooperationResponse.__table__)
+_ROUTED = (
+    update(_RESPONSES)
+    .where(_RESPONSES.c.id == bindparam("response", type_=PG_UUID(as_uuid=True)))
+    .values(
+        disclosures=null(),
+        platform_signature=null(),
+        fanout_state=FanoutState.ROUTED.value,
+        routed_at=bindparam("at", type_=DateTime(timezone=True)),
+    )
+)
+
+
 _COMPLETE = (
     update(CooperationResponse)
     .where(
@@ -447,7 +494,7 @@ async def process_responses(
     excluded = sealed = 0
     ids = list(dict.fromkeys(response_ids))
     async with transaction(sm) as session:
-        decided = await decide_and_record_many(
+        decided, signer = await _decide_and_record_many(
             session, response_ids=ids, prefix=prefix, lapse_after=lapse_after
         )
         for response_id, routed in zip(ids, decided, strict=True):
@@ -460,5 +507,7 @@ async def process_responses(
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
         await session.execute(_COMPLETE, {"responses": ids})
-        await mark_published(session, records=records, policy=policy, prefix=prefix)
+        # the key the decisions were signed with: a rotation since is seen by the next batch,
+        # and evidence signed by a key retired a moment ago verifies (its public half stays)
+        await mark_published(session, records=records, policy=policy, prefix=prefix, signer=signer)
     return FanoutResult(produced=len(records), excluded=excluded, sealed=sealed)

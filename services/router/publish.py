@@ -26,6 +26,7 @@ from services.registry.evidence.rules import EvidenceKind
 from services.registry.responses.models import CooperationResponse
 from services.registry.store import outbox
 from shared.events import DeliveryPublished, ResponseDelivered, json_datetime, topic_name
+from shared.evidence import Signer
 from shared.kafka import TopicProvisioner, encode
 
 
@@ -161,9 +162,15 @@ _MARK_PUBLISHED = (
 
 
 async def mark_published(
-    session: AsyncSession, *, records: list[Outgoing], policy: Policy, prefix: str
+    session: AsyncSession,
+    *,
+    records: list[Outgoing],
+    policy: Policy,
+    prefix: str,
+    signer: Signer | None = None,
 ) -> None:
-    """Record the publication, its fan-out log event and audit entry, in one transaction."""
+    """Record the publication, its fan-out log event and audit entry, in one transaction; the
+    relay evidence is signed by `signer` when the caller holds the active key already."""
     now = datetime.now(UTC)
     ids = [r.delivery_id for r in records]
     found = (await session.execute(_LOCK_PUBLISHABLE, {"ids": ids})).all()
@@ -219,7 +226,7 @@ async def mark_published(
         for d, digest in zip(found, digests, strict=True)
         if d.attempts == 0
     ]
-    await evidence.record_many(session, relayed)
+    await evidence.record_many(session, relayed, signer=signer)
 
 
 def published_payload(

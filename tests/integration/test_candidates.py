@@ -130,7 +130,7 @@ async def test_a_platform_with_many_open_cases_is_probed_not_read(session: Async
     )
     await session.execute(text("ANALYZE cases, case_selectors, jurisdictions"))
     compiled = candidates._statement().compile(dialect=session.bind.dialect)
-    given = {"platform": "telegram", "hashes": ["0" * 64], "named": [], "lead": None}
+    given = {"platforms": ["telegram"], "hashes": ["0" * 64], "named": [], "leads": []}
     args = [given.get(name, compiled.params.get(name)) for name in compiled.positiontup or ()]
     driver = (await (await session.connection()).get_raw_connection()).driver_connection
     assert driver is not None

@@ -7,7 +7,9 @@ published on `/.well-known/evidence-jwks.json` for good; a new key signs from th
 
 Private keys are sealed under the key-encryption key ring (`shared.keywrap`), bound to their
 kid, as the issuer's token keys are. Opened keys are cached per (kid, sealed value), so the
-router and intake open a key once, not per record.
+router and intake open a key once, not per record. The router keeps the signer across fan-out
+batches and checks per batch, with `ACTIVE_KID` inside a statement it runs anyway, that no
+rotation has happened since.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import logging
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from joserfc.jwk import ECKey
 from sqlalchemy import select, text, update
@@ -43,14 +45,28 @@ async def _lock(session: AsyncSession) -> None:
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": KEYS_LOCK})
 
 
-async def _active(session: AsyncSession) -> HubSigningKey | None:
-    row: HubSigningKey | None = await session.scalar(
-        select(HubSigningKey)
-        .where(HubSigningKey.retired_at.is_(None))
-        .order_by(HubSigningKey.activated_at.desc())
-        .limit(1)
-    )
-    return row
+class _Active(NamedTuple):
+    kid: str
+    sealed_private_jwk: str | None
+
+
+# Built once: every evidence record and fan-out batch asks, and building and keying a statement
+# (or loading an ORM entity) cost more than running it.
+_NEWEST_ACTIVE = (
+    select(HubSigningKey.kid)
+    .where(HubSigningKey.retired_at.is_(None))
+    .order_by(HubSigningKey.activated_at.desc())
+    .limit(1)
+)
+_ACTIVE = _NEWEST_ACTIVE.add_columns(HubSigningKey.sealed_private_jwk)
+#: The kid that signs now, as a column of another statement: a caller holding a signer from
+#: `active_signer` checks it is still current without a round trip of its own.
+ACTIVE_KID = _NEWEST_ACTIVE.scalar_subquery()
+
+
+async def _active(session: AsyncSession) -> _Active | None:
+    row = (await session.execute(_ACTIVE)).first()
+    return _Active(row.kid, row.sealed_private_jwk) if row is not None else None
 
 
 async def _create(session: AsyncSession, ring: KeyRing) -> Signer:
@@ -69,7 +85,7 @@ async def _create(session: AsyncSession, ring: KeyRing) -> Signer:
     return signer
 
 
-def _open(ring: KeyRing, row: HubSigningKey) -> Signer:
+def _open(ring: KeyRing, row: _Active) -> Signer:
     assert row.sealed_private_jwk is not None
     cached = _opened.get((row.kid, row.sealed_private_jwk))
     if cached is None:

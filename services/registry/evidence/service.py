@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import DateTime, Text, select
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
@@ -48,7 +49,7 @@ from services.registry.evidence.schemas import (
 )
 from services.registry.responses.models import CooperationResponse
 from services.registry.responses.rules import HandlingCode
-from services.registry.store import outbox
+from services.registry.store import bulk, outbox
 from shared import evidence as signing
 from shared.db import transaction
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -83,17 +84,38 @@ class Fact:
     audit_digest: str | None = None
 
 
+# One statement for any number of records: the router signs one per delivery it publishes.
+_RECORDS = bulk.RowInserter(
+    EvidenceRecord,
+    columns={
+        "id": PG_UUID(as_uuid=True),
+        "kind": Text(),
+        "subject_type": Text(),
+        "subject_id": Text(),
+        "response_id": PG_UUID(as_uuid=True),
+        "delivery_id": PG_UUID(as_uuid=True),
+        "at": DateTime(timezone=True),
+        "audit_digest": Text(),
+        "kid": Text(),
+        "jws": Text(),
+    },
+)
+
+
 async def record(session: AsyncSession, fact: Fact) -> uuid.UUID:
     """Sign one fact in the caller's transaction; returns the record's id."""
     (ident,) = await record_many(session, [fact])
     return ident
 
 
-async def record_many(session: AsyncSession, facts: Sequence[Fact]) -> list[uuid.UUID]:
-    """Sign several facts at once (one key look-up, at most one audit INSERT)."""
+async def record_many(
+    session: AsyncSession, facts: Sequence[Fact], *, signer: signing.Signer | None = None
+) -> list[uuid.UUID]:
+    """Sign several facts at once (one key look-up, at most one audit INSERT); no look-up with
+    a `signer` the caller found active a moment ago (the router's fan-out, once a batch)."""
     if not facts:
         return []
-    signer = await keys.active_signer(session)
+    signer = signer or await keys.active_signer(session)
     ids = [uuid.uuid4() for _ in facts]
     unlinked = [(ident, f) for ident, f in zip(ids, facts, strict=True) if f.audit_digest is None]
     queued = await audit.append_many(
@@ -112,6 +134,7 @@ async def record_many(session: AsyncSession, facts: Sequence[Fact]) -> list[uuid
     own = iter(queued)
     digests = [f.audit_digest if f.audit_digest is not None else next(own) for f in facts]
     now = datetime.now(UTC)
+    rows = []
     for ident, f, audit_digest in zip(ids, facts, digests, strict=True):
         subjects = [subject_tag(f.subject_type, f.subject_id)]
         if f.response_id is not None:
@@ -128,21 +151,22 @@ async def record_many(session: AsyncSession, facts: Sequence[Fact]) -> list[uuid
             audit_digest=audit_digest,
             details=f.details,
         )
-        session.add(
-            EvidenceRecord(
-                id=ident,
-                kind=f.kind.value,
-                subject_type=f.subject_type,
-                subject_id=f.subject_id,
-                response_id=f.response_id,
-                delivery_id=f.delivery_id,
-                at=now,
-                audit_digest=audit_digest,
-                kid=signer.kid,
-                jws=signing.sign(claims, signer, typ=signing.EVIDENCE_TYP),
-            )
+        rows.append(
+            {
+                "id": ident,
+                "kind": f.kind.value,
+                "subject_type": f.subject_type,
+                "subject_id": f.subject_id,
+                "response_id": f.response_id,
+                "delivery_id": f.delivery_id,
+                "at": now,
+                "audit_digest": audit_digest,
+                "kid": signer.kid,
+                "jws": signing.sign(claims, signer, typ=signing.EVIDENCE_TYP),
+            }
         )
-    await session.flush()
+    await session.flush()  # what the caller changed first, as when these were ORM objects
+    await _RECORDS.insert(session, rows)
     return ids
 
 

@@ -1,17 +1,15 @@
-"""The SQL of releases: the requesting case, the matched cases' selectors, the due holds."""
+"""The SQL of releases: the requesting case, the due holds."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, String, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.registry.cases.models import Case, CaseSelector
+from services.registry.cases.models import Case
 from services.registry.deliveries.models import Delivery
 from services.registry.deliveries.rules import DeliveryState, FanoutState
 from services.registry.releases.models import Release
@@ -19,30 +17,10 @@ from services.registry.releases.rules import ReleaseState
 from services.registry.responses.models import CooperationResponse
 
 BATCH = 200
-# Built once, inputs bound per call: every fan-out runs it, and building and keying a statement
-# with IN lists of fresh lengths cost more than running it.
-_SELECTOR_HASHES = select(CaseSelector.case_id, CaseSelector.value_hash).where(
-    CaseSelector.case_id == any_(bindparam("cases", type_=ARRAY(PG_UUID(as_uuid=True)))),
-    CaseSelector.value_hash == any_(bindparam("among", type_=ARRAY(String))),
-)
 
 
 async def requesting_case(session: AsyncSession, case_id: uuid.UUID) -> Case | None:
     return await session.get(Case, case_id)
-
-
-async def selector_hashes(
-    session: AsyncSession, case_ids: Collection[uuid.UUID], among: Collection[str]
-) -> dict[uuid.UUID, frozenset[str]]:
-    """Each case's selector hashes that are also among `among` (the disclosures' selectors)."""
-    if not case_ids or not among:
-        return {}
-    params = {"cases": list(case_ids), "among": list(among)}
-    rows = (await session.execute(_SELECTOR_HASHES, params)).all()
-    out: dict[uuid.UUID, set[str]] = {}
-    for case_id, value_hash in rows:
-        out.setdefault(case_id, set()).add(value_hash)
-    return {k: frozenset(v) for k, v in out.items()}
 
 
 def with_delivery() -> Select[tuple[Release, Delivery, CooperationResponse]]:

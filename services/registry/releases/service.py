@@ -10,7 +10,8 @@ publication path as every other delivery, so it keeps its delivery id as ce_id.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,13 +77,6 @@ async def requester(session: AsyncSession, case_id: uuid.UUID | None) -> Request
     )
 
 
-async def case_hashes(
-    session: AsyncSession, case_ids: Collection[uuid.UUID], among: Collection[str | None]
-) -> dict[uuid.UUID, frozenset[str]]:
-    """The matched cases' selectors that some disclosure concerns."""
-    return await repository.selector_hashes(session, case_ids, {h for h in among if h})
-
-
 _RELEASES = bulk.RowInserter(
     Release,
     columns={
@@ -100,6 +94,17 @@ _RELEASES = bulk.RowInserter(
 )
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """One response's release plan as a fan-out decided it, to be written by `record_many`."""
+
+    planned: Sequence[Planned]
+    response: CooperationResponse
+    delivery_ids: dict[str, uuid.UUID]
+    originator: str | None
+    now: datetime
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -113,29 +118,50 @@ async def record(
 ) -> None:
     """One release row per delivery (the recorded decision, voluntary disclosures included),
     and for each held one a `ReleaseRequested` on the originator's inbox."""
+    plan = Recorded(planned, response, delivery_ids, originator, now)
+    await record_many(session, [plan], lapse_after=lapse_after, prefix=prefix)
+
+
+async def record_many(
+    session: AsyncSession, plans: Sequence[Recorded], *, lapse_after: timedelta, prefix: str
+) -> None:
+    """`record` for the responses of a fan-out batch: their rows in one INSERT, their release
+    requests in another (one statement text for any number of them)."""
     rows: list[dict[str, Any]] = []
-    for p in planned:
-        if p.state is None or p.basis is None:
-            continue
-        held = p.state is ReleaseState.HELD
-        rows.append(
-            {
-                "id": release_id(delivery_ids[p.decision.jurisdiction]),
-                "delivery_id": delivery_ids[p.decision.jurisdiction],
-                "response_id": response.id,
-                "jurisdiction": p.decision.jurisdiction,
-                "requesting_case_id": response.requesting_case_id,
-                "originator": originator,
-                "state": p.state.value,
-                "basis": p.basis.value,
-                "lapses_at": now + lapse_after if held else None,
-                "created_at": now,
-            }
-        )
+    held: list[tuple[dict[str, Any], Recorded]] = []
+    for plan in plans:
+        for p in plan.planned:
+            if p.state is None or p.basis is None:
+                continue
+            row = _row(plan, p.decision.jurisdiction, p.state, p.basis, lapse_after)
+            rows.append(row)
+            if p.state is ReleaseState.HELD:
+                held.append((row, plan))
     await _RELEASES.insert(session, rows)
-    for row in rows:
-        if row["state"] == ReleaseState.HELD:
-            _request(session, row, response, reminder=False, at=now, prefix=prefix)
+    requested = [_requested(row, plan.response, reminder=False, at=plan.now) for row, plan in held]
+    await outbox.add_many(session, requested, prefix=prefix)
+
+
+def _row(
+    plan: Recorded,
+    jurisdiction: str,
+    state: ReleaseState,
+    basis: ReleaseBasis,
+    lapse_after: timedelta,
+) -> dict[str, Any]:
+    delivery_id = plan.delivery_ids[jurisdiction]
+    return {
+        "id": release_id(delivery_id),
+        "delivery_id": delivery_id,
+        "response_id": plan.response.id,
+        "jurisdiction": jurisdiction,
+        "requesting_case_id": plan.response.requesting_case_id,
+        "originator": plan.originator,
+        "state": state.value,
+        "basis": basis.value,
+        "lapses_at": plan.now + lapse_after if state is ReleaseState.HELD else None,
+        "created_at": plan.now,
+    }
 
 
 def _request(
@@ -147,6 +173,21 @@ def _request(
     at: datetime,
     prefix: str,
 ) -> None:
+    pending = _requested(row, response, reminder=reminder, at=at)
+    outbox.add(
+        session,
+        pending.event,
+        key=pending.key,
+        subject=pending.subject,
+        prefix=prefix,
+        jurisdiction=pending.jurisdiction,
+    )
+
+
+def _requested(
+    row: dict[str, Any], response: CooperationResponse, *, reminder: bool, at: datetime
+) -> outbox.Pending:
+    """The `ReleaseRequested` of a held release row, for its originator's inbox."""
     assert row["originator"] is not None
     assert row["requesting_case_id"] is not None
     event = ReleaseRequested(
@@ -160,13 +201,8 @@ def _request(
         reminder=reminder,
         requested_at=at,
     )
-    outbox.add(
-        session,
-        event,
-        key=str(response.id),
-        subject=str(row["id"]),
-        prefix=prefix,
-        jurisdiction=row["originator"],
+    return outbox.Pending(
+        event, key=str(response.id), subject=str(row["id"]), jurisdiction=row["originator"]
     )
 
 
