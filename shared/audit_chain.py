@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import orjson
+
 __all__ = [
     "GENESIS_HASH",
     "HASH_RE",
@@ -119,7 +121,34 @@ def canonical_bytes(
         "details": details,
         "prev_hash": prev_hash,
     }
+    if _plain(entry):
+        try:
+            return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # a lone surrogate: the general path below says where
     return _canonical(entry, "$").encode("utf-8")
+
+
+def _plain(value: Any) -> bool:
+    """Whether orjson's compact, key-sorted output of `value` is already its canonical form.
+
+    The general path below costs about 0.5 ms for a routing decision's 43 entries, a sixth of
+    the router's CPU; orjson takes 5 us. Their bytes agree on exactly these values (a property
+    test holds the two paths to it): exact dicts, lists, tuples, str, bool, None and ints in
+    range, with ASCII keys, whose byte order is their UTF-16 order. orjson escapes the same
+    characters as `json` and refuses lone surrogates. Anything else (floats, big ints, enums,
+    other mappings, non-ASCII keys) takes the general path, which refuses or orders it.
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-_MAX_SAFE_INT <= value <= _MAX_SAFE_INT)
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_plain(v) for v in value)
+    return False
 
 
 def entry_hash(

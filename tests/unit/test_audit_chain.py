@@ -348,3 +348,57 @@ def test_strings_encode_as_json_does_or_are_refused(text: str) -> None:
             audit_chain._string(text, "$")
         return
     assert audit_chain._string(text, "$") == expected
+
+
+_KEYS = st.one_of(st.text(max_size=4), st.text(alphabet=_ANY_CHAR, max_size=3))
+_JSONISH = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**60), max_value=2**60),
+        st.integers(min_value=-(2**53) - 2, max_value=-(2**53) + 2),
+        st.integers(min_value=2**53 - 2, max_value=2**53 + 2),
+        st.floats(allow_nan=False),
+        st.text(alphabet=_ANY_CHAR, max_size=8),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=4).map(tuple),
+        st.dictionaries(_KEYS, inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+def _general(**changes: Any) -> bytes:
+    """The canonical form by the general path alone, bypassing the orjson shortcut."""
+    args = {**CANONICAL_ARGS, **changes}
+    entry = {**args, "at": audit_chain._timestamp(args["at"])}
+    return audit_chain._canonical(entry, "$").encode("utf-8")
+
+
+@given(st.dictionaries(_KEYS, _JSONISH, max_size=4))
+def test_the_shortcut_gives_the_general_paths_bytes_or_its_refusal(details: dict[str, Any]) -> None:
+    try:
+        expected = _general(details=details)
+    except (TypeError, ValueError) as exc:
+        with pytest.raises(type(exc)):
+            canonical(details=details)
+        return
+    assert canonical(details=details) == expected
+
+
+def test_a_routing_decision_takes_the_shortcut(monkeypatch: pytest.MonkeyPatch) -> None:
+    decisions = [
+        {"jurisdiction": f"J{i:02d}", "included": i < 5, "reason": "standing", "case_id": None}
+        for i in range(43)
+    ]
+    expected = canonical(details={"decisions": decisions})
+
+    def general(value: Any, path: str) -> str:
+        raise AssertionError("the general path ran")
+
+    monkeypatch.setattr(audit_chain, "_canonical", general)
+    assert canonical(details={"decisions": decisions}) == expected
+    with pytest.raises(AssertionError):
+        canonical(details={"score": 1.5})
