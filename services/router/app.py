@@ -43,8 +43,6 @@ CLOSE_BUDGET = 2.0
 # Every producer call site sends its whole batch, then waits for the acks: the records are
 # batched anyway, and a linger would only add its time to every hop of a delivery.
 PRODUCER_LINGER_MS = 0
-# Tansu does not wake a waiting fetch when data arrives (BROKER.md): this bounds the wait.
-CONSUMER_FETCH_MAX_WAIT_MS = 10
 
 
 @dataclass
@@ -98,7 +96,7 @@ class Runtime:
             group_id=s.group_id,
             client_id="caseshare-router",
             session_timeout_ms=s.session_timeout_ms,
-            fetch_max_wait_ms=CONSUMER_FETCH_MAX_WAIT_MS,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
         )
         await _retry_forever(self.consumer.start, self.stop)
         relay = OutboxRelay(
