@@ -173,15 +173,18 @@ def bench_paths(t: Target, pids: dict[str, int]) -> dict[str, Any]:
 
 
 def bench_e2e(t: Target) -> dict[str, Any]:
-    """At each offered load: caseshare's latency, then the broker's own, per round."""
-    record = asyncio.run(router.sample_record(t))
+    """At each offered load: caseshare's latency, then the broker's own, per round; with
+    caseshare's stage breakdown of each round."""
+    record = None
     out: dict[str, Any] = {}
     for rate in E2E_RATES:
-        runs: dict[str, list[dict[str, float]]] = {"target": [], "baseline": []}
+        runs: dict[str, list[dict[str, Any]]] = {"target": [], "baseline": [], "stages": []}
         for i in range(RUNS):
             mine = asyncio.run(e2e.caseshare_latency(t, rate=rate, seconds=E2E_SECONDS))
+            if record is None:  # copied after caseshare's first round: the phase runs alone
+                record = asyncio.run(router.sample_record(t))
             theirs = asyncio.run(e2e.broker_latency(t, record, rate=rate, seconds=E2E_SECONDS))
-            for into, lat in ((runs["target"], mine), (runs["baseline"], theirs)):
+            for into, lat in ((runs["target"], mine.latencies), (runs["baseline"], theirs)):
                 into.append(
                     {
                         "p50": stats.percentile(lat, 50),
@@ -189,10 +192,12 @@ def bench_e2e(t: Target) -> dict[str, Any]:
                         "n": len(lat),
                     }
                 )
+            runs["stages"].append(mine.stages)
             _say(
                 f"e2e {rate:g}/s round {i + 1}: {runs['target'][-1]} "
-                f"vs broker {runs['baseline'][-1]}"
+                f"vs broker {runs['baseline'][-1]}; load {os.getloadavg()[0]:.1f}"
             )
+            _say(f"  stages (ms): {e2e.describe(mine.stages)}")
         out[f"{rate:g}"] = runs
     return out
 

@@ -43,8 +43,6 @@ CLOSE_BUDGET = 2.0
 # Every producer call site sends its whole batch, then waits for the acks: the records are
 # batched anyway, and a linger would only add its time to every hop of a delivery.
 PRODUCER_LINGER_MS = 0
-# Tansu does not wake a waiting fetch when data arrives (BROKER.md): this bounds the wait.
-CONSUMER_FETCH_MAX_WAIT_MS = 10
 
 
 @dataclass
@@ -62,6 +60,11 @@ class Runtime:
         self.engine = create_engine(s.database_url, pool_size=s.database_pool_size)
         self.sm = create_sessionmaker(self.engine)
         self.producer = make_producer(s, client_id="caseshare-router", linger_ms=PRODUCER_LINGER_MS)
+        # The relay's own: a producer has one produce request in flight per broker, so on one
+        # producer the relay's batches and the fan-outs' waited for each other's acks.
+        self.relay_producer = make_producer(
+            s, client_id="caseshare-router-relay", linger_ms=PRODUCER_LINGER_MS
+        )
         self.provisioner = TopicProvisioner(
             s, partitions=s.partitions, replication_factor=s.kafka_replication_factor
         )
@@ -71,6 +74,7 @@ class Runtime:
         await _retry_forever(self._load_signing_key, self.stop)
         await _retry_forever(self.provisioner.start, self.stop)
         await _retry_forever(self.producer.start, self.stop)
+        await _retry_forever(self.relay_producer.start, self.stop)
         self.reconciler = Reconciler(
             self.sm,
             self.producer,
@@ -98,12 +102,12 @@ class Runtime:
             group_id=s.group_id,
             client_id="caseshare-router",
             session_timeout_ms=s.session_timeout_ms,
-            fetch_max_wait_ms=CONSUMER_FETCH_MAX_WAIT_MS,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
         )
         await _retry_forever(self.consumer.start, self.stop)
         relay = OutboxRelay(
             self.sm,
-            self.producer,
+            self.relay_producer,
             self.provisioner,
             database_url=s.database_url,
             batch=s.relay_batch,
@@ -192,7 +196,12 @@ class Runtime:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        closing = [self.consumer.stop(), self.producer.stop(), self.provisioner.close()]
+        closing = [
+            self.consumer.stop(),
+            self.producer.stop(),
+            self.relay_producer.stop(),
+            self.provisioner.close(),
+        ]
         if (webhooks := getattr(self, "webhooks", None)) is not None:
             closing.append(webhooks.aclose())
         results = await asyncio.gather(

@@ -4,13 +4,13 @@ Offsets are committed only after a record was fully handled. A poison record goe
 with the error in its headers and the partition moves on; a transient failure (database or
 broker down) is retried with capped backoff on the same record, so per-key order holds.
 
-With a batch handler, a partition's fetched records are handled in groups of up to
-`batch_size`, in offset order: whatever one fetch returned, never waiting for more (that would
-cost latency at low rates). A group that fails for good (a poison record in it) is handled
-again one record at a time, so only the bad record is dead-lettered; a transient failure
-retries the whole group. Under tracing, records go one at a time, each in its own trace.
-A group is also cut to about `batch_deliveries` sealed deliveries, by the deliveries per
-response of the batch before: a batch holds all it seals until it is produced.
+With a batch handler, the fetched records are handled in groups of up to `batch_size`, each
+partition's in offset order, partitions sharing groups: whatever one fetch returned, never
+waiting for more (that would cost latency at low rates). A group that fails for good (a poison
+record in it) is handled again one record at a time, so only the bad record is dead-lettered;
+a transient failure retries the whole group. Under tracing, records go one at a time, each in
+its own trace. A group is also cut to about `batch_deliveries` sealed deliveries, by the
+deliveries per response of the batch before: a batch holds all it seals until it is produced.
 """
 
 from __future__ import annotations
@@ -72,37 +72,47 @@ class ResponseConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch, handle, commit, until `stop`; in-flight records finish before returning."""
         while not stop.is_set():
-            batches = await self._consumer.getmany(timeout_ms=200, max_records=200)
-            done = await asyncio.gather(
-                *(self._partition(tp, records, stop) for tp, records in batches.items())
-            )
-            offsets = {tp: offset for tp, offset in done if offset is not None}
+            fetched = await self._consumer.getmany(timeout_ms=200, max_records=200)
+            offsets = await self._fetched(fetched, stop)
             if offsets:
                 await self._consumer.commit(offsets)
                 self._positions.update(offsets)
             self._update_lag()
 
-    async def _partition(
-        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
-    ) -> tuple[TopicPartition, int | None]:
-        """Handle one partition's records in order; returns the offset safe to commit.
+    async def _fetched(
+        self, fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], stop: asyncio.Event
+    ) -> dict[TopicPartition, int]:
+        """Handle what one fetch returned; returns the offsets safe to commit.
 
-        Partitions are independent, so they run concurrently; within one, order is kept."""
-        committed: int | None = None
-        if records:
-            # the first record fetched is the first not yet committed: our backlog starts here
-            self._positions[tp] = records[0].offset
+        Each partition's records stay in offset order, and partitions keep none between them,
+        so they share batches: one fan-out for the fetch, where a batch per partition split it
+        into as many small transactions (at 50 responses/s, six of one or two responses each),
+        each paying a batch's fixed cost on the same core."""
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        for tp, got in fetched.items():
+            if got:
+                # the first record fetched is the first not yet committed: our backlog starts here
+                self._positions[tp] = got[0].offset
+                records += got
+        committed: dict[TopicPartition, int] = {}
         first = 0
         while first < len(records):
             group = records[first : first + self.group_size()]
             handled = 0 if stop.is_set() else await self._handle_group(group, stop)
+            for record in group[:handled]:
+                committed[TopicPartition(record.topic, record.partition)] = record.offset + 1
             if handled:
-                committed = group[handled - 1].offset + 1
                 self._handled_at = time.monotonic()
             if handled < len(group):
                 break  # stopping: the rest stays uncommitted and is redelivered
             first += len(group)
-        return tp, committed
+        return committed
+
+    async def _partition(
+        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
+    ) -> tuple[TopicPartition, int | None]:
+        """Handle one partition's records in order; returns the offset safe to commit."""
+        return tp, (await self._fetched({tp: records}, stop)).get(tp)
 
     def group_size(self) -> int:
         """Responses to take as the next batch: the bound, or fewer if the last batch sealed

@@ -83,9 +83,11 @@ class OutboxRelay:
         async def publish_while_leading(conn: asyncpg.Connection) -> None:
             await conn.add_listener(CHANNEL, lambda *_: self._wake.set())
             while not stop.is_set():
+                # cleared before the round, not after: a commit notified while this round
+                # publishes was not in its snapshot, and must wake the next one at once
+                self._wake.clear()
                 published = await self.publish_batch()
                 if published < self._batch:
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), 0.5)
 

@@ -7,6 +7,8 @@ from pydantic import Field, model_validator
 from services.registry.webhooks.settings import WebhookSettings
 from shared.settings import CommonSettings, DatabaseSettings, KafkaSettings
 
+CONSUMER_FETCH_MAX_WAIT_MS = 5
+
 
 class RouterSettings(CommonSettings, DatabaseSettings, KafkaSettings, WebhookSettings):
     """How the router consumes, re-drives and re-publishes."""
@@ -26,6 +28,13 @@ class RouterSettings(CommonSettings, DatabaseSettings, KafkaSettings, WebhookSet
         default=10000, alias="ROUTER_SESSION_TIMEOUT_MS", ge=6000, le=300000
     )
     relay_batch: int = Field(default=500, alias="RELAY_BATCH", ge=1, le=5000)
+    # The longest a fetch of the responses topic waits at the broker for data. Tansu does not
+    # answer a waiting fetch when data arrives (BROKER.md), so this is the router's hop:
+    # a response waits up to this long before its fan-out starts. Apache Kafka answers at
+    # once, so there a larger value only saves idle fetches.
+    fetch_max_wait_ms: int = Field(
+        default=CONSUMER_FETCH_MAX_WAIT_MS, alias="ROUTER_FETCH_MAX_WAIT_MS", ge=1, le=500
+    )
     # Responses fanned out together (one transaction, one produce batch), from what one fetch
     # of a partition returned: never waited for, so a lone response goes alone at once.
     batch_size: int = Field(default=32, alias="ROUTER_BATCH_SIZE", ge=1, le=500)

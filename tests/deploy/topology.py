@@ -63,6 +63,8 @@ DELIBERATE_DEFAULTS = {
     "RELAY_BATCH": "500 outbox events per produce batch",
     "ROUTER_BATCH_SIZE": "32 responses per fan-out batch, from what one fetch returned",
     "ROUTER_BATCH_DELIVERIES": "about 256 sealed deliveries held by a fan-out batch at once",
+    "ROUTER_FETCH_MAX_WAIT_MS": "5 ms bounds the router's hop on Tansu; Apache Kafka answers a"
+    " fetch when data arrives, so there it only sets the idle fetch rate",
     "KAFKA_SSL_CERTFILE": "the hub's services authenticate with SCRAM, not a certificate",
     "KAFKA_SSL_KEYFILE": "as KAFKA_SSL_CERTFILE",
     "KAFKA_SSL_KEY_PASSWORD": "as KAFKA_SSL_CERTFILE",
