@@ -1,11 +1,13 @@
 """The webhook dispatcher: POSTs each jurisdiction's inbox events to its approved endpoints.
 
-What to send is queued by the outbox trigger (migration 0011) in the transaction of the event
+What to send is queued by the outbox trigger (migration 0009) in the transaction of the event
 itself, one message per active endpoint, so nothing committed is missed and nothing is queued
-twice. One router leads (its own advisory lock); it sends what is due, signed per Standard
-Webhooks with the endpoint's secret, and records each outcome in the delivery log. The
-`webhook-id` is the event's stable id — the delivery id for a delivery — so a receiver that
-dedupes by it sees each exactly once, though a call whose answer was lost is made again.
+twice; the trigger then notifies `caseshare_webhooks` (migration 0016), so the dispatcher
+wakes when there is something to send, not on every outbox event. One router leads (its own
+advisory lock); it sends what is due, signed per Standard Webhooks with the endpoint's
+secret, and records each outcome in the delivery log. The `webhook-id` is the event's stable
+id — the delivery id for a delivery — so a receiver that dedupes by it sees each exactly
+once, though a call whose answer was lost is made again.
 
 Failed calls are retried with capped exponential backoff (`RetryPolicy`); an endpoint that
 keeps failing is disabled, which the `caseshare_webhook_endpoints{state="disabled"}` gauge
@@ -35,7 +37,7 @@ from services.registry.webhooks import service as webhooks
 from services.registry.webhooks.rules import EndpointState, Outcome, RetryPolicy, is_success
 from services.router.leader import run_as_leader
 from services.router.publish import load_outgoing
-from services.router.relay import CHANNEL, asyncpg_dsn
+from services.router.relay import asyncpg_dsn
 from shared.db import transaction
 from shared.events import DeliveryPublished, ResponseDelivered, json_datetime
 from shared.keywrap import KeyRing, SealError
@@ -43,6 +45,7 @@ from shared.keywrap import KeyRing, SealError
 logger = logging.getLogger(__name__)
 
 WEBHOOKS_LOCK_KEY = 0x0CA5E5A0E8B0
+CHANNEL = "caseshare_webhooks"  # notified by the trigger that queues messages
 USER_AGENT = "caseshare-webhooks/1"
 CONCURRENCY = 8
 GAUGE_EVERY_SECONDS = 5.0

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -33,7 +34,8 @@ from services.registry.webhooks.rules import EndpointState, RetryPolicy
 from services.registry.webhooks.schemas import EndpointCreate
 from services.router import fanout, publish
 from services.router.metrics import RouterMetrics
-from services.router.webhooks import WebhookDispatcher
+from services.router.relay import asyncpg_dsn
+from services.router.webhooks import CHANNEL, WebhookDispatcher
 from shared.db import transaction
 from shared.events import CaseLinkFound, ResponseDelivered, WebhookEndpointDisabled
 from shared.kafka import TopicProvisioner
@@ -442,3 +444,42 @@ async def test_a_secret_no_key_opens_fails_its_calls_and_not_the_others(
     async with transaction(sessionmaker) as s:
         [(attempt, _, _)] = await repository.attempts_of(s, lost_id)
         assert (attempt.status_code, attempt.error_class) == (None, "SealError")
+
+
+async def test_only_a_queued_message_wakes_the_dispatcher(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ctx: Context,
+    database_url: str,
+    cleanup: None,
+) -> None:
+    """Outbox events nobody has an endpoint for leave the dispatcher asleep (it used to wake on
+    every outbox commit); an event for an approved endpoint wakes it."""
+    receiver = Receiver()
+    await endpoint(sessionmaker, ctx, "IE", receiver.url, approve=True)
+    listener = await asyncpg.connect(asyncpg_dsn(database_url))
+    woken: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener(CHANNEL, lambda *args: woken.put_nowait(args[2]))
+    try:
+        async with transaction(sessionmaker) as s:
+            outbox.add(
+                s,
+                link_notice("MT"),
+                key="k",
+                subject=None,
+                prefix=ctx.topic_prefix,
+                jurisdiction="MT",
+            )
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(woken.get(), 0.5)
+        async with transaction(sessionmaker) as s:
+            outbox.add(
+                s,
+                link_notice("IE"),
+                key="k",
+                subject=None,
+                prefix=ctx.topic_prefix,
+                jurisdiction="IE",
+            )
+        assert await asyncio.wait_for(woken.get(), 5) == CHANNEL
+    finally:
+        await listener.close()
