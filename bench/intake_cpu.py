@@ -7,7 +7,10 @@ a local signing key) and calls it as an ASGI app, with no HTTP client or server 
 against an embedded PostgreSQL: `POST /v1/cases` with the bench's bodies (a fresh reference
 and selector each, five authorities' tokens in turn), CONCURRENCY requests in flight. It
 reports the median CPU of this process per registration over ROUNDS rounds (the app, its
-driver and the event loop; PostgreSQL's CPU is not counted) and the wall rate.
+driver and the event loop), PostgreSQL's CPU per registration beside it (its processes),
+and the wall rate. A connection listens on the outbox channel, as the relay does.
+`INTAKE_CPU_APP=ceiling` (or `bare`) drives the commit ceiling's app (or the bare endpoint)
+the same way, for scale.
 
 `INTAKE_CPU_PROFILE=path` also records the measured rounds with py-spy (if installed) to
 `path` (collapsed stacks) and prints the largest inclusive shares of our own code.
@@ -34,6 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import psutil
 from fastapi import FastAPI
@@ -200,7 +204,13 @@ async def _measure(url: str, pg_pid: int) -> None:
     app = create_app(settings, http=httpx.AsyncClient(transport=httpx.MockTransport(_jwks)))
     if os.environ.get("INTAKE_CPU_APP") == "ceiling":  # the commit ceiling, for scale
         app = bare.create_app(url.replace("+asyncpg", ""))
+    if os.environ.get("INTAKE_CPU_APP") == "bare":  # the bare endpoint, for scale
+        app = bare.create_app(None)
     spy_to = os.environ.get("INTAKE_CPU_PROFILE")
+    # The relay listens on the outbox channel in the real stack, and PostgreSQL's NOTIFY costs
+    # what it costs when someone listens.
+    listener = await asyncpg.connect(url.replace("+asyncpg", ""))
+    await listener.add_listener("caseshare_outbox", lambda *_: None)
     async with app.router.lifespan_context(app):
         driver = Driver(app, uuid.uuid4().hex[:8])
         await driver.many(200)  # warm-up: pool, token cache, statement caches
@@ -218,6 +228,7 @@ async def _measure(url: str, pg_pid: int) -> None:
                     )
                 )
         load = os.getloadavg()
+    await listener.close()
     cpu = statistics.median(r[0] for r in rounds)
     print(
         f"{cpu:.3f} ms CPU per registration (rounds: {', '.join(f'{r[0]:.3f}' for r in rounds)});"
