@@ -28,6 +28,9 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+_SECURITY_RAW = [
+    (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()
+]
 Check = Callable[[], Awaitable[None]]
 
 
@@ -98,8 +101,9 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-Id"] = rid
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
+                # as setdefault for each, in one pass over the answer's headers
+                present = {name for name, _ in headers.raw}
+                headers.raw.extend(h for h in _SECURITY_RAW if h[0] not in present)
                 logger.info(
                     "request",
                     extra={

@@ -25,6 +25,7 @@ from services.intake.routes import router
 from services.intake.settings import IntakeSettings
 from services.intake.state import IntakeState
 from services.intake.webhooks_routes import webhooks_router
+from services.registry.cases import wake
 from services.registry.context import Context
 from shared import logs, tracing
 from shared import metrics as service_metrics
@@ -77,6 +78,7 @@ def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = Non
             yield
         finally:
             await validator.aclose()
+            await wake.settle(state.sessionmaker)  # the last registrations' wake-up is sent
             await engine.dispose()
 
     docs = settings.docs_enabled

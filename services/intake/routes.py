@@ -28,6 +28,7 @@ from services.registry.evidence import service as evidence
 from services.registry.responses import service as responses
 from services.registry.responses.schemas import ResponseAccepted, ResponseCreate
 from services.registry.store import idempotency
+from shared.auth.fast_route import FastRoute
 from shared.db import transaction
 from shared.errors import ValidationFailed
 from shared.schemas import MAX_PAGE, Page
@@ -38,7 +39,6 @@ router = APIRouter(prefix="/v1")
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"page size, at most {MAX_PAGE}")]
 
 
-@router.post("/cases", status_code=201, response_model=CaseOut, tags=["cases"])
 async def register_case(
     data: CaseCreate,
     request: Request,
@@ -68,6 +68,19 @@ async def register_case(
         create_alone=register_alone,
     )
     return created_response(status, body, replayed=replayed, location=f"/v1/cases/{body['id']}")
+
+
+# A FastRoute: the common registration skips FastAPI's generic dependency solver, calling the
+# dependencies declared above itself; anything else is FastAPI's (shared/auth/fast_route.py).
+router.add_api_route(
+    "/cases",
+    register_case,
+    methods=["POST"],
+    status_code=201,
+    response_model=CaseOut,
+    tags=["cases"],
+    route_class_override=FastRoute,
+)
 
 
 @router.get("/cases", response_model=Page[CaseOut], tags=["cases"])

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import create_engine
+from shared.db import create_engine, create_sessionmaker, single_statements
 
 pytestmark = pytest.mark.integration
 
@@ -54,5 +56,32 @@ async def test_a_failed_statement_does_not_quote_its_parameters(database_url: st
                 )
         assert "+33612345678" not in str(caught.value)
         assert "parameters hidden" in str(caught.value)
+    finally:
+        await engine.dispose()
+
+
+async def test_single_statements_lends_a_pooled_driver_connection_in_no_transaction(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Straight from the pool: no `AsyncConnection` around it (its checkout and shielded close
+    cost intake's hottest path more than the pool itself), no BEGIN, and back in the pool
+    after use, also when the statement fails."""
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    sm = create_sessionmaker(engine)
+
+    def no_wrapper(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("single_statements opened an AsyncConnection")
+
+    monkeypatch.setattr(AsyncEngine, "connect", no_wrapper)
+    try:
+        async with single_statements(sm) as conn:
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
+            assert not conn.is_in_transaction()
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            async with single_statements(sm) as conn:
+                await conn.fetchval("SELECT 1 / 0")
+        async with single_statements(sm) as conn:  # the one pooled connection, reused
+            assert await conn.fetchval("SELECT pg_backend_pid()") == pid
+        assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     finally:
         await engine.dispose()

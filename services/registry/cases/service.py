@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.audit import service as audit
-from services.registry.cases import links, registration, repository, rules
+from services.registry.cases import links, registration, repository, rules, wake
 from services.registry.cases.models import Case, CaseSelector
 from services.registry.cases.rules import CaseStatus, CoordinationState, ReleasePolicy
 from services.registry.cases.schemas import CaseCreate, CaseOut, SelectorOut
@@ -64,7 +64,7 @@ async def register_alone(
     """`register` as a transaction of its own, in one round trip when no open case of another
     jurisdiction shares a selector. A hit, whose links must commit with the case, and a
     refused selector go through `register` in a transaction instead; the first try wrote
-    nothing."""
+    nothing. The one statement does not wake the outbox relay: `wake` does, after it."""
     try:
         out, plan = registration.plan(actor, data, ctx)
     except ValidationFailed:
@@ -72,6 +72,8 @@ async def register_alone(
     if plan is not None:
         async with single_statements(sm) as conn:
             result = await repository.register_alone(conn, plan)
+        if result.outcome is repository.Outcome.REGISTERED:
+            wake.ring(sm)  # committed: its events NOTIFY the relay from here (migration 0016)
         if result.outcome is not repository.Outcome.HIT:
             return _registered_or_refused(actor, data, result, out)
     async with transaction(sm) as session:
