@@ -2,7 +2,7 @@
 
 What to send is queued by the outbox trigger (migration 0009) in the transaction of the event
 itself, one message per active endpoint, so nothing committed is missed and nothing is queued
-twice; the trigger then notifies `caseshare_webhooks` (migration 0016), so the dispatcher
+twice; the trigger then notifies `caseshare_webhooks` (migration 0017), so the dispatcher
 wakes when there is something to send, not on every outbox event. One router leads (its own
 advisory lock); it sends what is due, signed per Standard Webhooks with the endpoint's
 secret, and records each outcome in the delivery log. The `webhook-id` is the event's stable

@@ -4,12 +4,13 @@ The dispatcher listened on the outbox relay's channel, so every transaction that
 outbox event woke it into a transaction looking for due messages, with or without a webhook
 endpoint anywhere: about a tenth of the router's CPU at 50 responses/s. The trigger that
 queues webhook messages (migration 0009) now notifies `caseshare_webhooks` when it queued at
-least one; the dispatcher listens there and still polls for retries coming due. The NOTIFY
-rides in a transaction that already notifies the relay's channel, so it adds no commit that
-waits on PostgreSQL's notify lock.
+least one; the dispatcher listens there and still polls for retries coming due. The NOTIFY rides
+in a transaction that queues an inbox event for a jurisdiction with an endpoint; such a
+transaction notifies the relay's channel too, save a one-statement registration without a
+hit (migration 0016), which queues no inbox event.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-01 21:10:00
 """
 
@@ -17,8 +18,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | None = "0015"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
