@@ -3,6 +3,7 @@ request ids for the logs, and the liveness/readiness endpoints."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -48,19 +49,29 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(scope, receive, send)
             return
-        seen = 0
+        seen, tripped, started = 0, False, False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, tripped
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
+                tripped = True
                 raise _TooLarge
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
+        async def answer(message: Message) -> None:
+            nonlocal started
+            # A framework may catch _TooLarge and answer for it (FastAPI words any error
+            # reading a body as a 400): once the limit tripped, that answer is replaced by ours.
+            if tripped and not started:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with contextlib.suppress(_TooLarge):
+            await self.app(scope, limited, answer)
+        if tripped and not started:
             await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
