@@ -252,26 +252,31 @@ async def _record(
     session: AsyncSession, decided: list[Decided], *, prefix: str, lapse_after: timedelta
 ) -> None:
     """Write what was decided: deliveries, release rows, exclusions with their summary events,
-    the responses marked routed (their disclosures dropped: only ciphertexts stay), and one
-    audit entry per response; one statement per table for the whole batch."""
+    and one audit entry per response, with one statement for the whole batch; then the
+    responses marked routed (their disclosures dropped: only ciphertexts stay)."""
     if not decided:
         return
-    await _DELIVERIES.insert(session, [d._asdict() for x in decided for d in x.deliveries])
-    await releases.record_many(  # no statement unless a delivery is held or released
-        session,
-        [
-            releases.Recorded(
-                planned=x.planned,
-                response=x.resp,
-                delivery_ids={d.jurisdiction: d.id for d in x.deliveries},
-                originator=x.originator,
-                now=x.now,
-            )
-            for x in decided
-        ],
-        lapse_after=lapse_after,
-        prefix=prefix,
-    )
+    await bulk.write(session, *_rows(decided, prefix=prefix, lapse_after=lapse_after))
+    await session.execute(_ROUTED, [{"response": x.resp.id, "at": x.now} for x in decided])
+    for x in decided:  # the session's objects as the statement left the rows
+        routed = {"fanout_state": FanoutState.ROUTED, "routed_at": x.now}
+        for name, value in {"disclosures": None, "platform_signature": None, **routed}.items():
+            set_committed_value(x.resp, name, value)
+
+
+def _rows(decided: list[Decided], *, prefix: str, lapse_after: timedelta) -> list[bulk.Rows]:
+    """Every row the batch's decisions write, table by table (a table with no rows is left
+    out of the statement)."""
+    plans = [
+        releases.Recorded(
+            planned=x.planned,
+            response=x.resp,
+            delivery_ids={d.jurisdiction: d.id for d in x.deliveries},
+            originator=x.originator,
+            now=x.now,
+        )
+        for x in decided
+    ]
     refused = [
         exclusions.Refused(
             response_id=x.resp.id,
@@ -281,14 +286,7 @@ async def _record(
         )
         for x in decided
     ]
-    await exclusions.record(session, refused, prefix=prefix)
-    await session.execute(_ROUTED, [{"response": x.resp.id, "at": x.now} for x in decided])
-    for x in decided:  # the session's objects as the statement left the rows
-        routed = {"fanout_state": FanoutState.ROUTED, "routed_at": x.now}
-        for name, value in {"disclosures": None, "platform_signature": None, **routed}.items():
-            set_committed_value(x.resp, name, value)
-    await audit.append_many(
-        session,
+    entries, _ = audit.staged_many(
         [
             {
                 "actor": "router",
@@ -298,8 +296,14 @@ async def _record(
                 "details": {"decisions": [_audited(p) for p in x.planned]},
             }
             for x in decided
-        ],
+        ]
     )
+    return [
+        bulk.Rows(_DELIVERIES, [d._asdict() for x in decided for d in x.deliveries]),
+        *releases.staged_many(plans, lapse_after=lapse_after, prefix=prefix),
+        *exclusions.staged(refused, prefix=prefix),
+        entries,
+    ]
 
 
 class NewDelivery(NamedTuple):

@@ -21,10 +21,11 @@ from services.registry.audit import service as audit
 from services.registry.cases.models import Case
 from services.registry.deliveries.models import Delivery
 from services.registry.deliveries.rules import DeliveryState
+from services.registry.evidence import keys
 from services.registry.evidence import service as evidence
 from services.registry.evidence.rules import EvidenceKind
 from services.registry.responses.models import CooperationResponse
-from services.registry.store import outbox
+from services.registry.store import bulk, outbox
 from shared.events import DeliveryPublished, ResponseDelivered, json_datetime, topic_name
 from shared.evidence import Signer
 from shared.kafka import TopicProvisioner, encode
@@ -209,8 +210,7 @@ async def mark_published(
                 "details": {"jurisdiction": d.jurisdiction, "attempt": attempt},
             }
         )
-    await outbox.add_many(session, events, prefix=prefix)
-    digests = await audit.append_many(session, entries)
+    queued, digests = audit.staged_many(entries)
     # Relay evidence once per delivery: its first publication, not each re-publication.
     relayed = [
         evidence.Fact(
@@ -226,7 +226,13 @@ async def mark_published(
         for d, digest in zip(found, digests, strict=True)
         if d.attempts == 0
     ]
-    await evidence.record_many(session, relayed, signer=signer)
+    signed: list[bulk.Rows] = []
+    if relayed:
+        signer = signer or await keys.active_signer(session)
+        signed, _ = evidence.staged_many(relayed, signer=signer)
+    await session.flush()  # what the caller changed first, as evidence has always done
+    # one statement: the events, the audit entries, the evidence (and its own audit entries)
+    await bulk.write(session, outbox.staged(events, prefix=prefix), queued, *signed)
 
 
 def published_payload(

@@ -1,18 +1,26 @@
-"""Inserting many rows with one statement executed once.
+"""Inserting many rows, into one table or several, with one statement executed once.
 
 An executemany runs its INSERT once per row (with any statement trigger); here each column
 travels as one array and PostgreSQL unnests them, in the given order, so a fan-out's dozens
 of rows cost one execution. The statement is built once per table: building and keying a
 SQLAlchemy statement costs more than executing this one.
+
+`write` goes further for a transaction that fills several tables at once (a fan-out batch:
+deliveries, releases, exclusions, outbox events, audit entries): one statement whose INSERTs
+are data-modifying CTEs, so the batch pays one round trip instead of one per table. Foreign
+keys between them hold: PostgreSQL checks them once the whole statement has run. The
+statement is built once per combination of tables, never per row count, so each connection's
+prepared-statement cache holds a handful of them, whatever the batch sizes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from typing import cast as cast_type
 
-from sqlalchemy import Table, bindparam, cast, func, insert, select
+from sqlalchemy import Insert, Table, bindparam, cast, func, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
@@ -32,8 +40,12 @@ class RowInserter:
     ) -> None:
         """`columns`: each column and the type of its array's elements; a column in `casts` is
         sent as that type and cast to this one (JSON text to jsonb, say)."""
+        # the table, not the mapped class: with parameters, an ORM insert means bulk mode
+        table = cast_type(Table, model.__table__)
         self._names = list(columns)
-        arrays = [bindparam(name, type_=ARRAY(kind)) for name, kind in columns.items()]
+        # named after the table too, so the arrays of several tables can share one statement
+        self._keys = {name: f"{table.name}_{name}" for name in columns}
+        arrays = [bindparam(self._keys[name], type_=ARRAY(kind)) for name, kind in columns.items()]
         unnested = func.unnest(*arrays).table_valued(*columns, with_ordinality="n").render_derived()
         casts = casts or {}
         picked = [
@@ -42,12 +54,52 @@ class RowInserter:
         ]
         # in the given order: serial ids follow it (the outbox relay publishes in id order)
         ordered = select(*picked).order_by(unnested.c.n)
-        # the table, not the mapped class: with parameters, an ORM insert means bulk mode
-        table = cast_type(Table, model.__table__)
-        self._statement = insert(table).from_select(self._names, ordered)
+        self.table = table.name
+        self.statement: Insert = insert(table).from_select(self._names, ordered)
+
+    def arrays(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """The statement's parameters for `rows`: one array per column."""
+        return {self._keys[name]: [row[name] for row in rows] for name in self._names}
 
     async def insert(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert `rows`, each holding a value for every column."""
-        if rows:
-            arrays = {name: [row[name] for row in rows] for name in self._names}
-            await session.execute(self._statement, arrays)
+        await write(session, Rows(self, rows))
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows for one table, each holding a value for every column of its inserter."""
+
+    inserter: RowInserter
+    rows: Sequence[Mapping[str, Any]]
+
+
+async def write(session: AsyncSession, *parts: Rows) -> None:
+    """Insert every part's rows with one statement executed once; no statement if all are
+    empty. Parts for the same table are inserted together, in the order given."""
+    merged: dict[RowInserter, list[Mapping[str, Any]]] = {}
+    for part in parts:
+        if part.rows:
+            merged.setdefault(part.inserter, []).extend(part.rows)
+    if not merged:
+        return
+    params: dict[str, list[Any]] = {}
+    for inserter, rows in merged.items():
+        params.update(inserter.arrays(rows))
+    await session.execute(statement(tuple(merged)), params)
+
+
+_COMBINED: dict[tuple[RowInserter, ...], Insert] = {}
+
+
+def statement(inserters: tuple[RowInserter, ...]) -> Insert:
+    """The one statement inserting into each of `inserters`' tables: the first ones as
+    data-modifying CTEs of the last's INSERT; built once per combination."""
+    if len(inserters) == 1:
+        return inserters[0].statement
+    built = _COMBINED.get(inserters)
+    if built is None:
+        *first, last = inserters
+        ctes = [i.statement.cte(f"{i.table}_rows") for i in first]
+        built = _COMBINED[inserters] = last.statement.add_cte(*ctes)
+    return built
