@@ -15,13 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
-from typing import cast as cast_type
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import (
     DateTime,
     Integer,
-    Table,
     Text,
     any_,
     bindparam,
@@ -252,12 +250,11 @@ async def _record(
     session: AsyncSession, decided: list[Decided], *, prefix: str, lapse_after: timedelta
 ) -> None:
     """Write what was decided: deliveries, release rows, exclusions with their summary events,
-    and one audit entry per response, with one statement for the whole batch; then the
-    responses marked routed (their disclosures dropped: only ciphertexts stay)."""
+    one audit entry per response, and the responses marked routed (their disclosures dropped:
+    only ciphertexts stay), with one statement for the whole batch."""
     if not decided:
         return
     await bulk.write(session, *_rows(decided, prefix=prefix, lapse_after=lapse_after))
-    await session.execute(_ROUTED, [{"response": x.resp.id, "at": x.now} for x in decided])
     for x in decided:  # the session's objects as the statement left the rows
         routed = {"fanout_state": FanoutState.ROUTED, "routed_at": x.now}
         for name, value in {"disclosures": None, "platform_signature": None, **routed}.items():
@@ -303,6 +300,7 @@ def _rows(decided: list[Decided], *, prefix: str, lapse_after: timedelta) -> lis
         *releases.staged_many(plans, lapse_after=lapse_after, prefix=prefix),
         *exclusions.staged(refused, prefix=prefix),
         entries,
+        bulk.Rows(_ROUTED, [{"id": x.resp.id, "routed_at": x.now} for x in decided]),
     ]
 
 
@@ -419,18 +417,18 @@ _LOCK_RESPONSES = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
-# The responses routed, their disclosures and the platform's signature over them dropped: one
-# statement executed for the batch (the unit of work spent more on tracking the objects).
-_RESPONSES = cast_type(Table, CooperationResponse.__table__)
-_ROUTED = (
-    update(_RESPONSES)
-    .where(_RESPONSES.c.id == bindparam("response", type_=PG_UUID(as_uuid=True)))
-    .values(
-        disclosures=null(),
-        platform_signature=null(),
-        fanout_state=FanoutState.ROUTED.value,
-        routed_at=bindparam("at", type_=DateTime(timezone=True)),
-    )
+# The responses routed, their disclosures and the platform's signature over them dropped: part
+# of the batch's one statement (the unit of work spent more on tracking the objects).
+_ROUTED = bulk.RowUpdater(
+    CooperationResponse,
+    key="id",
+    columns={"id": PG_UUID(as_uuid=True), "routed_at": DateTime(timezone=True)},
+    values=lambda _, given: {
+        "disclosures": null(),
+        "platform_signature": null(),
+        "fanout_state": FanoutState.ROUTED.value,
+        "routed_at": given.routed_at,
+    },
 )
 
 

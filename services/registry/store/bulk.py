@@ -6,8 +6,9 @@ of rows cost one execution. The statement is built once per table: building and 
 SQLAlchemy statement costs more than executing this one.
 
 `write` goes further for a transaction that fills several tables at once (a fan-out batch:
-deliveries, releases, exclusions, outbox events, audit entries): one statement whose INSERTs
-are data-modifying CTEs, so the batch pays one round trip instead of one per table. Foreign
+deliveries, releases, exclusions, outbox events, audit entries, and the responses marked
+routed): one statement whose INSERTs (and UPDATEs, `RowUpdater`) are data-modifying CTEs, so
+the batch pays one round trip instead of one per table. Foreign
 keys between them hold: PostgreSQL checks them once the whole statement has run. The
 statement is built once per combination of tables, never per row count, so each connection's
 prepared-statement cache holds a handful of them, whatever the batch sizes.
@@ -15,12 +16,23 @@ prepared-statement cache holds a handful of them, whatever the batch sizes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from typing import cast as cast_type
 
-from sqlalchemy import Insert, Table, bindparam, cast, func, insert, select
+from sqlalchemy import (
+    ColumnCollection,
+    Insert,
+    Table,
+    Update,
+    bindparam,
+    cast,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeEngine
@@ -28,7 +40,24 @@ from sqlalchemy.types import TypeEngine
 from shared.db import Base
 
 
-class RowInserter:
+class _Arrays:
+    """The rows' columns as one array each, named after the table too, so the arrays of
+    several tables can share one statement."""
+
+    def __init__(self, table: Table, columns: Mapping[str, TypeEngine[Any]]) -> None:
+        self.table = table.name
+        self._names = list(columns)
+        self._keys = {name: f"{table.name}_{name}" for name in columns}
+        self._params = [
+            bindparam(self._keys[name], type_=ARRAY(kind)) for name, kind in columns.items()
+        ]
+
+    def arrays(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """The statement's parameters for `rows`: one array per column."""
+        return {self._keys[name]: [row[name] for row in rows] for name in self._names}
+
+
+class RowInserter(_Arrays):
     """`INSERT INTO <model's table> SELECT ... FROM unnest(<one array per column>)`."""
 
     def __init__(
@@ -42,11 +71,10 @@ class RowInserter:
         sent as that type and cast to this one (JSON text to jsonb, say)."""
         # the table, not the mapped class: with parameters, an ORM insert means bulk mode
         table = cast_type(Table, model.__table__)
-        self._names = list(columns)
-        # named after the table too, so the arrays of several tables can share one statement
-        self._keys = {name: f"{table.name}_{name}" for name in columns}
-        arrays = [bindparam(self._keys[name], type_=ARRAY(kind)) for name, kind in columns.items()]
-        unnested = func.unnest(*arrays).table_valued(*columns, with_ordinality="n").render_derived()
+        super().__init__(table, columns)
+        unnested = (
+            func.unnest(*self._params).table_valued(*columns, with_ordinality="n").render_derived()
+        )
         casts = casts or {}
         picked = [
             cast(unnested.c[name], casts[name]) if name in casts else unnested.c[name]
@@ -54,30 +82,47 @@ class RowInserter:
         ]
         # in the given order: serial ids follow it (the outbox relay publishes in id order)
         ordered = select(*picked).order_by(unnested.c.n)
-        self.table = table.name
-        self.statement: Insert = insert(table).from_select(self._names, ordered)
-
-    def arrays(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-        """The statement's parameters for `rows`: one array per column."""
-        return {self._keys[name]: [row[name] for row in rows] for name in self._names}
+        self.statement: Insert | Update = insert(table).from_select(list(columns), ordered)
 
     async def insert(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
         """Insert `rows`, each holding a value for every column."""
         await write(session, Rows(self, rows))
 
 
+class RowUpdater(_Arrays):
+    """`UPDATE <model's table> SET ... FROM unnest(<one array per column>) WHERE <key> = ...`:
+    one row updated per row given, each with its own values, in one statement."""
+
+    def __init__(
+        self,
+        model: type[Base],
+        *,
+        key: str,
+        columns: Mapping[str, TypeEngine[Any]],
+        values: Callable[[Table, ColumnCollection[str, Any]], Mapping[str, Any]],
+    ) -> None:
+        """`columns`: the key and each column given per row, with its type; `values` gives
+        the SET clause from the table's columns and the given ones."""
+        table = cast_type(Table, model.__table__)
+        super().__init__(table, columns)
+        given = func.unnest(*self._params).table_valued(*columns).render_derived()
+        self.statement = (
+            update(table).where(table.c[key] == given.c[key]).values(values(table, given.c))
+        )
+
+
 @dataclass(frozen=True)
 class Rows:
     """Rows for one table, each holding a value for every column of its inserter."""
 
-    inserter: RowInserter
+    inserter: RowInserter | RowUpdater
     rows: Sequence[Mapping[str, Any]]
 
 
 async def write(session: AsyncSession, *parts: Rows) -> None:
     """Insert every part's rows with one statement executed once; no statement if all are
     empty. Parts for the same table are inserted together, in the order given."""
-    merged: dict[RowInserter, list[Mapping[str, Any]]] = {}
+    merged: dict[RowInserter | RowUpdater, list[Mapping[str, Any]]] = {}
     for part in parts:
         if part.rows:
             merged.setdefault(part.inserter, []).extend(part.rows)
@@ -89,12 +134,12 @@ async def write(session: AsyncSession, *parts: Rows) -> None:
     await session.execute(statement(tuple(merged)), params)
 
 
-_COMBINED: dict[tuple[RowInserter, ...], Insert] = {}
+_COMBINED: dict[tuple[RowInserter | RowUpdater, ...], Insert | Update] = {}
 
 
-def statement(inserters: tuple[RowInserter, ...]) -> Insert:
-    """The one statement inserting into each of `inserters`' tables: the first ones as
-    data-modifying CTEs of the last's INSERT; built once per combination."""
+def statement(inserters: tuple[RowInserter | RowUpdater, ...]) -> Insert | Update:
+    """The one statement writing each of `inserters`' rows: the first ones as data-modifying
+    CTEs of the last's statement; built once per combination."""
     if len(inserters) == 1:
         return inserters[0].statement
     built = _COMBINED.get(inserters)
