@@ -13,9 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import any_, bindparam, func, select, update
+from sqlalchemy import DateTime, Integer, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from services.registry.audit import service as audit
 from services.registry.cases.models import Case
@@ -148,17 +150,22 @@ _LOCK_PUBLISHABLE = (
     .order_by(Delivery.id)
     .with_for_update()
 )
-_MARK_PUBLISHED = (
-    update(Delivery)
-    .where(Delivery.id == any_(bindparam("ids", type_=ARRAY(UUID))))
-    .values(
-        attempts=bindparam("attempt"),
-        state=DeliveryState.PUBLISHED,
-        published_at=func.coalesce(Delivery.published_at, bindparam("now")),
-        next_attempt_at=bindparam("next"),
-    )
-    # objects of these deliveries already in the session see the new values
-    .execution_options(synchronize_session="fetch")
+# Part of the publication's one statement: each delivery's own attempt and next wait.
+_MARK_PUBLISHED = bulk.RowUpdater(
+    Delivery,
+    key="id",
+    columns={
+        "id": UUID(as_uuid=True),
+        "attempts": Integer(),
+        "published_at": DateTime(timezone=True),
+        "next_attempt_at": DateTime(timezone=True),
+    },
+    values=lambda table, given: {
+        "attempts": given.attempts,
+        "state": DeliveryState.PUBLISHED.value,
+        "published_at": func.coalesce(table.c.published_at, given.published_at),
+        "next_attempt_at": given.next_attempt_at,
+    },
 )
 
 
@@ -175,19 +182,15 @@ async def mark_published(
     now = datetime.now(UTC)
     ids = [r.delivery_id for r in records]
     found = (await session.execute(_LOCK_PUBLISHABLE, {"ids": ids})).all()
-    by_attempt: dict[int, list[uuid.UUID]] = {}
-    for d in found:
-        by_attempt.setdefault(d.attempts + 1, []).append(d.id)
-    for attempt, group in by_attempt.items():
-        await session.execute(
-            _MARK_PUBLISHED,
-            {
-                "ids": group,
-                "attempt": attempt,
-                "now": now,
-                "next": policy.next_attempt(attempt, now),
-            },
-        )
+    marked = [
+        {
+            "id": d.id,
+            "attempts": d.attempts + 1,
+            "published_at": now,
+            "next_attempt_at": policy.next_attempt(d.attempts + 1, now),
+        }
+        for d in found
+    ]
     published_at = json_datetime(now)
     events, entries = [], []
     for d in found:
@@ -231,8 +234,29 @@ async def mark_published(
         signer = signer or await keys.active_signer(session)
         signed, _ = evidence.staged_many(relayed, signer=signer)
     await session.flush()  # what the caller changed first, as evidence has always done
-    # one statement: the events, the audit entries, the evidence (and its own audit entries)
-    await bulk.write(session, outbox.staged(events, prefix=prefix), queued, *signed)
+    # one statement: the deliveries marked, the events, the audit entries, the evidence
+    await bulk.write(
+        session,
+        bulk.Rows(_MARK_PUBLISHED, marked),
+        outbox.staged(events, prefix=prefix),
+        queued,
+        *signed,
+    )
+    _synchronize(session, marked)
+
+
+def _synchronize(session: AsyncSession, marked: list[dict[str, Any]]) -> None:
+    """Objects of these deliveries already in the session as the statement left their rows
+    (what an ORM update's "fetch" synchronization did): set, or expired where the database
+    chose the value."""
+    for row in marked:
+        obj = session.identity_map.get(identity_key(Delivery, row["id"]))
+        if obj is None:
+            continue
+        set_committed_value(obj, "attempts", row["attempts"])
+        set_committed_value(obj, "state", DeliveryState.PUBLISHED)
+        set_committed_value(obj, "next_attempt_at", row["next_attempt_at"])
+        session.expire(obj, ["published_at"])
 
 
 def published_payload(
