@@ -25,7 +25,6 @@ from sqlalchemy import (
     bindparam,
     null,
     select,
-    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
@@ -432,14 +431,13 @@ _ROUTED = bulk.RowUpdater(
 )
 
 
-_COMPLETE = (
-    update(CooperationResponse)
-    .where(
-        CooperationResponse.id == any_(bindparam("responses", type_=ARRAY(PG_UUID(as_uuid=True)))),
-        CooperationResponse.fanout_state == FanoutState.ROUTED,
-    )
-    .values(fanout_state=FanoutState.COMPLETED)
-    .execution_options(synchronize_session=False)  # a fresh session: no response objects
+# Part of the publication's one statement; a response completed already stays as it is.
+_COMPLETE = bulk.RowUpdater(
+    CooperationResponse,
+    key="id",
+    columns={"id": PG_UUID(as_uuid=True)},
+    values=lambda _, __: {"fanout_state": FanoutState.COMPLETED.value},
+    where=lambda table: table.c.fanout_state == FanoutState.ROUTED.value,
 )
 
 
@@ -508,8 +506,14 @@ async def process_responses(
                 sealed += routed.sealed
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
-        await session.execute(_COMPLETE, {"responses": ids})
         # the key the decisions were signed with: a rotation since is seen by the next batch,
         # and evidence signed by a key retired a moment ago verifies (its public half stays)
-        await mark_published(session, records=records, policy=policy, prefix=prefix, signer=signer)
+        await mark_published(
+            session,
+            records=records,
+            policy=policy,
+            prefix=prefix,
+            signer=signer,
+            also=[bulk.Rows(_COMPLETE, [{"id": i} for i in ids])],
+        )
     return FanoutResult(produced=len(records), excluded=excluded, sealed=sealed)

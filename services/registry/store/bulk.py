@@ -23,6 +23,7 @@ from typing import cast as cast_type
 
 from sqlalchemy import (
     ColumnCollection,
+    ColumnElement,
     Insert,
     Table,
     Update,
@@ -100,15 +101,18 @@ class RowUpdater(_Arrays):
         key: str,
         columns: Mapping[str, TypeEngine[Any]],
         values: Callable[[Table, ColumnCollection[str, Any]], Mapping[str, Any]],
+        where: Callable[[Table], ColumnElement[bool]] | None = None,
     ) -> None:
         """`columns`: the key and each column given per row, with its type; `values` gives
-        the SET clause from the table's columns and the given ones."""
+        the SET clause from the table's columns and the given ones; `where`, a condition a
+        row must meet besides its key."""
         table = cast_type(Table, model.__table__)
         super().__init__(table, columns)
         given = func.unnest(*self._params).table_valued(*columns).render_derived()
-        self.statement = (
-            update(table).where(table.c[key] == given.c[key]).values(values(table, given.c))
-        )
+        matched = update(table).where(table.c[key] == given.c[key])
+        if where is not None:
+            matched = matched.where(where(table))
+        self.statement = matched.values(values(table, given.c))
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,8 @@ def statement(inserters: tuple[RowInserter | RowUpdater, ...]) -> Insert | Updat
     CTEs of the last's statement; built once per combination."""
     if len(inserters) == 1:
         return inserters[0].statement
+    # their arrays and CTEs are named after their tables
+    assert len({i.table for i in inserters}) == len(inserters), "one part a table"
     built = _COMBINED.get(inserters)
     if built is None:
         *first, last = inserters
