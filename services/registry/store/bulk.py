@@ -8,10 +8,10 @@ SQLAlchemy statement costs more than executing this one.
 `write` goes further for a transaction that fills several tables at once (a fan-out batch:
 deliveries, releases, exclusions, outbox events, audit entries, and the responses marked
 routed): one statement whose INSERTs (and UPDATEs, `RowUpdater`) are data-modifying CTEs, so
-the batch pays one round trip instead of one per table. Foreign
-keys between them hold: PostgreSQL checks them once the whole statement has run. The
-statement is built once per combination of tables, never per row count, so each connection's
-prepared-statement cache holds a handful of them, whatever the batch sizes.
+the batch pays one round trip instead of one per table. Foreign keys between them hold:
+PostgreSQL checks them once the whole statement has run. The statement is built once per
+combination of tables, never per row count, so each connection's prepared-statement cache
+holds a handful of them, whatever the batch sizes.
 """
 
 from __future__ import annotations
