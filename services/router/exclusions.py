@@ -48,8 +48,13 @@ _EXCLUSIONS = bulk.RowInserter(
 
 
 async def record(session: AsyncSession, refused: Sequence[Refused], *, prefix: str) -> None:
-    """The exclusion rows of every response, one INSERT, and one summary event per response
-    that refused anyone, one INSERT."""
+    """The exclusion rows of every response, and one summary event per response that refused
+    anyone, with one statement."""
+    await bulk.write(session, *staged(refused, prefix=prefix))
+
+
+def staged(refused: Sequence[Refused], *, prefix: str) -> list[bulk.Rows]:
+    """`record`'s rows, for a caller that writes them with other tables' (`bulk.write`)."""
     rows, summaries = [], []
     for r in refused:
         if not r.each:
@@ -69,8 +74,7 @@ async def record(session: AsyncSession, refused: Sequence[Refused], *, prefix: s
         key = str(r.response_id)
         payload = summary_payload(key, r.each, json_datetime(r.decided_at))
         summaries.append(outbox.Prepared(JurisdictionsExcluded, payload, key, key, r.event_id))
-    await _EXCLUSIONS.insert(session, rows)
-    await outbox.add_many(session, summaries, prefix=prefix)
+    return [bulk.Rows(_EXCLUSIONS, rows), outbox.staged(summaries, prefix=prefix)]
 
 
 def summary_payload(

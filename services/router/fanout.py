@@ -15,19 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
-from typing import cast as cast_type
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import (
     DateTime,
     Integer,
-    Table,
     Text,
     any_,
     bindparam,
     null,
     select,
-    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
@@ -252,26 +249,30 @@ async def _record(
     session: AsyncSession, decided: list[Decided], *, prefix: str, lapse_after: timedelta
 ) -> None:
     """Write what was decided: deliveries, release rows, exclusions with their summary events,
-    the responses marked routed (their disclosures dropped: only ciphertexts stay), and one
-    audit entry per response; one statement per table for the whole batch."""
+    one audit entry per response, and the responses marked routed (their disclosures dropped:
+    only ciphertexts stay), with one statement for the whole batch."""
     if not decided:
         return
-    await _DELIVERIES.insert(session, [d._asdict() for x in decided for d in x.deliveries])
-    await releases.record_many(  # no statement unless a delivery is held or released
-        session,
-        [
-            releases.Recorded(
-                planned=x.planned,
-                response=x.resp,
-                delivery_ids={d.jurisdiction: d.id for d in x.deliveries},
-                originator=x.originator,
-                now=x.now,
-            )
-            for x in decided
-        ],
-        lapse_after=lapse_after,
-        prefix=prefix,
-    )
+    await bulk.write(session, *_rows(decided, prefix=prefix, lapse_after=lapse_after))
+    for x in decided:  # the session's objects as the statement left the rows
+        routed = {"fanout_state": FanoutState.ROUTED, "routed_at": x.now}
+        for name, value in {"disclosures": None, "platform_signature": None, **routed}.items():
+            set_committed_value(x.resp, name, value)
+
+
+def _rows(decided: list[Decided], *, prefix: str, lapse_after: timedelta) -> list[bulk.Rows]:
+    """Every row the batch's decisions write, table by table (a table with no rows is left
+    out of the statement)."""
+    plans = [
+        releases.Recorded(
+            planned=x.planned,
+            response=x.resp,
+            delivery_ids={d.jurisdiction: d.id for d in x.deliveries},
+            originator=x.originator,
+            now=x.now,
+        )
+        for x in decided
+    ]
     refused = [
         exclusions.Refused(
             response_id=x.resp.id,
@@ -281,14 +282,7 @@ async def _record(
         )
         for x in decided
     ]
-    await exclusions.record(session, refused, prefix=prefix)
-    await session.execute(_ROUTED, [{"response": x.resp.id, "at": x.now} for x in decided])
-    for x in decided:  # the session's objects as the statement left the rows
-        routed = {"fanout_state": FanoutState.ROUTED, "routed_at": x.now}
-        for name, value in {"disclosures": None, "platform_signature": None, **routed}.items():
-            set_committed_value(x.resp, name, value)
-    await audit.append_many(
-        session,
+    entries, _ = audit.staged_many(
         [
             {
                 "actor": "router",
@@ -298,8 +292,15 @@ async def _record(
                 "details": {"decisions": [_audited(p) for p in x.planned]},
             }
             for x in decided
-        ],
+        ]
     )
+    return [
+        bulk.Rows(_DELIVERIES, [d._asdict() for x in decided for d in x.deliveries]),
+        *releases.staged_many(plans, lapse_after=lapse_after, prefix=prefix),
+        *exclusions.staged(refused, prefix=prefix),
+        entries,
+        bulk.Rows(_ROUTED, [{"id": x.resp.id, "routed_at": x.now} for x in decided]),
+    ]
 
 
 class NewDelivery(NamedTuple):
@@ -415,29 +416,28 @@ _LOCK_RESPONSES = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
-# The responses routed, their disclosures and the platform's signature over them dropped: one
-# statement executed for the batch (the unit of work spent more on tracking the objects).
-_RESPONSES = cast_type(Table, CooperationResponse.__table__)
-_ROUTED = (
-    update(_RESPONSES)
-    .where(_RESPONSES.c.id == bindparam("response", type_=PG_UUID(as_uuid=True)))
-    .values(
-        disclosures=null(),
-        platform_signature=null(),
-        fanout_state=FanoutState.ROUTED.value,
-        routed_at=bindparam("at", type_=DateTime(timezone=True)),
-    )
+# The responses routed, their disclosures and the platform's signature over them dropped: part
+# of the batch's one statement (the unit of work spent more on tracking the objects).
+_ROUTED = bulk.RowUpdater(
+    CooperationResponse,
+    key="id",
+    columns={"id": PG_UUID(as_uuid=True), "routed_at": DateTime(timezone=True)},
+    values=lambda _, given: {
+        "disclosures": null(),
+        "platform_signature": null(),
+        "fanout_state": FanoutState.ROUTED.value,
+        "routed_at": given.routed_at,
+    },
 )
 
 
-_COMPLETE = (
-    update(CooperationResponse)
-    .where(
-        CooperationResponse.id == any_(bindparam("responses", type_=ARRAY(PG_UUID(as_uuid=True)))),
-        CooperationResponse.fanout_state == FanoutState.ROUTED,
-    )
-    .values(fanout_state=FanoutState.COMPLETED)
-    .execution_options(synchronize_session=False)  # a fresh session: no response objects
+# Part of the publication's one statement; a response completed already stays as it is.
+_COMPLETE = bulk.RowUpdater(
+    CooperationResponse,
+    key="id",
+    columns={"id": PG_UUID(as_uuid=True)},
+    values=lambda _, __: {"fanout_state": FanoutState.COMPLETED.value},
+    where=lambda table: table.c.fanout_state == FanoutState.ROUTED.value,
 )
 
 
@@ -506,8 +506,14 @@ async def process_responses(
                 sealed += routed.sealed
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
-        await session.execute(_COMPLETE, {"responses": ids})
         # the key the decisions were signed with: a rotation since is seen by the next batch,
         # and evidence signed by a key retired a moment ago verifies (its public half stays)
-        await mark_published(session, records=records, policy=policy, prefix=prefix, signer=signer)
+        await mark_published(
+            session,
+            records=records,
+            policy=policy,
+            prefix=prefix,
+            signer=signer,
+            also=[bulk.Rows(_COMPLETE, [{"id": i} for i in ids])],
+        )
     return FanoutResult(produced=len(records), excluded=excluded, sealed=sealed)

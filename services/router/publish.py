@@ -8,23 +8,27 @@ however often it is published.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import any_, bindparam, func, select, update
+from sqlalchemy import DateTime, Integer, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from services.registry.audit import service as audit
 from services.registry.cases.models import Case
 from services.registry.deliveries.models import Delivery
 from services.registry.deliveries.rules import DeliveryState
+from services.registry.evidence import keys
 from services.registry.evidence import service as evidence
 from services.registry.evidence.rules import EvidenceKind
 from services.registry.responses.models import CooperationResponse
-from services.registry.store import outbox
+from services.registry.store import bulk, outbox
 from shared.events import DeliveryPublished, ResponseDelivered, json_datetime, topic_name
 from shared.evidence import Signer
 from shared.kafka import TopicProvisioner, encode
@@ -147,17 +151,22 @@ _LOCK_PUBLISHABLE = (
     .order_by(Delivery.id)
     .with_for_update()
 )
-_MARK_PUBLISHED = (
-    update(Delivery)
-    .where(Delivery.id == any_(bindparam("ids", type_=ARRAY(UUID))))
-    .values(
-        attempts=bindparam("attempt"),
-        state=DeliveryState.PUBLISHED,
-        published_at=func.coalesce(Delivery.published_at, bindparam("now")),
-        next_attempt_at=bindparam("next"),
-    )
-    # objects of these deliveries already in the session see the new values
-    .execution_options(synchronize_session="fetch")
+# Part of the publication's one statement: each delivery's own attempt and next wait.
+_MARK_PUBLISHED = bulk.RowUpdater(
+    Delivery,
+    key="id",
+    columns={
+        "id": UUID(as_uuid=True),
+        "attempts": Integer(),
+        "published_at": DateTime(timezone=True),
+        "next_attempt_at": DateTime(timezone=True),
+    },
+    values=lambda table, given: {
+        "attempts": given.attempts,
+        "state": DeliveryState.PUBLISHED.value,
+        "published_at": func.coalesce(table.c.published_at, given.published_at),
+        "next_attempt_at": given.next_attempt_at,
+    },
 )
 
 
@@ -168,25 +177,24 @@ async def mark_published(
     policy: Policy,
     prefix: str,
     signer: Signer | None = None,
+    also: Sequence[bulk.Rows] = (),
 ) -> None:
     """Record the publication, its fan-out log event and audit entry, in one transaction; the
-    relay evidence is signed by `signer` when the caller holds the active key already."""
+    relay evidence is signed by `signer` when the caller holds the active key already. The
+    caller's rows `also` are written with the same statement (the fan-out's responses
+    completed)."""
     now = datetime.now(UTC)
     ids = [r.delivery_id for r in records]
-    found = (await session.execute(_LOCK_PUBLISHABLE, {"ids": ids})).all()
-    by_attempt: dict[int, list[uuid.UUID]] = {}
-    for d in found:
-        by_attempt.setdefault(d.attempts + 1, []).append(d.id)
-    for attempt, group in by_attempt.items():
-        await session.execute(
-            _MARK_PUBLISHED,
-            {
-                "ids": group,
-                "attempt": attempt,
-                "now": now,
-                "next": policy.next_attempt(attempt, now),
-            },
-        )
+    found = (await session.execute(_LOCK_PUBLISHABLE, {"ids": ids})).all() if ids else []
+    marked = [
+        {
+            "id": d.id,
+            "attempts": d.attempts + 1,
+            "published_at": now,
+            "next_attempt_at": policy.next_attempt(d.attempts + 1, now),
+        }
+        for d in found
+    ]
     published_at = json_datetime(now)
     events, entries = [], []
     for d in found:
@@ -209,8 +217,7 @@ async def mark_published(
                 "details": {"jurisdiction": d.jurisdiction, "attempt": attempt},
             }
         )
-    await outbox.add_many(session, events, prefix=prefix)
-    digests = await audit.append_many(session, entries)
+    queued, digests = audit.staged_many(entries)
     # Relay evidence once per delivery: its first publication, not each re-publication.
     relayed = [
         evidence.Fact(
@@ -226,7 +233,35 @@ async def mark_published(
         for d, digest in zip(found, digests, strict=True)
         if d.attempts == 0
     ]
-    await evidence.record_many(session, relayed, signer=signer)
+    signed: list[bulk.Rows] = []
+    if relayed:
+        signer = signer or await keys.active_signer(session)
+        signed, _ = evidence.staged_many(relayed, signer=signer)
+    await session.flush()  # what the caller changed first, as evidence has always done
+    # one statement: the deliveries marked, the events, the audit entries, the evidence
+    await bulk.write(
+        session,
+        bulk.Rows(_MARK_PUBLISHED, marked),
+        outbox.staged(events, prefix=prefix),
+        queued,
+        *signed,
+        *also,
+    )
+    _synchronize(session, marked)
+
+
+def _synchronize(session: AsyncSession, marked: list[dict[str, Any]]) -> None:
+    """Objects of these deliveries already in the session as the statement left their rows
+    (what an ORM update's "fetch" synchronization did): set, or expired where the database
+    chose the value."""
+    for row in marked:
+        obj = session.identity_map.get(identity_key(Delivery, row["id"]))
+        if obj is None:
+            continue
+        set_committed_value(obj, "attempts", row["attempts"])
+        set_committed_value(obj, "state", DeliveryState.PUBLISHED)
+        set_committed_value(obj, "next_attempt_at", row["next_attempt_at"])
+        session.expire(obj, ["published_at"])
 
 
 def published_payload(

@@ -68,12 +68,12 @@ async def _responses(sm: async_sessionmaker[AsyncSession], ctx: Context, n: int)
 
 
 @contextmanager
-def counting(engine: AsyncEngine) -> Iterator[Counter[str]]:
-    """Each statement the engine runs, by its first line."""
+def counting(engine: AsyncEngine, *, whole: bool = False) -> Iterator[Counter[str]]:
+    """Each statement the engine runs, by its first line (or, `whole`, its whole text)."""
     seen: Counter[str] = Counter()
 
     def count(*args: Any) -> None:
-        seen[args[2].split("\n", 1)[0]] += 1
+        seen[args[2] if whole else args[2].split("\n", 1)[0]] += 1
 
     event.listen(engine.sync_engine, "before_cursor_execute", count)
     try:
@@ -106,6 +106,30 @@ async def test_a_batch_runs_each_statement_once_however_many_responses(
     assert (result.sealed, result.produced) == (4 * 2, 4)  # DE's wait for FR's release
     assert together == alone
     assert _reads_of(together, "case_selectors") == []  # minimisation's come with the cases
+
+
+async def test_a_batch_writes_with_one_statement_a_transaction_and_one_text_for_any_size(
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    ctx: Context,
+    kafka: Kafka,
+) -> None:
+    """Six statements a batch (sixteen before the writes of each transaction went as one
+    statement): the lock, the candidates, the requesting cases, the decisions' rows with the
+    responses routed; the deliveries locked, then marked published with the publication's rows
+    and the responses completed. The same texts for one response as for four, so no prepared
+    statement per size."""
+    one, four = await _responses(sessionmaker, ctx, 1), await _responses(sessionmaker, ctx, 4)
+    await _fan_out(sessionmaker, kafka, ctx, await _responses(sessionmaker, ctx, 1))  # warm
+    with counting(engine, whole=True) as alone:
+        await _fan_out(sessionmaker, kafka, ctx, one)
+    with counting(engine, whole=True) as together:
+        await _fan_out(sessionmaker, kafka, ctx, four)
+    assert together == alone
+    assert sum(together.values()) == 6
+    writes = {t: n for t, n in together.items() if "INSERT INTO" in t}
+    assert list(writes.values()) == [1, 1]  # the decisions' rows, the publication's
+    assert all(t.count("INSERT INTO") >= 3 for t in writes)
 
 
 def _reads_of(seen: Counter[str], *tables: str) -> list[str]:

@@ -100,9 +100,16 @@ async def append(
 async def append_many(session: AsyncSession, entries: Sequence[Mapping[str, Any]]) -> list[str]:
     """Queue several entries with one INSERT; they are chained in this order. Returns each
     entry's content digest, in order."""
-    rows, digests = queued_rows(entries)
-    await insert_rows(session, rows)
+    rows, digests = staged_many(entries)
+    await bulk.write(session, rows)
     return digests
+
+
+def staged_many(entries: Sequence[Mapping[str, Any]]) -> tuple[bulk.Rows, list[str]]:
+    """`append_many`'s rows and digests, for a caller that writes the rows with other tables'
+    (`bulk.write`)."""
+    rows, digests = queued_rows(entries)
+    return staged_rows(rows), digests
 
 
 def queued_rows(entries: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
@@ -135,10 +142,14 @@ def queued_rows(entries: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, An
 
 async def insert_rows(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert rows made by `queued_rows`, in their order."""
-    if rows:
-        await _QUEUE.insert(
-            session, [{**row, "details": orjson.dumps(row["details"]).decode()} for row in rows]
-        )
+    await bulk.write(session, staged_rows(rows))
+
+
+def staged_rows(rows: Sequence[Mapping[str, Any]]) -> bulk.Rows:
+    """Rows made by `queued_rows`, as `bulk.write` inserts them (details as JSON text)."""
+    return bulk.Rows(
+        _QUEUE, [{**row, "details": orjson.dumps(row["details"]).decode()} for row in rows]
+    )
 
 
 async def sequence(session: AsyncSession, *, wait: bool = True, limit: int = SEQUENCE_BATCH) -> int:

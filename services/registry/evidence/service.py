@@ -116,10 +116,21 @@ async def record_many(
     if not facts:
         return []
     signer = signer or await keys.active_signer(session)
+    parts, ids = staged_many(facts, signer=signer)
+    await session.flush()  # what the caller changed first, as when these were ORM objects
+    await bulk.write(session, *parts)
+    return ids
+
+
+def staged_many(
+    facts: Sequence[Fact], *, signer: signing.Signer
+) -> tuple[list[bulk.Rows], list[uuid.UUID]]:
+    """`record_many`'s rows (the evidence records, and the audit entries of the facts that
+    name none) and the records' ids, for a caller that writes them with other tables'
+    (`bulk.write`)."""
     ids = [uuid.uuid4() for _ in facts]
     unlinked = [(ident, f) for ident, f in zip(ids, facts, strict=True) if f.audit_digest is None]
-    queued = await audit.append_many(
-        session,
+    queued, own_digests = audit.staged_many(
         [
             {
                 "actor": f.actor,
@@ -131,7 +142,7 @@ async def record_many(
             for ident, f in unlinked
         ],
     )
-    own = iter(queued)
+    own = iter(own_digests)
     digests = [f.audit_digest if f.audit_digest is not None else next(own) for f in facts]
     now = datetime.now(UTC)
     rows = []
@@ -165,9 +176,7 @@ async def record_many(
                 "jws": signing.sign(claims, signer, typ=signing.EVIDENCE_TYP),
             }
         )
-    await session.flush()  # what the caller changed first, as when these were ORM objects
-    await _RECORDS.insert(session, rows)
-    return ids
+    return [queued, bulk.Rows(_RECORDS, rows)], ids
 
 
 def _out(row: EvidenceRecord) -> EvidenceRecordOut:

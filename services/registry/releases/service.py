@@ -127,6 +127,14 @@ async def record_many(
 ) -> None:
     """`record` for the responses of a fan-out batch: their rows in one INSERT, their release
     requests in another (one statement text for any number of them)."""
+    await bulk.write(session, *staged_many(plans, lapse_after=lapse_after, prefix=prefix))
+
+
+def staged_many(
+    plans: Sequence[Recorded], *, lapse_after: timedelta, prefix: str
+) -> list[bulk.Rows]:
+    """`record_many`'s rows (release rows, and the outbox events of the held ones), for a
+    caller that writes them with other tables' (`bulk.write`)."""
     rows: list[dict[str, Any]] = []
     held: list[tuple[dict[str, Any], Recorded]] = []
     for plan in plans:
@@ -137,9 +145,8 @@ async def record_many(
             rows.append(row)
             if p.state is ReleaseState.HELD:
                 held.append((row, plan))
-    await _RELEASES.insert(session, rows)
     requested = [_requested(row, plan.response, reminder=False, at=plan.now) for row, plan in held]
-    await outbox.add_many(session, requested, prefix=prefix)
+    return [bulk.Rows(_RELEASES, rows), outbox.staged(requested, prefix=prefix)]
 
 
 def _row(

@@ -75,7 +75,12 @@ async def add_many(
     session: AsyncSession, items: Sequence[Pending | Prepared], *, prefix: str
 ) -> None:
     """Queue many events in one INSERT executed once (a fan-out writes dozens at once)."""
-    await insert_rows(session, rows(items, prefix=prefix))
+    await bulk.write(session, staged(items, prefix=prefix))
+
+
+def staged(items: Sequence[Pending | Prepared], *, prefix: str) -> bulk.Rows:
+    """`add_many`'s rows, for a caller that writes them with other tables' (`bulk.write`)."""
+    return staged_rows(rows(items, prefix=prefix))
 
 
 def rows(items: Sequence[Pending | Prepared], *, prefix: str) -> list[dict[str, Any]]:
@@ -87,10 +92,14 @@ def rows(items: Sequence[Pending | Prepared], *, prefix: str) -> list[dict[str, 
 
 async def insert_rows(session: AsyncSession, built: Sequence[dict[str, Any]]) -> None:
     """Insert rows made by `rows`, in their order."""
-    if built:
-        await _INSERTER.insert(
-            session, [{**row, "payload": orjson.dumps(row["payload"]).decode()} for row in built]
-        )
+    await bulk.write(session, staged_rows(built))
+
+
+def staged_rows(built: Sequence[dict[str, Any]]) -> bulk.Rows:
+    """Rows made by `rows`, as `bulk.write` inserts them (payloads as JSON text)."""
+    return bulk.Rows(
+        _INSERTER, [{**row, "payload": orjson.dumps(row["payload"]).decode()} for row in built]
+    )
 
 
 _INSERTER = bulk.RowInserter(
