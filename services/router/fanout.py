@@ -431,7 +431,7 @@ _ROUTED = bulk.RowUpdater(
 )
 
 
-# Part of the publication's one statement; a response completed already stays as it is.
+# The publication's first statement; a response completed already stays as it is.
 _COMPLETE = bulk.RowUpdater(
     CooperationResponse,
     key="id",
@@ -506,14 +506,11 @@ async def process_responses(
                 sealed += routed.sealed
     await produce(producer, provisioner, records)
     async with transaction(sm) as session:
+        # Responses before their deliveries, the order a recall locks them in: folded into
+        # mark_published's one statement, the responses would be locked after the deliveries,
+        # and a recall of the same response in between would deadlock with it.
+        await bulk.write(session, bulk.Rows(_COMPLETE, [{"id": i} for i in ids]))
         # the key the decisions were signed with: a rotation since is seen by the next batch,
         # and evidence signed by a key retired a moment ago verifies (its public half stays)
-        await mark_published(
-            session,
-            records=records,
-            policy=policy,
-            prefix=prefix,
-            signer=signer,
-            also=[bulk.Rows(_COMPLETE, [{"id": i} for i in ids])],
-        )
+        await mark_published(session, records=records, policy=policy, prefix=prefix, signer=signer)
     return FanoutResult(produced=len(records), excluded=excluded, sealed=sealed)

@@ -8,7 +8,6 @@ however often it is published.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -177,12 +176,9 @@ async def mark_published(
     policy: Policy,
     prefix: str,
     signer: Signer | None = None,
-    also: Sequence[bulk.Rows] = (),
 ) -> None:
     """Record the publication, its fan-out log event and audit entry, in one transaction; the
-    relay evidence is signed by `signer` when the caller holds the active key already. The
-    caller's rows `also` are written with the same statement (the fan-out's responses
-    completed)."""
+    relay evidence is signed by `signer` when the caller holds the active key already."""
     now = datetime.now(UTC)
     ids = [r.delivery_id for r in records]
     found = (await session.execute(_LOCK_PUBLISHABLE, {"ids": ids})).all() if ids else []
@@ -245,7 +241,6 @@ async def mark_published(
         outbox.staged(events, prefix=prefix),
         queued,
         *signed,
-        *also,
     )
     _synchronize(session, marked)
 

@@ -114,11 +114,11 @@ async def test_a_batch_writes_with_one_statement_a_transaction_and_one_text_for_
     ctx: Context,
     kafka: Kafka,
 ) -> None:
-    """Six statements a batch (sixteen before the writes of each transaction went as one
+    """Seven statements a batch (sixteen before the writes of each transaction went as one
     statement): the lock, the candidates, the requesting cases, the decisions' rows with the
-    responses routed; the deliveries locked, then marked published with the publication's rows
-    and the responses completed. The same texts for one response as for four, so no prepared
-    statement per size."""
+    responses routed; the responses completed (before their deliveries are locked, the order a
+    recall takes), the deliveries locked, then marked published with the publication's rows.
+    The same texts for one response as for four, so no prepared statement per size."""
     one, four = await _responses(sessionmaker, ctx, 1), await _responses(sessionmaker, ctx, 4)
     await _fan_out(sessionmaker, kafka, ctx, await _responses(sessionmaker, ctx, 1))  # warm
     with counting(engine, whole=True) as alone:
@@ -126,7 +126,7 @@ async def test_a_batch_writes_with_one_statement_a_transaction_and_one_text_for_
     with counting(engine, whole=True) as together:
         await _fan_out(sessionmaker, kafka, ctx, four)
     assert together == alone
-    assert sum(together.values()) == 6
+    assert sum(together.values()) == 7
     writes = {t: n for t, n in together.items() if "INSERT INTO" in t}
     assert list(writes.values()) == [1, 1]  # the decisions' rows, the publication's
     assert all(t.count("INSERT INTO") >= 3 for t in writes)
