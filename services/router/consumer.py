@@ -40,8 +40,15 @@ Handler = Callable[[Envelope], Awaitable[None]]
 BatchHandler = Callable[[list[Envelope]], Awaitable[int]]
 
 
+# A deadlock or a serialization failure aborts one of the transactions involved; the same
+# work succeeds when tried again, so it is retried rather than dead-lettered.
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
+        if getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
+            return True
         # a constraint violation or bad SQL will not heal by waiting
         return isinstance(exc, OperationalError) or "connect" in str(exc).lower()
     return isinstance(exc, TRANSIENT)
