@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from services.intake.app import FACTORY, create_app
 from services.intake.settings import IntakeSettings
-from shared import logs, tracing, web
+from shared import heap, logs, tracing, web
 
 
 def main() -> None:
@@ -21,6 +21,7 @@ def main() -> None:
     logs.configure(level=settings.log_level, fmt=settings.log_format, service="intake")
     traced = tracing.configure("intake", endpoint=settings.otel_exporter_otlp_endpoint)
     app: FastAPI | str = create_app(settings) if settings.workers == 1 else FACTORY
+    heap.freeze_startup_objects()  # each worker process does too, in `from_environment`
     try:
         uvicorn.run(
             app,

@@ -27,7 +27,7 @@ from services.intake.state import IntakeState
 from services.intake.webhooks_routes import webhooks_router
 from services.registry.cases import wake
 from services.registry.context import Context
-from shared import logs, tracing
+from shared import heap, logs, tracing
 from shared import metrics as service_metrics
 from shared import state as shared_state
 from shared.auth.validation import TokenValidator
@@ -42,7 +42,9 @@ def from_environment() -> FastAPI:
     """The app of one uvicorn worker process (`INTAKE_WORKERS` > 1), built from its environment."""
     settings = IntakeSettings()
     logs.configure(level=settings.log_level, fmt=settings.log_format, service="intake")
-    return create_app(settings)
+    app = create_app(settings)
+    heap.freeze_startup_objects()
+    return app
 
 
 def create_app(settings: IntakeSettings, *, http: httpx.AsyncClient | None = None) -> FastAPI:

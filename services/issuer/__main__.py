@@ -8,7 +8,7 @@ import uvicorn
 
 from services.issuer.app import create_app
 from services.issuer.settings import IssuerSettings
-from shared import logs, web
+from shared import heap, logs, web
 
 
 def main() -> None:
@@ -17,8 +17,10 @@ def main() -> None:
     logs.configure(level=settings.log_level, fmt=settings.log_format, service="issuer")
     # authlib's debug records include issued tokens; never let them through.
     logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
+    app = create_app(settings)
+    heap.freeze_startup_objects()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,

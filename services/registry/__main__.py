@@ -6,16 +6,18 @@ import uvicorn
 
 from services.registry.app import create_app
 from services.registry.settings import RegistrySettings
-from shared import logs, tracing, web
+from shared import heap, logs, tracing, web
 
 
 def main() -> None:
     settings = RegistrySettings()
     logs.configure(level=settings.log_level, fmt=settings.log_format, service="registry")
     traced = tracing.configure("registry", endpoint=settings.otel_exporter_otlp_endpoint)
+    app = create_app(settings)
+    heap.freeze_startup_objects()
     try:
         uvicorn.run(
-            create_app(settings),
+            app,
             host=settings.host,
             port=settings.port,
             log_config=None,

@@ -6,16 +6,18 @@ import uvicorn
 
 from services.router.app import create_app
 from services.router.settings import RouterSettings
-from shared import logs, tracing, web
+from shared import heap, logs, tracing, web
 
 
 def main() -> None:
     settings = RouterSettings()
     logs.configure(level=settings.log_level, fmt=settings.log_format, service="router")
     traced = tracing.configure("router", endpoint=settings.otel_exporter_otlp_endpoint)
+    app = create_app(settings)
+    heap.freeze_startup_objects()
     try:
         uvicorn.run(
-            create_app(settings),
+            app,
             host=settings.host,
             port=settings.port,
             log_config=None,

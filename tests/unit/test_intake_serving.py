@@ -22,10 +22,13 @@ def test_the_worker_factory_named_to_uvicorn_builds_the_app(
     monkeypatch.setenv("INTAKE_WORKERS", "2")
     configured: list[str] = []
     monkeypatch.setattr(intake_app.logs, "configure", lambda **kw: configured.append(kw["service"]))
+    frozen: list[bool] = []
+    monkeypatch.setattr(intake_app.heap, "freeze_startup_objects", lambda: frozen.append(True))
     module, _, name = intake_app.FACTORY.partition(":")
     made = getattr(importlib.import_module(module), name)()
     assert isinstance(made, FastAPI)
     assert configured == ["intake"]  # each worker sets up its own logging
+    assert frozen == [True]  # and moves its start-up objects out of the collector's way
 
 
 def test_one_worker_is_the_default() -> None:
