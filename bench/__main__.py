@@ -31,6 +31,7 @@ from bench import (
     report,
     router,
     scale,
+    stack,
     stats,
     workload,
 )
@@ -60,6 +61,8 @@ GROWTH_GOAL = 1.5
 LABEL = os.environ.get("BENCH_LABEL") or None
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 PROFILES = report.RESULTS / "profiles"
+# A failed phase's evidence (bench/tmp is not committed): the stack's logs go with the run.
+FAILED_LOGS = report.ROOT / "bench" / "tmp" / "failed"
 
 
 def _say(text: str) -> None:
@@ -460,6 +463,10 @@ def main() -> None:
                     except Exception as exc:  # one failed phase must not lose the others
                         failed[name] = repr(exc)
                         _say(f"{name} phase failed: {exc!r}")
+                        where = FAILED_LOGS / f"{run_id(LABEL or 'run')}-{name}"
+                        kept = stack.keep_logs(t, where)
+                        if kept is not None:
+                            _say(f"{name} phase: the stack's logs are kept in {kept}")
                 peaks[name], cpu[name] = sampled.peak_mib, sampled.cpu_seconds
                 totals[name] = sampled.peak_total_mib
                 _say(f"{name} phase: peak RSS {peaks[name]}, CPU s {cpu[name]}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -148,6 +149,19 @@ def _start(state: Path, ports: dict[str, int], timeout: float = 120) -> _Supervi
                     raise TimeoutError(f"{name} not ready after {timeout:.0f}s")
                 time.sleep(0.2)
     return _Supervised(state, ports, proc)
+
+
+def keep_logs(t: Target, where: Path) -> Path | None:
+    """Copy the stack's service logs and PostgreSQL's log to `where` (a failed phase's
+    evidence: the bench's own stack, and its logs, are deleted when the run ends)."""
+    logs = t.state / "logs"
+    if not logs.is_dir():
+        return None  # a stack that keeps no logs in its state folder
+    shutil.copytree(logs, where, dirs_exist_ok=True)
+    server_log = t.state / "pg" / "server.log"
+    if server_log.is_file():
+        shutil.copy2(server_log, where / "postgresql.log")
+    return where
 
 
 @contextlib.contextmanager
