@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from caseshare.stack.embedded import EmbeddedPostgres
 from services.intake.state import IntakeState
 from services.registry.audit import service as audit
 from services.registry.audit.models import AuditEntry, QueuedAuditEntry
@@ -34,11 +33,6 @@ pytestmark = pytest.mark.integration
 
 SUSPENDED_MEMBER = "LU"  # suspended in this module's database only
 WRITTEN = (Case, CaseSelector, CaseLink, AuditEntry, QueuedAuditEntry, OutboxEvent, IdempotencyKey)
-
-
-@pytest.fixture(scope="module")
-async def database(postgres: EmbeddedPostgres) -> str:
-    return await databases.migrated(postgres)
 
 
 @pytest.fixture(scope="module")

@@ -14,25 +14,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from caseshare.stack.embedded import EmbeddedPostgres
 from services.registry.cases.models import Case, CaseLink
-from tests import databases, factories
+from tests import factories
 from tests.intake_api import Intake, running, settings_for
 
 pytestmark = pytest.mark.integration
 
 RACERS = 6
-
-
-@pytest.fixture(scope="module")
-async def database(postgres: EmbeddedPostgres) -> str:
-    return await databases.migrated(postgres)
-
-
-@pytest.fixture(scope="module")
-async def db(database: str) -> AsyncIterator[AsyncEngine]:
-    async with databases.engine_for(database) as engine:
-        yield engine
 
 
 @pytest.fixture

@@ -17,12 +17,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from caseshare.stack.embedded import EmbeddedPostgres
 from services.registry.audit.models import AuditEntry, QueuedAuditEntry
 from services.registry.cases.models import Case
 from services.registry.responses.models import CooperationResponse
 from services.registry.store.models import OutboxEvent
-from tests import databases, factories
+from tests import factories
 from tests.intake_api import Intake, running, settings_for
 
 pytestmark = pytest.mark.integration
@@ -73,17 +72,6 @@ RESPONSES = Endpoint(
     reference=CooperationResponse.request_reference,
 )
 ENDPOINTS = [pytest.param(CASES, id="cases"), pytest.param(RESPONSES, id="responses")]
-
-
-@pytest.fixture(scope="module")
-async def database(postgres: EmbeddedPostgres) -> str:
-    return await databases.migrated(postgres)
-
-
-@pytest.fixture(scope="module")
-async def db(database: str) -> AsyncIterator[AsyncEngine]:
-    async with databases.engine_for(database) as engine:
-        yield engine
 
 
 @pytest.fixture

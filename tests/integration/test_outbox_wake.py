@@ -14,31 +14,19 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from caseshare.stack.embedded import EmbeddedPostgres
 from services.registry.cases import registration, repository, wake
 from services.registry.cases import service as cases
 from services.registry.context import Actor, Context
 from services.registry.store.models import OutboxEvent
 from services.router import relay
 from shared.db import create_sessionmaker, single_statements, transaction
-from tests import databases, factories
+from tests import factories
 from tests.conftest import HMAC_KEY
 from tests.intake_api import running, settings_for
 
 pytestmark = pytest.mark.integration
 
 ACTOR = Actor(client_id="authority-fr", jurisdiction="FR")
-
-
-@pytest.fixture(scope="module")
-async def database(postgres: EmbeddedPostgres) -> str:
-    return await databases.migrated(postgres)
-
-
-@pytest.fixture(scope="module")
-async def db(database: str) -> AsyncIterator[AsyncEngine]:
-    async with databases.engine_for(database) as engine:
-        yield engine
 
 
 class Heard(list[str]):

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from caseshare.stack.embedded import EmbeddedPostgres, EmbeddedTansu
+from caseshare.stack.embedded import EmbeddedTansu
 from services.intake.state import IntakeState
 from services.registry.audit.models import AuditEntry, QueuedAuditEntry
 from services.registry.cases.schemas import SelectorIn
@@ -34,7 +34,7 @@ from shared.db import create_sessionmaker, transaction
 from shared.events import topic_name
 from shared.kafka import TopicProvisioner, decode, make_producer
 from shared.state import state_of
-from tests import databases, factories
+from tests import factories
 from tests.intake_api import Intake, running, settings_for
 from tests.kafka_utils import read_topic
 
@@ -53,17 +53,6 @@ class FakeClock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
-
-
-@pytest.fixture(scope="module")
-async def database(postgres: EmbeddedPostgres) -> str:
-    return await databases.migrated(postgres)
-
-
-@pytest.fixture(scope="module")
-async def db(database: str) -> AsyncIterator[AsyncEngine]:
-    async with databases.engine_for(database) as engine:
-        yield engine
 
 
 @pytest.fixture
