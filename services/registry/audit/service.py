@@ -114,7 +114,7 @@ def staged_many(entries: Sequence[Mapping[str, Any]]) -> tuple[bulk.Rows, list[s
 
 def queued_rows(entries: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """The queue rows of `entries` (details as JSON-ready dicts) and their content digests:
-    for `insert_rows`, or for a server-side function that inserts them itself.
+    for `staged_rows` (`bulk.write`), or for a server-side function that inserts them itself.
 
     Each entry's details are checked against the canonical form now, so an entry that could
     never be hashed (a float, a lone surrogate) fails its own transaction rather than the
@@ -138,11 +138,6 @@ def queued_rows(entries: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, An
         digests.append(audit_chain.content_digest(**row))
         rows.append(row)
     return rows, digests
-
-
-async def insert_rows(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert rows made by `queued_rows`, in their order."""
-    await bulk.write(session, staged_rows(rows))
 
 
 def staged_rows(rows: Sequence[Mapping[str, Any]]) -> bulk.Rows:

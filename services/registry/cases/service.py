@@ -20,7 +20,7 @@ from services.registry.cases.models import Case, CaseSelector
 from services.registry.cases.rules import CaseStatus, CoordinationState, ReleasePolicy
 from services.registry.cases.schemas import CaseCreate, CaseOut, SelectorOut
 from services.registry.context import Actor, Context, encode_cursor, keyset_page
-from services.registry.store import outbox
+from services.registry.store import bulk, outbox
 from shared.db import single_statements, transaction
 from shared.errors import NotFound, PreconditionFailed, ValidationFailed
 from shared.events import CaseStatusChanged
@@ -52,8 +52,7 @@ async def register(
             platform=out.platform,
             ctx=ctx,
         )
-        await outbox.insert_rows(session, plan.outbox)
-        await audit.insert_rows(session, plan.audit)
+        await bulk.write(session, outbox.staged_rows(plan.outbox), audit.staged_rows(plan.audit))
         return out
     return _registered_or_refused(actor, data, result, out)
 

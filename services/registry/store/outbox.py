@@ -84,15 +84,10 @@ def staged(items: Sequence[Pending | Prepared], *, prefix: str) -> bulk.Rows:
 
 
 def rows(items: Sequence[Pending | Prepared], *, prefix: str) -> list[dict[str, Any]]:
-    """The outbox rows of `items`, in order, payloads as JSON-ready dicts: for `insert_rows`,
+    """The outbox rows of `items`, in order, payloads as JSON-ready dicts: for `staged_rows`,
     or for a server-side function that inserts them itself (case registration)."""
     traceparent = tracing.current_traceparent()
     return [_row(item, prefix, traceparent) for item in items]
-
-
-async def insert_rows(session: AsyncSession, built: Sequence[dict[str, Any]]) -> None:
-    """Insert rows made by `rows`, in their order."""
-    await bulk.write(session, staged_rows(built))
 
 
 def staged_rows(built: Sequence[dict[str, Any]]) -> bulk.Rows:
