@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.registry.store.models import OutboxEvent
+from services.registry.store.outbox import CHANNEL
 from services.router.leader import run_as_leader
 from shared import tracing
 from shared.db import transaction
@@ -29,7 +30,6 @@ from shared.kafka import TopicProvisioner, encode_payload
 logger = logging.getLogger(__name__)
 
 RELAY_LOCK_KEY = 0x0CA5E5A0E1A1
-CHANNEL = "caseshare_outbox"
 
 
 _MARK_PUBLISHED = (

@@ -22,11 +22,11 @@ import weakref
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.registry.store.outbox import CHANNEL
 from shared.db import single_statements
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "caseshare_outbox"  # the relay's, and the trigger's (migrations 0001 and 0016)
 _NOTIFY = f"NOTIFY {CHANNEL}"
 
 

@@ -18,6 +18,10 @@ from services.registry.store.models import OutboxEvent
 from shared import tracing
 from shared.events import Event, Topic, topic_name
 
+# The channel the outbox relay listens on: the outbox trigger notifies it (migrations 0001 and
+# 0016), and so does intake after a one-statement registration (`cases/wake.py`).
+CHANNEL = "caseshare_outbox"
+
 
 def add(
     session: AsyncSession,
